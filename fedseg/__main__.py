@@ -1,0 +1,6 @@
+"""``python -m fedseg``."""
+
+from fedseg.cli.app import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""The federation plan (``plan.toml``): the root of trust, distributed out of band.
+
+It names the federation, the coordinator and member sites with their public keys, and the model,
+training, aggregation and preprocessing settings. Its hash (SHA-256 of the canonical JSON of
+:meth:`Plan.to_dict`) is bound into every artifact, so a file made under another plan is rejected.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from fedseg.configtools import config_from_mapping, config_to_dict
+from fedseg.errors import ConfigError, FedsegError, PlanError
+from fedseg.federation.config import AggregationConfig
+from fedseg.federation.keys import PublicKey, parse_public_key
+from fedseg.fsutil import atomic_write_text
+from fedseg.hashing import sha256_json
+from fedseg.imaging.config import PreprocessConfig
+from fedseg.model.config import ModelConfig
+from fedseg.train.config import TrainingConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ID_PATTERN", "Member", "Plan", "load_plan", "new_plan", "plan_to_toml", "write_plan"]
+
+PLAN_FORMAT = 1
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_MAX_PLAN_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Member:
+    """A federation member: its id and Ed25519 public key."""
+
+    id: str
+    public_key: PublicKey
+
+    @property
+    def key_id(self) -> str:
+        return self.public_key.key_id
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated federation plan. ``rounds`` is the number of aggregation rounds planned."""
+
+    name: str
+    federation_id: str
+    coordinator: Member
+    sites: tuple[Member, ...]
+    rounds: int = 10
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+    preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the plan as plain data (the form that is hashed and written as TOML)."""
+        return {
+            "format": PLAN_FORMAT,
+            "federation": {"name": self.name, "id": self.federation_id, "rounds": self.rounds},
+            "coordinator": {"id": self.coordinator.id, "public_key": self.coordinator.public_key.to_text()},
+            "sites": [{"id": s.id, "public_key": s.public_key.to_text()} for s in self.sites],
+            "model": config_to_dict(self.model),
+            "training": config_to_dict(self.training),
+            "aggregation": config_to_dict(self.aggregation),
+            "preprocessing": config_to_dict(self.preprocessing),
+        }
+
+    @property
+    def sha256(self) -> str:
+        """Return the plan hash bound into every artifact."""
+        return sha256_json(self.to_dict())
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        """Return the coordinator followed by the sites."""
+        return (self.coordinator, *self.sites)
+
+    def member_by_key_id(self, key_id: str) -> Member | None:
+        """Return the member holding ``key_id``, or None."""
+        return next((m for m in self.members if m.key_id == key_id), None)
+
+    def site(self, site_id: str) -> Member:
+        """Return the site ``site_id``; PlanError when it is not a member."""
+        for member in self.sites:
+            if member.id == site_id:
+                return member
+        raise PlanError(f"site {site_id!r} is not a member of federation {self.name!r}")
+
+    def with_settings(self, **changes: Any) -> Plan:
+        """Return a copy with some top-level fields replaced (validated again)."""
+        return replace(self, **changes)
+
+
+def _validate(plan: Plan) -> None:
+    if not plan.name.strip() or len(plan.name) > 200:
+        raise PlanError(f"federation name must be 1..200 characters, got {plan.name!r}")
+    try:
+        uuid.UUID(plan.federation_id)
+    except ValueError:
+        raise PlanError(f"federation id must be a UUID, got {plan.federation_id!r}") from None
+    if not 1 <= plan.rounds <= 100_000:
+        raise PlanError(f"federation.rounds must lie in 1..100000, got {plan.rounds}")
+    if not plan.sites:
+        raise PlanError("a plan needs at least one site")
+    seen_ids: set[str] = set()
+    seen_keys: dict[str, str] = {}
+    for member in plan.members:
+        if not ID_PATTERN.fullmatch(member.id):
+            raise PlanError(f"member id {member.id!r} must match [a-z0-9][a-z0-9_-]{{0,62}}")
+        if member.id in seen_ids:
+            raise PlanError(f"member id {member.id!r} appears twice")
+        if member.key_id in seen_keys:
+            raise PlanError(f"members {seen_keys[member.key_id]!r} and {member.id!r} share one public key")
+        seen_ids.add(member.id)
+        seen_keys[member.key_id] = member.id
+    if plan.aggregation.min_sites > len(plan.sites):
+        raise PlanError(
+            f"aggregation.min_sites is {plan.aggregation.min_sites} but the plan has only {len(plan.sites)} site(s)"
+        )
+    divisor = plan.model.divisor
+    bad = [p for p, d in zip(plan.training.patch_size, divisor) if p % d]
+    if bad:
+        raise PlanError(
+            f"training.patch_size {list(plan.training.patch_size)} must be divisible by {list(divisor)} "
+            "(the product of the model strides per axis)"
+        )
+
+
+def new_plan(name: str, coordinator: Member, sites: list[Member], **settings: Any) -> Plan:
+    """Return a plan with a fresh federation id; ``settings`` override defaults (model=..., rounds=...)."""
+    return Plan(name=name, federation_id=str(uuid.uuid4()), coordinator=coordinator, sites=tuple(sites), **settings)
+
+
+def _table(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise PlanError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def plan_from_dict(data: Mapping[str, Any], where: str) -> Plan:
+    """Build and validate a plan from parsed TOML/JSON; errors name ``where``."""
+    try:
+        if data.get("format") != PLAN_FORMAT:
+            raise PlanError(f"expected format = {PLAN_FORMAT}, got {data.get('format')!r}")
+        unknown = sorted(set(data) - {"format", "federation", "coordinator", "sites", "model", "training",
+                                      "aggregation", "preprocessing"})
+        if unknown:
+            raise PlanError(f"unknown table(s) {', '.join(unknown)}")
+        fed = _table(data, "federation", where)
+        coord = _table(data, "coordinator", where)
+        if not coord:
+            raise PlanError("missing [coordinator] table with id and public_key")
+        sites_raw = data.get("sites", [])
+        if not isinstance(sites_raw, list):
+            raise PlanError("[[sites]] must be an array of tables")
+
+        def member(raw: Any, label: str) -> Member:
+            if not isinstance(raw, Mapping) or set(raw) != {"id", "public_key"}:
+                raise PlanError(f"{label} must have exactly the keys id and public_key")
+            if not isinstance(raw["id"], str) or not isinstance(raw["public_key"], str):
+                raise PlanError(f"{label}: id and public_key must be strings")
+            return Member(raw["id"], parse_public_key(raw["public_key"], where=f"{label} {raw['id']!r}"))
+
+        unknown_fed = sorted(set(fed) - {"name", "id", "rounds"})
+        if unknown_fed:
+            raise PlanError(f"[federation]: unknown key(s) {', '.join(unknown_fed)}")
+        name, fid, rounds = fed.get("name"), fed.get("id"), fed.get("rounds", 10)
+        if not isinstance(name, str) or not isinstance(fid, str):
+            raise PlanError("[federation] needs string keys name and id")
+        if not isinstance(rounds, int) or isinstance(rounds, bool):
+            raise PlanError(f"federation.rounds must be an integer, got {rounds!r}")
+        return Plan(
+            name=name,
+            federation_id=fid,
+            coordinator=member(coord, "[coordinator]"),
+            sites=tuple(member(s, "[[sites]]") for s in sites_raw),
+            rounds=rounds,
+            model=config_from_mapping(ModelConfig, _table(data, "model", where), "model"),
+            training=config_from_mapping(TrainingConfig, _table(data, "training", where), "training"),
+            aggregation=config_from_mapping(AggregationConfig, _table(data, "aggregation", where), "aggregation"),
+            preprocessing=config_from_mapping(PreprocessConfig, _table(data, "preprocessing", where), "preprocessing"),
+        )
+    except PlanError as exc:
+        raise PlanError(f"{where}: {exc}") from None
+    except FedsegError as exc:  # ConfigError from a table, KeyFileError from a public key
+        raise PlanError(f"{where}: {exc}") from None
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate ``plan.toml``."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > _MAX_PLAN_BYTES:
+            raise PlanError(f"{path}: a plan must be under 1 MiB")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read the plan ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PlanError(f"{path}: expected a TOML plan, it does not parse ({exc})") from None
+    return plan_from_dict(data, str(path))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ConfigError(f"cannot write {value!r} to TOML")
+
+
+_COMMENTS = {
+    "federation": "Who takes part and for how many rounds. The id is bound into every signed file.",
+    "coordinator": "The coordinator signs global models. Compare its key id out of band before trusting it.",
+    "sites": "One table per member site; only these keys may sign updates.",
+    "model": "3D U-Net: one stage per entry of widths; strides[i] downsamples into stage i.",
+    "training": "Local training per round. patch_size is (z, y, x) voxels, divisible by the stride product.",
+    "aggregation": "strategy: fedavg | fedavgm | fedadam | fedyogi | fedadagrad | median | trimmed-mean. "
+    "clip_norm and outlier_z: 0 turns them off.",
+    "preprocessing": "Applied by `fedseg preprocess` at every site; spacing is (x, y, z) mm.",
+}
+
+
+def plan_to_toml(plan: Plan) -> str:
+    """Return the plan as commented TOML."""
+    data = plan.to_dict()
+    lines = ["# fedseg federation plan. Distribute it out of band; its hash is bound into every artifact.",
+             f"format = {data['format']}", ""]
+    for table in ("federation", "coordinator"):
+        lines += [f"# {_COMMENTS[table]}", f"[{table}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in data[table].items()]
+        lines.append("")
+    lines.append(f"# {_COMMENTS['sites']}")
+    for site in data["sites"]:
+        lines += ["[[sites]]"] + [f"{k} = {_toml_value(v)}" for k, v in site.items()] + [""]
+    for table in ("model", "training", "aggregation", "preprocessing"):
+        lines += [f"# {_COMMENTS[table]}", f"[{table}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in data[table].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_plan(plan: Plan, path: Path) -> None:
+    """Write ``plan`` as TOML to ``path`` atomically."""
+    atomic_write_text(Path(path), plan_to_toml(plan))

@@ -1,0 +1,65 @@
+"""Local training settings (the plan's ``[training]`` table)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from fedseg.configtools import require
+
+__all__ = ["LrSchedule", "OptimizerName", "TrainingConfig"]
+
+
+class OptimizerName(str, enum.Enum):
+    ADAMW = "adamw"
+    SGD = "sgd"
+
+
+class LrSchedule(str, enum.Enum):
+    CONSTANT = "constant"
+    COSINE = "cosine"
+    POLY = "poly"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How each site trains in a round.
+
+    ``steps_per_round`` optimizer steps of ``batch_size`` patches of ``patch_size`` (z, y, x) voxels;
+    ``foreground_fraction`` of the patches are centred on a tumour voxel. ``fedprox_mu`` > 0 adds the
+    FedProx proximal term (Li et al. 2020). ``max_examples`` bounds the example count an update may claim.
+    """
+
+    patch_size: tuple[int, int, int] = (96, 96, 96)
+    batch_size: int = 2
+    steps_per_round: int = 250
+    optimizer: OptimizerName = OptimizerName.ADAMW
+    learning_rate: float = 3e-4
+    weight_decay: float = 1e-5
+    momentum: float = 0.99
+    lr_schedule: LrSchedule = LrSchedule.COSINE
+    foreground_fraction: float = 0.5
+    fedprox_mu: float = 0.0
+    grad_clip: float = 12.0
+    flip: bool = True
+    intensity_augmentation: bool = True
+    amp: bool = True
+    num_workers: int = 0
+    val_overlap: float = 0.5
+    seed: int = 0
+    max_examples: int = 100_000
+
+    def __post_init__(self) -> None:
+        where = "training"
+        require(all(8 <= p <= 512 for p in self.patch_size), where, f"patch_size must lie in 8..512, got {self.patch_size}")
+        require(1 <= self.batch_size <= 256, where, f"batch_size must lie in 1..256, got {self.batch_size}")
+        require(1 <= self.steps_per_round <= 10_000_000, where, f"steps_per_round must be >= 1, got {self.steps_per_round}")
+        require(0.0 < self.learning_rate <= 10.0, where, f"learning_rate must lie in (0, 10], got {self.learning_rate}")
+        require(0.0 <= self.weight_decay < 1.0, where, f"weight_decay must lie in [0, 1), got {self.weight_decay}")
+        require(0.0 <= self.momentum < 1.0, where, f"momentum must lie in [0, 1), got {self.momentum}")
+        require(0.0 <= self.foreground_fraction <= 1.0, where, "foreground_fraction must lie in [0, 1]")
+        require(self.fedprox_mu >= 0.0, where, f"fedprox_mu must be >= 0, got {self.fedprox_mu}")
+        require(self.grad_clip >= 0.0, where, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        require(0 <= self.num_workers <= 64, where, f"num_workers must lie in 0..64, got {self.num_workers}")
+        require(0.0 <= self.val_overlap < 1.0, where, f"val_overlap must lie in [0, 1), got {self.val_overlap}")
+        require(self.max_examples >= 1, where, f"max_examples must be >= 1, got {self.max_examples}")

@@ -1,0 +1,37 @@
+"""Shared fixtures: member keys and a small plan, made at run time in a temp folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedseg.federation.keys import generate_keypair, load_private_key, load_public_key
+from fedseg.federation.plan import Member, Plan, new_plan
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def keydir(tmp_path: Path) -> Path:
+    """A folder with key pairs for coordinator, site-a, site-b, site-c and an outsider."""
+    d = tmp_path / "keys"
+    for name in ("coordinator", "site-a", "site-b", "site-c", "outsider"):
+        generate_keypair(name, d)
+    return d
+
+
+@pytest.fixture
+def plan(keydir: Path) -> Plan:
+    """A three-site plan with default settings."""
+    return new_plan(
+        "test-fed",
+        Member("coordinator", load_public_key(keydir / "coordinator.pub")),
+        [Member(s, load_public_key(keydir / f"{s}.pub")) for s in ("site-a", "site-b", "site-c")],
+    )
+
+
+@pytest.fixture
+def site_keys(keydir: Path):
+    """Private keys by member id."""
+    return {n: load_private_key(keydir / f"{n}.key") for n in ("coordinator", "site-a", "site-b", "site-c", "outsider")}
