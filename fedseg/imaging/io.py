@@ -1,0 +1,133 @@
+"""Image I/O with SimpleITK: NIfTI files and DICOM series folders, read with clear errors, written atomically.
+
+Arrays from :func:`to_array` are indexed [Z, Y, X]; SimpleITK geometry (spacing, origin, direction)
+is in x, y, z order. Callers convert between the two explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fedseg.errors import ImageError
+from fedseg.fsutil import atomic_path
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+
+__all__ = ["Grid", "from_array", "grid_of", "read_image", "same_grid", "to_array", "write_image"]
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The physical grid of an image (ITK x, y, z order)."""
+
+    size: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
+
+
+def grid_of(image: sitk.Image) -> Grid:
+    """Return the grid of a SimpleITK image."""
+    return Grid(
+        size=tuple(int(v) for v in image.GetSize()),  # type: ignore[arg-type]
+        spacing=tuple(float(v) for v in image.GetSpacing()),  # type: ignore[arg-type]
+        origin=tuple(float(v) for v in image.GetOrigin()),  # type: ignore[arg-type]
+        direction=tuple(float(v) for v in image.GetDirection()),
+    )
+
+
+def same_grid(a: Grid, b: Grid, *, tol_mm: float = 1e-3, tol_dir: float = 1e-4) -> bool:
+    """Return whether two grids coincide: same size, spacing/origin within ``tol_mm``, direction within ``tol_dir``."""
+    return (
+        a.size == b.size
+        and np.allclose(a.spacing, b.spacing, atol=tol_mm)
+        and np.allclose(a.origin, b.origin, atol=tol_mm)
+        and np.allclose(a.direction, b.direction, atol=tol_dir)
+    )
+
+
+def _read_dicom_series(folder: Path) -> sitk.Image:
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    series = reader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise ImageError(f"{folder}: expected a DICOM series in this folder, found none")
+    if len(series) > 1:
+        raise ImageError(f"{folder}: expected one DICOM series, found {len(series)}")
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    return reader.Execute()
+
+
+def read_image(path: Path, *, allow_4d: bool = False) -> sitk.Image:
+    """Read a NIfTI file (or anything SimpleITK reads) or a DICOM series folder as a 3D image.
+
+    Raises ImageError naming the path when the file is missing, unreadable, truncated or not 3D.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: file not found")
+    try:
+        image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
+        raise ImageError(f"{path}: cannot read the image ({first[:200]})") from None
+    dim = image.GetDimension()
+    if dim == 4 and image.GetSize()[3] == 1:
+        image = image[:, :, :, 0]
+        dim = 3
+    if dim != 3 and not allow_4d:
+        raise ImageError(f"{path}: expected a 3D image, found {dim}D of size {tuple(image.GetSize())}")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageError(f"{path}: expected a scalar image, found {image.GetNumberOfComponentsPerPixel()} components per voxel")
+    return image
+
+
+def to_array(image: sitk.Image) -> np.ndarray:
+    """Return a [Z, Y, X] copy of the voxels."""
+    import SimpleITK as sitk
+
+    return sitk.GetArrayFromImage(image)
+
+
+def write_image(image: sitk.Image, path: Path, *, compress: bool = True) -> None:
+    """Write ``image`` to ``path`` (.nii.gz etc.) atomically."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+    # SimpleITK chooses the writer from the extension, so the temp file keeps the destination's suffix.
+    with atomic_path(path) as tmp:
+        real_tmp = tmp.with_name(tmp.name + suffix)
+        try:
+            sitk.WriteImage(image, str(real_tmp), compress)
+            real_tmp.replace(tmp)
+        except RuntimeError as exc:
+            raise ImageError(f"{path}: cannot write the image ({str(exc).strip()[:200]})") from None
+        finally:
+            if real_tmp.exists():
+                real_tmp.unlink()
+
+
+def from_array(array: np.ndarray, reference: sitk.Image | Grid | None = None, **_: Any) -> sitk.Image:
+    """Return a SimpleITK image of a [Z, Y, X] array, with the grid of ``reference`` when given."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    if reference is not None:
+        grid = reference if isinstance(reference, Grid) else grid_of(reference)
+        if tuple(image.GetSize()) != grid.size:
+            raise ImageError(f"array of size {tuple(image.GetSize())} does not fit the reference grid {grid.size}")
+        image.SetSpacing(grid.spacing)
+        image.SetOrigin(grid.origin)
+        image.SetDirection(grid.direction)
+    return image
