@@ -1,0 +1,287 @@
+"""Evaluate label maps on disk: pair predictions with references, check grids, score cases in parallel.
+
+The I/O half of ``fedseg evaluate --pred/--truth``; the maths lives in :mod:`fedseg.metrics`.
+
+Case ids come from file names: ``<ID>_seg.nii.gz`` / ``<ID>-seg.nii.gz`` (BraTS, flat or in a case
+folder ``<ID>/<ID>_seg.nii.gz``), ``<ID>.nii.gz`` (nnU-Net, or any "same file name" layout). In a
+folder holding any ``*seg.nii[.gz]`` file (top level or one level down) only those files are labels,
+so a raw BraTS folder with its four modalities beside the segmentation works as ``--truth``;
+otherwise every top-level NIfTI file is a label map. Two explicit files are paired with each other
+whatever their names.
+
+A failure in one case (unreadable file, grid mismatch, bad label values) is recorded with a message
+naming the file and the other cases go on; files without a partner are listed as unpaired.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import multiprocessing
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedseg.errors import FedsegError, MetricsError
+from fedseg.fsutil import atomic_write_json, atomic_write_text
+from fedseg.metrics import (
+    METRICS,
+    REGIONS,
+    CaseFailure,
+    CaseResult,
+    EmptyPolicy,
+    EvaluationResult,
+    LabelConvention,
+    flat_row,
+)
+
+__all__ = [
+    "CasePair",
+    "LabelPairs",
+    "case_id_of",
+    "discover_labels",
+    "evaluate_label_maps",
+    "evaluate_pair",
+    "evaluate_pairs",
+    "pair_label_files",
+    "write_csv",
+    "write_json",
+]
+
+log = logging.getLogger(__name__)
+
+_NIFTI = re.compile(r"^(?P<stem>.+?)\.nii(\.gz)?$", re.IGNORECASE)
+_SEG = re.compile(r"^(?P<id>.+?)[_-]seg$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CasePair:
+    """A prediction file and its reference file, with the case id they share."""
+
+    case_id: str
+    pred: Path
+    truth: Path
+
+
+@dataclass(frozen=True)
+class LabelPairs:
+    """Paired cases (sorted by id) and one message per file that has no partner."""
+
+    pairs: list[CasePair]
+    unpaired: list[str]
+
+
+def case_id_of(path: Path) -> str | None:
+    """Return the case id of a NIfTI file name (``X_seg.nii.gz``, ``X-seg.nii``, ``X.nii.gz`` -> X), or None."""
+    m = _NIFTI.match(Path(path).name)
+    if m is None:
+        return None
+    stem = m.group("stem")
+    seg = _SEG.match(stem)
+    return seg.group("id") if seg else stem
+
+
+def _is_seg(path: Path) -> bool:
+    m = _NIFTI.match(path.name)
+    return m is not None and _SEG.match(m.group("stem")) is not None
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")  # skips hidden files and fedseg's own temp files
+
+
+def discover_labels(root: Path) -> dict[str, Path]:
+    """Return ``{case id: label file}`` for a file or a folder (see the module docstring for the rules).
+
+    Raises MetricsError when the path is missing, the folder holds no NIfTI label file, or two files
+    claim one case id.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise MetricsError(f"{root}: no such file or folder")
+    if root.is_file():
+        case_id = case_id_of(root)
+        if case_id is None:
+            raise MetricsError(f"{root}: expected a NIfTI label map (.nii or .nii.gz)")
+        return {case_id: root}
+    top = sorted(p for p in root.iterdir() if p.is_file() and _visible(p) and _NIFTI.match(p.name))
+    nested = sorted(
+        p
+        for d in root.iterdir()
+        if d.is_dir() and _visible(d)
+        for p in d.iterdir()
+        if p.is_file() and _visible(p) and _is_seg(p)
+    )
+    seg_files = [p for p in top if _is_seg(p)] + nested
+    files = seg_files if seg_files else top
+    if not files:
+        raise MetricsError(f"{root}: expected NIfTI label maps (*.nii, *.nii.gz, or <ID>/<ID>_seg.nii.gz), found none")
+    found: dict[str, Path] = {}
+    for path in files:
+        case_id = case_id_of(path)
+        assert case_id is not None
+        if case_id in found:
+            raise MetricsError(f"{root}: two label maps for case {case_id!r}: {found[case_id]} and {path}")
+        found[case_id] = path
+    return found
+
+
+def pair_label_files(pred: Path, truth: Path) -> LabelPairs:
+    """Pair prediction and reference label maps by case id; two explicit files are paired directly.
+
+    Raises MetricsError when nothing can be paired at all.
+    """
+    pred, truth = Path(pred), Path(truth)
+    if pred.is_file() and truth.is_file():
+        discover_labels(pred), discover_labels(truth)  # validates both names
+        case_id = case_id_of(truth) or truth.name
+        return LabelPairs([CasePair(case_id, pred, truth)], [])
+    preds, truths = discover_labels(pred), discover_labels(truth)
+    pairs = [CasePair(k, preds[k], truths[k]) for k in sorted(preds.keys() & truths.keys())]
+    unpaired = [f"{preds[k]}: prediction for case {k!r} has no reference in {truth}" for k in sorted(preds.keys() - truths.keys())]
+    unpaired += [f"{truths[k]}: reference for case {k!r} has no prediction in {pred}" for k in sorted(truths.keys() - preds.keys())]
+    if not pairs:
+        raise MetricsError(
+            f"no case ids in common between predictions {pred} ({len(preds)} files, e.g. {_first(preds)}) "
+            f"and references {truth} ({len(truths)} files, e.g. {_first(truths)})"
+        )
+    return LabelPairs(pairs, unpaired)
+
+
+def _first(found: dict[str, Path]) -> str:
+    return found[min(found)].name if found else "none"
+
+
+def evaluate_pair(
+    pair: CasePair, *, convention: LabelConvention = LabelConvention.AUTO, empty: EmptyPolicy = EmptyPolicy.BRATS
+) -> CaseResult:
+    """Read one pair, check that it shares a grid and valid labels, and return its metrics.
+
+    Raises ImageError / MetricsError whose message names the offending file.
+    """
+    from fedseg.imaging.io import grid_of, read_image, same_grid, to_array
+    from fedseg.metrics import case_metrics, check_labels
+
+    pred_img, truth_img = read_image(pair.pred), read_image(pair.truth)
+    gp, gt = grid_of(pred_img), grid_of(truth_img)
+    if not same_grid(gp, gt):
+        diffs = [
+            f"{name} {getattr(gp, name)} vs {getattr(gt, name)}"
+            for name in ("size", "spacing", "origin", "direction")
+            if getattr(gp, name) != getattr(gt, name)
+        ]
+        raise MetricsError(f"{pair.pred}: grid differs from the reference {pair.truth}: " + "; ".join(diffs))
+    pred_arr, truth_arr = to_array(pred_img), to_array(truth_img)
+    conventions = []
+    for arr, path in ((pred_arr, pair.pred), (truth_arr, pair.truth)):
+        try:
+            conventions.append(check_labels(arr, convention))
+        except MetricsError as exc:
+            raise MetricsError(f"{path}: {exc}") from None
+    spacing_zyx = tuple(reversed(gt.spacing))  # ITK (x, y, z) -> array order (z, y, x)
+    metrics = case_metrics(pred_arr, truth_arr, spacing_zyx, convention=convention, empty=empty)
+    return CaseResult(
+        case_id=pair.case_id,
+        metrics=metrics,
+        pred=str(pair.pred),
+        truth=str(pair.truth),
+        pred_convention=conventions[0].value,
+        truth_convention=conventions[1].value,
+    )
+
+
+def _score(pair: CasePair, convention: LabelConvention, empty: EmptyPolicy) -> CaseResult | CaseFailure:
+    """Evaluate one pair, turning a FedsegError into a CaseFailure (runs in a worker process)."""
+    try:
+        return evaluate_pair(pair, convention=convention, empty=empty)
+    except FedsegError as exc:
+        return CaseFailure(pair.case_id, str(exc))
+
+
+def evaluate_pairs(
+    pairs: Sequence[CasePair],
+    *,
+    convention: LabelConvention = LabelConvention.AUTO,
+    empty: EmptyPolicy = EmptyPolicy.BRATS,
+    jobs: int = 1,
+    on_done: Callable[[str], None] | None = None,
+) -> tuple[list[CaseResult], list[CaseFailure]]:
+    """Score every pair, inline (``jobs=1``) or in ``jobs`` processes; call ``on_done(case_id)`` after each.
+
+    Results and failures come back sorted by case id whatever the completion order.
+    """
+    if jobs < 1:
+        raise MetricsError(f"--jobs must be at least 1, found {jobs}")
+    convention, empty = LabelConvention(convention), EmptyPolicy(empty)
+    outcomes: list[CaseResult | CaseFailure] = []
+    if jobs == 1 or len(pairs) <= 1:
+        for pair in pairs:
+            outcomes.append(_score(pair, convention, empty))
+            if on_done:
+                on_done(pair.case_id)
+    else:
+        # spawn, not fork: the parent may hold threads (rich's progress refresher) or torch state.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(pairs)), mp_context=ctx) as pool:
+            futures = {pool.submit(_score, pair, convention, empty): pair for pair in pairs}
+            for future in as_completed(futures):
+                outcomes.append(future.result())
+                if on_done:
+                    on_done(futures[future].case_id)
+    results = sorted((o for o in outcomes if isinstance(o, CaseResult)), key=lambda r: r.case_id)
+    failures = sorted((o for o in outcomes if isinstance(o, CaseFailure)), key=lambda f: f.case_id)
+    for failure in failures:
+        log.info("case %s failed: %s", failure.case_id, failure.message)
+    return results, failures
+
+
+def evaluate_label_maps(
+    pred: Path,
+    truth: Path,
+    *,
+    convention: LabelConvention = LabelConvention.AUTO,
+    empty: EmptyPolicy = EmptyPolicy.BRATS,
+    jobs: int = 1,
+    on_paired: Callable[[int], None] | None = None,
+    on_done: Callable[[str], None] | None = None,
+) -> EvaluationResult:
+    """Pair, check and score label maps; return an EvaluationResult (failures and unpaired files listed).
+
+    ``on_paired(n)`` is called with the number of pairs before scoring starts (to size a progress
+    bar), ``on_done(case_id)`` after each case.
+    """
+    paired = pair_label_files(pred, truth)
+    if on_paired:
+        on_paired(len(paired.pairs))
+    cases, failures = evaluate_pairs(paired.pairs, convention=convention, empty=empty, jobs=jobs, on_done=on_done)
+    return EvaluationResult(
+        cases=cases,
+        failures=failures,
+        unpaired=paired.unpaired,
+        settings={
+            "source": "label-maps",
+            "pred": str(pred),
+            "truth": str(truth),
+            "labels": LabelConvention(convention).value,
+            "empty": EmptyPolicy(empty).value,
+        },
+    )
+
+
+def write_csv(result: EvaluationResult, path: Path) -> None:
+    """Write one row per scored case (``<REGION>_<metric>`` columns, NaN as empty) to ``path`` atomically."""
+    columns = ["case", "pred", "truth"] + [f"{r}_{m}" for r in REGIONS for m in METRICS]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for case in result.cases:
+        writer.writerow(flat_row(case))
+    atomic_write_text(Path(path), buf.getvalue())
+
+
+def write_json(result: EvaluationResult, path: Path) -> None:
+    """Write settings, per-case rows, summary, failures and unpaired files as JSON to ``path`` atomically."""
+    atomic_write_json(Path(path), result.to_dict())
