@@ -1,1 +1,36 @@
-"""fedseg.synth."""
+"""Synthetic multi-modal brain-tumour scans with skull, for demos, tests and benchmarks.
+
+    from fedseg.synth import PROFILES, Layout, make_case, write_cases
+
+    case = make_case(np.random.default_rng(0), PROFILES[1], case_id="x", size_scale=0.5)
+    write_cases(Path("raw"), cases=4, profile=2, layout=Layout.BRATS2023, seed=1)
+
+See :mod:`fedseg.synth.case` for the geometry conventions (T1ce is the reference; the recorded
+misalignment is the fixed=T1ce -> moving transform) and :mod:`fedseg.synth.writer` for the layouts
+and the ground-truth files written beside each case.
+"""
+
+from __future__ import annotations
+
+from fedseg.synth.case import REFERENCE_MODALITY, SynthCase, make_case, motion_transform
+from fedseg.synth.phantom import Tissue
+from fedseg.synth.profiles import PROFILES, GridSpec, SiteProfile
+from fedseg.synth.writer import Layout, case_files, case_ids, check_outputs, truth_record, write_case, write_cases
+
+__all__ = [
+    "PROFILES",
+    "REFERENCE_MODALITY",
+    "GridSpec",
+    "Layout",
+    "SiteProfile",
+    "SynthCase",
+    "Tissue",
+    "case_files",
+    "case_ids",
+    "check_outputs",
+    "make_case",
+    "motion_transform",
+    "truth_record",
+    "write_case",
+    "write_cases",
+]
