@@ -41,13 +41,20 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; restore at once
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path, *, mode: int | None = None) -> Iterator[Path]:
     """Yield a temp path beside ``dest``; when the block succeeds, fsync it and rename it onto ``dest``.
 
     Use it for writers that want a path (h5py, SimpleITK, matplotlib). If the block raises, the temp
     file is removed and ``dest`` is untouched. ``mode`` sets the permission bits before the rename
-    (0o600 for private keys).
+    (0o600 for private keys); by default the file gets the usual ``0o666 & ~umask`` (mkstemp alone would
+    leave every file private to its owner, which gets in the way of sharing plans and artifacts).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -56,8 +63,7 @@ def atomic_path(dest: Path, *, mode: int | None = None) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_current_umask())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)

@@ -34,7 +34,7 @@ def init(
 
     Example: fedseg init --name brats-fl --coordinator-key coord.key --site site-a=site-a.pub --site site-b=site-b.pub --out fed/
     """
-    from fedseg.configtools import config_from_mapping, config_to_dict
+    from fedseg.configtools import config_from_mapping
     from fedseg.federation.plan import PlanError
     from fedseg.model.config import ModelConfig
     from fedseg.workflow.init import init_federation, parse_site_option
@@ -71,7 +71,7 @@ def init(
         out_dir=out,
         passphrase=passphrase_from_env(passphrase_env),
         settings={"rounds": rounds},
-        training=config_to_dict(training_cfg) and {k: getattr(training_cfg, k) for k in training} if training_cfg else None,
+        training={k: getattr(training_cfg, k) for k in training} if training_cfg else None,
         aggregation={"strategy": aggregation_cfg.strategy, "min_sites": aggregation_cfg.min_sites},
         preprocessing={"spacing": preprocessing_cfg.spacing} if preprocessing_cfg else None,
         model=model,

@@ -1,0 +1,97 @@
+"""A site's rollback and replay protection: the last global round it accepted, per federation (DESIGN §4.5).
+
+The state file is JSON, ``{federation_id: {"round": int, "sha256": str}}``, rewritten atomically on every
+acceptance. A site accepts global round ``last + 1``, or the very same file again (same round and payload
+digest, e.g. re-running a command). With no record yet it trusts the first global it sees (trust on first
+use); the signature and plan binding checks in :mod:`fedseg.federation.artifact` still apply to it.
+Refused: an older round (rollback), a jump of more than one round (a skipped global), and a different
+file for the round already accepted (equivocation by the coordinator key).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from fedseg.errors import StateError
+from fedseg.fsutil import atomic_write_json
+
+__all__ = ["SiteState"]
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_record(fid: Any, record: Any, where: str) -> None:
+    if not isinstance(fid, str) or not isinstance(record, dict) or set(record) != {"round", "sha256"}:
+        raise StateError(f"{where}: expected {{federation_id: {{round, sha256}}}}, found entry {fid!r}")
+    rnd, digest = record["round"], record["sha256"]
+    if not isinstance(rnd, int) or isinstance(rnd, bool) or rnd < 0:
+        raise StateError(f"{where}: federation {fid}: round must be an integer >= 0, found {rnd!r}")
+    if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+        raise StateError(f"{where}: federation {fid}: sha256 must be 64 hex digits, found {digest!r}")
+
+
+class SiteState:
+    """The last accepted global round per federation, kept in one JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot read the site state ({exc.strerror})") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise StateError(f"{self.path}: the site state is not valid JSON ({exc}); refusing to guess") from None
+        if not isinstance(data, dict):
+            raise StateError(f"{self.path}: expected a JSON object of federations, found {type(data).__name__}")
+        for fid, record in data.items():
+            _check_record(fid, record, str(self.path))
+        return data
+
+    def last(self, federation_id: str) -> dict[str, Any] | None:
+        """Return ``{"round", "sha256"}`` of the last global accepted for the federation, or None."""
+        record = self._load().get(federation_id)
+        return dict(record) if record is not None else None
+
+    def check_global(self, federation_id: str, round: int, sha256: str) -> None:
+        """Raise StateError unless global ``round`` with payload digest ``sha256`` may be accepted now."""
+        last = self.last(federation_id)
+        if last is None:
+            return
+        prev_round, prev_sha = last["round"], last["sha256"]
+        if round == prev_round:
+            if sha256 != prev_sha:
+                raise StateError(
+                    f"federation {federation_id}: round {round} was already accepted with payload "
+                    f"{prev_sha[:12]}, this file has {sha256[:12]}; two different globals for one round"
+                )
+            return
+        if round < prev_round:
+            raise StateError(
+                f"federation {federation_id}: global round {round} is older than round {prev_round} already "
+                "accepted (rollback refused)"
+            )
+        if round > prev_round + 1:
+            raise StateError(
+                f"federation {federation_id}: expected global round {prev_round + 1} (or {prev_round} again), "
+                f"got round {round}; a round was skipped"
+            )
+
+    def accept_global(self, federation_id: str, round: int, sha256: str) -> None:
+        """Check the global, then record it as the last accepted one (atomically)."""
+        if not isinstance(round, int) or isinstance(round, bool) or round < 0:
+            raise StateError(f"federation {federation_id}: round must be an integer >= 0, got {round!r}")
+        if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256):
+            raise StateError(f"federation {federation_id}: sha256 must be 64 hex digits, got {sha256!r}")
+        self.check_global(federation_id, round, sha256)
+        data = self._load()
+        data[federation_id] = {"round": round, "sha256": sha256}
+        atomic_write_json(self.path, data)
