@@ -1,10 +1,100 @@
-"""`fedseg aggregate` (being built; see its issue)."""
+"""`fedseg aggregate`: screen a round's signed updates and write the next signed global model."""
 
 from __future__ import annotations
 
-from fedseg.errors import FedsegError
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from fedseg.cli._console import print_json, stderr, stdout
+from fedseg.cli.keys import passphrase_from_env
+from fedseg.errors import ConfigError
+from fedseg.federation.config import Strategy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fedseg.workflow.aggregate import AggregateReport
 
 
-def aggregate() -> None:
-    """(Under construction.)"""
-    raise FedsegError("fedseg aggregate is under construction")
+def _table(report: AggregateReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"round {report.round} · {report.strategy} · quorum {report.min_sites}")
+    for column in ("site", "examples", "norm", "verdict", "reason"):
+        table.add_column(column, justify="right" if column in ("examples", "norm") else "left")
+    for v in report.verdicts:
+        site = v.site or (f"? (claims {v.claimed_site})" if v.claimed_site else "?")
+        verdict = "[green]accepted[/]" if v.accepted else "[red]rejected[/]"
+        table.add_row(escape(site), "" if v.num_examples is None else str(v.num_examples),
+                      "" if v.norm is None else f"{v.norm:.4g}", verdict,
+                      escape(str(v.reason)) if v.reason else "")
+    stdout().print(table)
+
+
+def _summary(report: AggregateReport) -> None:
+    console = stdout()
+    if report.status == "written":
+        console.print(f"wrote {report.out} (round {report.round}, sha256 {report.digest}) from "
+                      f"{len(report.accepted)} update(s); ledger {report.ledger}")
+    elif report.status == "already-aggregated":
+        console.print(f"already aggregated: {report.out} (round {report.round}, sha256 {report.digest}) is in "
+                      f"the ledger; nothing appended")
+    elif report.status == "dry-run":
+        console.print(f"dry run: {len(report.accepted)} of {len(report.verdicts)} update(s) would be aggregated; "
+                      "nothing written")
+
+
+def aggregate(
+    updates: Annotated[list[Path], typer.Argument(help="Update files (.fedseg) from the sites for this round.")],
+    plan: Annotated[Path, typer.Option("--plan", help="The federation plan.toml.", exists=True, dir_okay=False)],
+    global_: Annotated[Path, typer.Option("--global", help="The current global model the updates trained from.",
+                                          exists=True, dir_okay=False)],
+    key: Annotated[Path, typer.Option("--key", help="Coordinator's private key (signs the next global).",
+                                      exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the next global, e.g. fed/global-r0001.fedseg.")],
+    strategy: Annotated[Strategy | None, typer.Option("--strategy", help="Override the plan's strategy.")] = None,
+    min_sites: Annotated[int | None, typer.Option("--min-sites", help="Override the plan's quorum.", min=1)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Screen and report only; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    ledger: Annotated[Path | None, typer.Option("--ledger", help="Coordinator ledger (default: ledger.jsonl beside --out).")] = None,
+    timestamp: Annotated[str | None, typer.Option("--timestamp", help="created_at of the global, ISO 8601 UTC (default: the latest accepted update's).")] = None,
+    passphrase_env: Annotated[str | None, typer.Option("--passphrase-env", help="Env var holding the key's passphrase.")] = None,
+) -> None:
+    """Screen a round's signed updates and write the next signed global model (exit 1 below quorum).
+
+    Every update is verified and screened (signature, plan, round, parent, one per site, tensors, example
+    count, norm outlier) before any is used; a table shows each verdict and reason.
+
+    Example: fedseg aggregate --plan fed/plan.toml --global fed/global-r0000.fedseg --key coord.key site-a-r0001.fedseg site-b-r0001.fedseg --out fed/global-r0001.fedseg
+    """
+    from fedseg.federation.keys import load_private_key
+    from fedseg.federation.plan import load_plan
+    from fedseg.federation.screening import parse_timestamp
+    from fedseg.workflow.aggregate import QuorumError, aggregate_round
+
+    stamp: datetime | None = None
+    if timestamp is not None:
+        stamp = parse_timestamp(timestamp)
+        if stamp is None:
+            raise ConfigError(f"--timestamp {timestamp!r}: expected ISO 8601 with a timezone, e.g. 2024-05-01T12:00:00Z")
+    loaded_plan = load_plan(plan)
+    signing_key = None if dry_run else load_private_key(key, passphrase_from_env(passphrase_env))
+    try:
+        report = aggregate_round(plan=loaded_plan, global_path=global_, key=signing_key, update_paths=updates,
+                                 out=out, strategy=strategy, min_sites=min_sites, dry_run=dry_run,
+                                 ledger_path=ledger, timestamp=stamp)
+    except QuorumError as exc:
+        if as_json:
+            print_json(exc.report.to_dict())
+        else:
+            _table(exc.report)
+        raise
+    if as_json:
+        print_json(report.to_dict())
+        return
+    _table(report)
+    _summary(report)
+    if report.status == "already-aggregated":
+        stderr().print("[yellow]note:[/] this round was already aggregated with the same result", highlight=False)

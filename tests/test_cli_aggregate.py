@@ -1,0 +1,70 @@
+"""`fedseg aggregate` through the CLI: table, JSON, quorum failure, dry run, usage errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _aggregate_data import model, write_global, write_update
+from typer.testing import CliRunner
+
+from fedseg.cli.app import app
+from fedseg.federation.plan import Plan, write_plan
+
+runner = CliRunner()
+
+
+def setup(tmp_path: Path, plan: Plan, site_keys: dict[str, Any], keydir: Path) -> list[str]:
+    fed = tmp_path / "fed"
+    write_plan(plan, fed / "plan.toml")
+    g = write_global(plan, site_keys, fed / "global-r0000.fedseg", model(0.0))
+    ups = [str(write_update(plan, site_keys, tmp_path / f"{s}.fedseg", s, g.digest,
+                            model(0.0, np.random.default_rng(i)), num_examples=10 + i))
+           for i, s in enumerate(("site-a", "site-b"))]
+    bad = write_update(plan, site_keys, tmp_path / "late.fedseg", "site-c", g.digest, model(), round_=7)
+    return ["aggregate", "--plan", str(fed / "plan.toml"), "--global", str(fed / "global-r0000.fedseg"),
+            "--key", str(keydir / "coordinator.key"), "--out", str(fed / "global-r0001.fedseg"), *ups, str(bad)]
+
+
+def test_cli_writes_global_and_prints_table(tmp_path: Path, plan: Plan, site_keys: dict[str, Any], keydir: Path) -> None:
+    args = setup(tmp_path, plan, site_keys, keydir)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "accepted" in result.stdout and "rejected" in result.stdout and "expected round 1" in result.stdout
+    assert "wrote" in result.stdout and (tmp_path / "fed" / "global-r0001.fedseg").exists()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "already aggregated" in again.stdout
+
+
+def test_cli_json_dry_run(tmp_path: Path, plan: Plan, site_keys: dict[str, Any], keydir: Path) -> None:
+    args = setup(tmp_path, plan, site_keys, keydir)
+    result = runner.invoke(app, [*args, "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["status"] == "dry-run" and report["accepted"] == 2 and report["rejected"] == 1
+    assert [u["rule"] for u in report["updates"]] == [None, None, "round"]
+    assert not (tmp_path / "fed" / "global-r0001.fedseg").exists()
+
+
+def test_cli_below_quorum_exits_1_and_writes_nothing(tmp_path: Path, plan: Plan, site_keys: dict[str, Any],
+                                                     keydir: Path) -> None:
+    args = setup(tmp_path, plan, site_keys, keydir)
+    result = runner.invoke(app, [*args, "--min-sites", "3", "--strategy", "median"])
+    assert result.exit_code == 1
+    assert "quorum is 3" in result.stderr and "nothing was written" in result.stderr
+    assert "rejected" in result.stdout  # the table still says why
+    assert sorted(p.name for p in (tmp_path / "fed").iterdir()) == ["global-r0000.fedseg", "plan.toml"]
+
+
+def test_cli_usage_and_timestamp_errors(tmp_path: Path, plan: Plan, site_keys: dict[str, Any], keydir: Path) -> None:
+    args = setup(tmp_path, plan, site_keys, keydir)
+    assert runner.invoke(app, [*args, "--strategy", "krum"]).exit_code == 2
+    assert runner.invoke(app, [*args, "--min-sites", "0"]).exit_code == 2
+    bad = runner.invoke(app, [*args, "--timestamp", "yesterday"])
+    assert bad.exit_code == 1 and "--timestamp 'yesterday'" in bad.stderr
+    wrong_key = [a if a != str(keydir / "coordinator.key") else str(keydir / "site-a.key") for a in args]
+    result = runner.invoke(app, wrong_key)
+    assert result.exit_code == 1 and "not the plan key" in result.stderr
+    assert "Example:" in runner.invoke(app, ["aggregate", "--help"]).stdout

@@ -1,0 +1,56 @@
+"""Update screening rules: each returns its reason on its case and None otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedseg.errors import ArtifactError, BindingError, SignatureError
+from fedseg.federation import screening as s
+
+
+def test_manifest_rules() -> None:
+    good = {"round": 3, "parent_sha256": "ab" * 32, "num_examples": 7, "weights": "delta", "model": {"w": [1]},
+            "created_at": "2024-01-01T00:00:00Z"}
+    assert s.check_round(good, 3) is None
+    assert s.check_round(good, 4) == s.Reason("round", "expected round 4, the update is for round 3")
+    assert s.check_round({"round": True}, 1) is not None  # a bool is not a round number
+    assert s.check_parent(good, "ab" * 32) is None
+    assert "expected parent cdcdcdcdcdcd" in s.check_parent(good, "cd" * 32).detail
+    assert s.check_examples(good, 7) is None
+    for bad in (0, -1, 8, 2.5, "7", None):
+        reason = s.check_examples({"num_examples": bad}, 7)
+        assert reason is not None and reason.rule == "examples" and "1..7" in reason.detail
+    assert s.check_weights(good) is None and s.check_weights({"weights": "sparse"}).rule == "weights"
+    assert s.check_model(good, {"w": [1]}) is None
+    assert "differs from the plan's in w" in s.check_model(good, {"w": [2]}).detail
+    assert s.check_created_at(good) is None
+    assert s.check_created_at({"created_at": "2024-01-01T00:00:00"}).rule == "created-at"  # no timezone
+    assert str(s.Reason("round", "x")) == "round: x"
+
+
+def test_errors_become_reasons() -> None:
+    assert s.reason_from_error(SignatureError("unknown key")).rule == "signature"
+    assert s.reason_from_error(BindingError("other plan")).rule == "binding"
+    assert s.reason_from_error(ArtifactError("NaN")).rule == "payload"
+
+
+def test_robust_z_worked_example() -> None:
+    # norms 1, 2, 3, 4, 100: median 3, |dev| = 2, 1, 0, 1, 97 -> MAD 1 -> scale 1.4826
+    z = s.robust_z_scores({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "e": 100.0})
+    assert z["c"] == 0.0
+    assert z["e"] == pytest.approx(97 / 1.4826)
+    assert z["a"] == pytest.approx(-2 / 1.4826)
+    flagged = s.norm_outliers({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "e": 100.0}, 3.5)
+    assert list(flagged) == ["e"] and flagged["e"].rule == "norm-outlier" and "65.4" in flagged["e"].detail
+
+
+def test_outlier_rule_edge_cases() -> None:
+    assert s.norm_outliers({"a": 1.0, "b": 1000.0}, 3.5) == {}  # fewer than 3: skipped
+    assert s.norm_outliers({"a": 1.0, "b": 1.0, "c": 1000.0}, 0.0) == {}  # threshold 0: off
+    assert s.norm_outliers({"a": 2.0, "b": 2.0, "c": 2.0}, 3.5) == {}  # all equal: nobody is an outlier
+    # MAD is 0 (two equal norms): mean absolute deviation stands in: |dev| = 0, 0, 9 -> 1.2533 * 3
+    z = s.robust_z_scores({"a": 1.0, "b": 1.0, "c": 10.0})
+    assert z["c"] == pytest.approx(9 / (1.2533 * 3))
+    assert list(s.norm_outliers({"a": 1.0, "b": 1.0, "c": 10.0}, 2.0)) == ["c"]
+    # small norms are never flagged (a small delta cannot dominate a mean)
+    assert s.norm_outliers({"a": 0.0, "b": 10.0, "c": 10.1, "d": 9.9}, 3.5) == {}
