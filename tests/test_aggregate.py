@@ -293,3 +293,35 @@ def test_outlier_found_after_streaming_rebuilds_the_sum(plan: Plan, site_keys: d
     expected = weighted_mean([round0["models"]["site-b"], round0["models"]["site-c"]], [30, 20])
     np.testing.assert_allclose(out.tensors["enc.weight"], expected["enc.weight"], atol=1e-7)
     assert json.dumps(report.to_dict())  # the report is plain JSON data
+
+
+def test_one_read_buffer_serves_every_file_of_a_round(plan: Plan, site_keys: dict[str, Any],
+                                                      round0: dict[str, Any]) -> None:
+    # aggregate_round reads all payloads into one buffer: a read lands in it, a later read overwrites it,
+    # and a payload that does not fit gets its own buffer.
+    a, b = round0["paths"]["site-a"], round0["paths"]["site-b"]
+    size = read_artifact(a, plan).manifest["payload_bytes"]
+    buffer = np.empty(size, dtype=np.uint8)
+    first = read_artifact(a, plan, kind=Kind.UPDATE, buffer=buffer)
+    assert np.shares_memory(first.tensors["enc.weight"], buffer)
+    np.testing.assert_array_equal(first.tensors["enc.weight"], round0["models"]["site-a"]["enc.weight"])
+    second = read_artifact(b, plan, kind=Kind.UPDATE, buffer=buffer)
+    np.testing.assert_array_equal(second.tensors["enc.weight"], round0["models"]["site-b"]["enc.weight"])
+    small = np.empty(size - 1, dtype=np.uint8)
+    third = read_artifact(a, plan, kind=Kind.UPDATE, buffer=small)
+    assert not np.shares_memory(third.tensors["enc.weight"], small)
+    np.testing.assert_array_equal(third.tensors["enc.weight"], round0["models"]["site-a"]["enc.weight"])
+
+
+def test_rejected_update_read_between_accepted_ones_does_not_leak_into_the_sum(
+        plan: Plan, site_keys: dict[str, Any], round0: dict[str, Any], tmp_path: Path) -> None:
+    # site-b's NaN update is read into the shared buffer after site-a's and before site-c's.
+    bad = write_nan_update(plan, site_keys, tmp_path / "site-b-bad.fedseg", "site-b", round0["global"].digest,
+                           model(5.0))
+    p = round0["paths"]
+    report = run(plan, site_keys, round0, [p["site-a"], bad, p["site-c"]])
+    assert verdicts(report) == {"site-a": None, "site-b-bad": "payload", "site-c": None}
+    out = read_artifact(round0["out"], plan)
+    expected = weighted_mean([round0["models"]["site-a"], round0["models"]["site-c"]], [10, 20])
+    for name, value in expected.items():
+        np.testing.assert_allclose(out.tensors[name], value, rtol=0, atol=1e-7)

@@ -645,6 +645,7 @@ def read_artifact(
     spec: Mapping[str, TensorSpec] | None = None,
     load_tensors: bool = True,
     max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    buffer: np.ndarray | None = None,
 ) -> Artifact:
     """Verify ``path`` against ``plan`` and return it; raise and return nothing on any failure.
 
@@ -655,6 +656,11 @@ def read_artifact(
     The file is read once into one writable buffer, hashed in place, and the returned arrays are
     disjoint, aligned, writable views of it (no second copy; peak memory ~1x the payload). Keeping any
     one tensor alive keeps that buffer alive; copy a tensor if you keep it alone for long.
+
+    ``buffer`` (a 1-D uint8 array) lets a caller that reads many artifacts in turn reuse one buffer
+    instead of faulting in fresh pages for every file: the payload is read into its start when it fits
+    (else into a new buffer). The returned tensors then view ``buffer``, so the next read into it
+    overwrites them: drop them first.
     """
     path = Path(path)
     where = str(path)
@@ -667,7 +673,11 @@ def read_artifact(
             raise ArtifactError(f"{where}: the payload is {env.payload_length} bytes, the manifest declares "
                                 f"{manifest['payload_bytes']} (truncated or trailing bytes)")
         # One uninitialized writable buffer (no memset pass): the returned tensors are zero-copy views of it.
-        payload = np.empty(env.payload_length, dtype=np.uint8)
+        if (buffer is not None and buffer.dtype == np.uint8 and buffer.ndim == 1 and buffer.flags.c_contiguous
+                and buffer.flags.writeable and buffer.size >= env.payload_length):
+            payload = buffer[: env.payload_length]
+        else:
+            payload = np.empty(env.payload_length, dtype=np.uint8)
         if fh.readinto(memoryview(payload)) != env.payload_length or fh.read(1):
             raise ArtifactError(f"{where}: the file changed while it was read")
     if hashlib.sha256(payload).hexdigest() != manifest["payload_sha256"]:
