@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
+# Busy-waiting OpenMP threads make torch CPU ops 10-100x slower on a shared, oversubscribed machine;
+# this must be set before anything imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
 
 from fedseg.federation.keys import generate_keypair, load_private_key, load_public_key
 from fedseg.federation.plan import Member, Plan, new_plan

@@ -6,6 +6,7 @@ Command modules import only typer/rich at import time and the library inside the
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -37,6 +38,9 @@ class _FedsegGroup(TyperGroup):
     """Turn library errors into one red line on stderr and exit code 1 (usage errors stay exit 2)."""
 
     def invoke(self, ctx: Any) -> Any:
+        # Busy-waiting OpenMP threads make torch 10-100x slower on a shared or small CPU; it must be set
+        # before torch is first imported, which happens inside the commands.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             return super().invoke(ctx)
         except FedsegError as exc:

@@ -1,10 +1,137 @@
-"""`fedseg preprocess` (being built; see its issue)."""
+"""`fedseg preprocess`: raw MRI cases -> a site dataset (progress on stderr, result table on stdout)."""
 
 from __future__ import annotations
 
-from fedseg.errors import FedsegError
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fedseg.cli._console import error_line, print_json, stderr, stdout
+
+# The CLI lists the choices without importing the library (which pulls numpy) at import time.
+_SKULL_STRIP = ("auto", "none", "classic", "deepbet", "hd-bet")
+_LAYOUTS = ("auto", "brats2021", "brats2023", "nnunet", "csv")
 
 
-def preprocess() -> None:
-    """(Under construction.)"""
-    raise FedsegError("fedseg preprocess is under construction")
+def _spacing(text: str) -> tuple[float, float, float]:
+    """Parse ``--spacing``: one number (isotropic) or three ``x,y,z``."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"expected a number of mm or x,y,z, got {text!r}") from None
+    if len(values) == 1:
+        values *= 3
+    if len(values) != 3:
+        raise typer.BadParameter(f"expected one number or three (x,y,z), got {len(values)}")
+    return values[0], values[1], values[2]
+
+
+def _registration_cell(reg: dict[str, Any]) -> str:
+    failed = [m for m, r in reg.items() if r.get("failed")]
+    done = {m: r for m, r in reg.items() if not r.get("skipped") and not r.get("failed")}
+    if failed:
+        return f"[red]failed: {', '.join(failed)}[/]"
+    if not done:
+        return "skipped (same grid)" if reg else "-"
+    worst_rot = max(r["rotation_deg"] for r in done.values())
+    worst_mm = max(r["translation_mm"] for r in done.values())
+    ok = all(r["converged"] for r in done.values())
+    return f"{len(done)} reg, <= {worst_rot:.1f}° {worst_mm:.1f} mm" + ("" if ok else " [red]not converged[/]")
+
+
+def preprocess(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Raw cases: a folder (BraTS or nnU-Net layout) or a CSV file.")],
+    out: Annotated[Path, typer.Option("--out", help="Site dataset folder to create or update.")],
+    spacing: Annotated[str | None, typer.Option("--spacing", help="Target voxel spacing in mm: one number or x,y,z.")] = None,
+    skull_strip: Annotated[str | None, typer.Option("--skull-strip", help=f"Skull stripping: {', '.join(_SKULL_STRIP)}.")] = None,
+    n4: Annotated[bool, typer.Option("--n4", help="Apply N4 bias-field correction.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Cases processed in parallel.")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Redo cases whose inputs and settings are unchanged.")] = False,
+    layout: Annotated[str, typer.Option("--layout", help=f"Force the input layout: {', '.join(_LAYOUTS)}.")] = "auto",
+    plan: Annotated[Path | None, typer.Option("--plan", help="Take the preprocessing settings from this plan.toml.",
+                                              exists=True, dir_okay=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Preprocess raw MRI cases into a site dataset: register, resample, skull-strip, normalize, crop.
+
+    Example: fedseg preprocess raw/ --out site-a-data/ --spacing 1 --jobs 2
+    """
+    if skull_strip is not None and skull_strip not in _SKULL_STRIP:
+        raise typer.BadParameter(f"expected one of {', '.join(_SKULL_STRIP)}, got {skull_strip!r}",
+                                 param_hint="--skull-strip")
+    if layout not in _LAYOUTS:
+        raise typer.BadParameter(f"expected one of {', '.join(_LAYOUTS)}, got {layout!r}", param_hint="--layout")
+    target = _spacing(spacing) if spacing is not None else None
+
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    from fedseg.configtools import config_from_mapping, config_to_dict
+    from fedseg.data.build import build_dataset
+    from fedseg.imaging.config import PreprocessConfig
+
+    base = PreprocessConfig()
+    if plan is not None:
+        from fedseg.federation.plan import load_plan
+
+        base = load_plan(plan).preprocessing
+    overrides: dict[str, Any] = {}
+    if target is not None:
+        overrides["spacing"] = list(target)
+    if skull_strip is not None:
+        overrides["skull_strip"] = skull_strip
+    if n4:
+        overrides["n4"] = True
+    config = config_from_mapping(PreprocessConfig, {**config_to_dict(base), **overrides}, "preprocessing")
+
+    progress = Progress(TextColumn("[bold]preprocess[/]"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                        TimeRemainingColumn(), console=stderr(), transient=False)
+    task: dict[str, Any] = {}
+
+    def on_start(found: Any, n_todo: int) -> None:
+        skipped = len(found.cases) - n_todo
+        if skipped:
+            stderr().print(f"{skipped} unchanged case(s) skipped (use --force to redo them)")
+        task["id"] = progress.add_task("cases", total=n_todo, last="")
+
+    def on_case(outcome: Any) -> None:
+        if "id" in task:  # events before on_start are skipped or discovery-failed cases
+            progress.update(task["id"], advance=1, last=outcome.case_id)
+
+    with progress:
+        report = build_dataset(input_path, out, config, layout=layout, jobs=jobs, force=force,
+                               on_start=on_start, on_case=on_case)
+
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        table = Table(title=f"{report.out}  ({report.layout} layout, {report.seconds:.1f} s)")
+        for column in ("case", "status", "split", "brain ml", "skull strip", "registration", "warnings"):
+            table.add_column(column, justify="right" if column == "brain ml" else "left",
+                             overflow="fold" if column in ("warnings", "case") else "ellipsis")
+        colours = {"done": "green", "skipped": "cyan", "failed": "red"}
+        for o in report.outcomes:
+            r = o.record
+            status = f"[{colours[o.status]}]{o.status}[/]"
+            if r is None:
+                table.add_row(escape(o.case_id), status, "", "", "", "", f"[red]{escape(o.reason)}[/]")
+                continue
+            table.add_row(escape(o.case_id), status, r.split, f"{r.qc.get('brain_ml', 0):.0f}", str(r.qc.get("skull_strip", "")),
+                          _registration_cell(r.qc.get("registration", {})), escape("; ".join(r.warnings)))
+        console = stdout()
+        console.print(table)
+        for o in report.failed:
+            console.print(f"[red]failed[/] {escape(o.case_id)}: {escape(o.reason)}", highlight=False)
+    if report.failed:
+        error_line(f"{len(report.failed)} of {len(report.outcomes)} case(s) failed; the others are in {report.out}")
+        raise typer.Exit(1)

@@ -66,10 +66,51 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     return reader.Execute()
 
 
+def _check_nifti_complete(path: Path) -> None:
+    """Raise ImageError when a NIfTI file holds fewer voxel bytes than its header declares.
+
+    ITK's NIfTI reader zero-fills a truncated ``.nii`` or ``.nii.gz`` without any error, so the byte
+    count is checked here: the header (via nibabel) gives the data offset and size; a gzip stream is
+    decompressed to its end marker (in 1 MiB chunks, nothing kept) to count its bytes.
+    """
+    import zlib
+
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(path)).header
+        shape = header.get_data_shape()
+        expected = int(header.get_data_offset()) + int(np.prod(shape)) * header.get_data_dtype().itemsize
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types for a broken header
+        raise ImageError(f"{path}: cannot read the image (NIfTI header: {str(exc)[:200]})") from None
+    if not path.name.lower().endswith(".gz"):
+        size = path.stat().st_size
+        if size < expected:
+            raise ImageError(f"{path}: truncated NIfTI file ({size} bytes, the header declares {expected})")
+        return
+    total, finished = 0, False
+    decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                while chunk:
+                    total += len(decomp.decompress(chunk))
+                    finished = decomp.eof
+                    chunk = decomp.unused_data if decomp.eof else b""
+                    if decomp.eof and chunk:  # a second gzip member follows
+                        decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        finished = False
+    except zlib.error as exc:
+        raise ImageError(f"{path}: corrupt gzip data ({exc})") from None
+    if not finished or total < expected:
+        raise ImageError(f"{path}: truncated NIfTI file ({total} bytes decompressed, the header declares {expected})")
+
+
 def read_image(path: Path, *, allow_4d: bool = False) -> sitk.Image:
     """Read a NIfTI file (or anything SimpleITK reads) or a DICOM series folder as a 3D image.
 
-    Raises ImageError naming the path when the file is missing, unreadable, truncated or not 3D.
+    Raises ImageError naming the path when the file is missing, unreadable, truncated (NIfTI files are
+    checked against their header, since ITK zero-fills them silently) or not 3D.
     """
     import SimpleITK as sitk
 
@@ -81,6 +122,8 @@ def read_image(path: Path, *, allow_4d: bool = False) -> sitk.Image:
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
         raise ImageError(f"{path}: cannot read the image ({first[:200]})") from None
+    if path.is_file() and path.name.lower().endswith(_NIFTI_SUFFIXES):
+        _check_nifti_complete(path)
     dim = image.GetDimension()
     if dim == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]

@@ -1,0 +1,329 @@
+"""Build a site dataset from raw cases: discover, preprocess in parallel, write, report (DESIGN.md §4.2).
+
+* Resumable: a case whose source files (SHA-256) and preprocessing config (its hash, plus
+  :data:`PIPELINE_VERSION`) are unchanged since the last run, and whose case file exists, is skipped;
+  ``force`` redoes every case. ``dataset.json`` is rewritten after every finished case, so an
+  interrupted run resumes where it stopped.
+* Safe: each case file, QC picture and ``dataset.json`` is written atomically; temp files left by a
+  killed run are removed on start. A case that fails (bad input, or any error while processing it) is
+  reported with its reason and the others go on.
+* Parallel: ``jobs`` worker processes (from a fork server, so no ITK thread pool is inherited across a
+  fork), each with ``cores // jobs`` SimpleITK threads.
+* Splits: a case's split depends only on ``split_seed`` and its id (a hash mapped to [0, 1)), so adding
+  cases never moves existing ones. When a non-zero fraction would leave val (or test) empty, the case
+  whose hash lies closest to that split is moved there, and train always keeps at least one case
+  (only tiny datasets are affected).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedseg.configtools import config_to_dict
+from fedseg.data.dataset import CASES_DIR, CaseRecord, load_dataset, write_case, write_dataset_json
+from fedseg.data.discovery import Discovery, Layout, RawCase, discover
+from fedseg.errors import DatasetError, FedsegError
+from fedseg.fsutil import atomic_write_json, remove_stale_temps
+from fedseg.hashing import sha256_file, sha256_json
+from fedseg.imaging.config import MODALITIES, PreprocessConfig
+
+__all__ = ["PIPELINE_VERSION", "BuildReport", "CaseOutcome", "assign_splits", "build_dataset", "config_sha256"]
+
+log = logging.getLogger(__name__)
+
+#: Bumped whenever the preprocessing steps change what they produce; a new version redoes every case.
+PIPELINE_VERSION = 1
+QC_DIR = "qc"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass
+class CaseOutcome:
+    """What happened to one case: ``status`` is ``done``, ``skipped`` or ``failed`` (with ``reason``)."""
+
+    case_id: str
+    status: str
+    reason: str = ""
+    record: CaseRecord | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class BuildReport:
+    """The result of :func:`build_dataset`."""
+
+    input: Path
+    out: Path
+    layout: str
+    config_sha256: str
+    jobs: int
+    seconds: float
+    outcomes: list[CaseOutcome]
+
+    @property
+    def failed(self) -> list[CaseOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready summary (QC figures included, no image data)."""
+        return {
+            "input": str(self.input), "out": str(self.out), "layout": self.layout,
+            "config_sha256": self.config_sha256, "jobs": self.jobs, "seconds": round(self.seconds, 3),
+            "cases": [{"id": o.case_id, "status": o.status, "reason": o.reason, "seconds": round(o.seconds, 3),
+                       "timings": {k: round(v, 3) for k, v in o.timings.items()},
+                       **({"split": o.record.split, "qc": o.record.qc, "warnings": o.record.warnings}
+                          if o.record else {})} for o in self.outcomes],
+            "failed": len(self.failed),
+        }
+
+
+def config_sha256(config: PreprocessConfig) -> str:
+    """Return the SHA-256 of the canonical JSON of ``config`` (comparable with a plan's preprocessing table)."""
+    return sha256_json(config_to_dict(config))
+
+
+def _split_score(case_id: str, seed: int) -> float:
+    digest = hashlib.sha256(f"fedseg-split\x00{seed}\x00{case_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def assign_splits(case_ids: list[str], config: PreprocessConfig) -> dict[str, str]:
+    """Return case id -> ``train``/``val``/``test``, stable when cases are added (see the module docstring)."""
+    scores = {c: _split_score(c, config.split_seed) for c in case_ids}
+    test_to, val_to = config.test_fraction, config.test_fraction + config.val_fraction
+    splits = {c: "test" if s < test_to else "val" if s < val_to else "train" for c, s in scores.items()}
+    if case_ids and "train" not in splits.values():
+        splits[max(case_ids, key=lambda c: scores[c])] = "train"
+    for name, fraction, anchor in (("test", config.test_fraction, 0.0), ("val", config.val_fraction, test_to)):
+        if fraction > 0 and len(case_ids) >= 2 and name not in splits.values():
+            train = [c for c in case_ids if splits[c] == "train"]
+            if len(train) >= 2:
+                splits[min(train, key=lambda c: (scores[c] - anchor) % 1.0)] = name
+    return splits
+
+
+def _source_digest(path: Path) -> str:
+    """Return the SHA-256 of a file, or of a DICOM folder (names and digests of its files, sorted)."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return sha256_json([[p.relative_to(path).as_posix(), sha256_file(p)] for p in files])
+    return sha256_file(path)
+
+
+def _sources(case: RawCase, base: Path) -> dict[str, str]:
+    out = {}
+    for path in case.sources().values():
+        try:
+            key = path.resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            key = str(path.resolve())
+        out[key] = _source_digest(path)
+    return out
+
+
+def _set_threads(threads: int) -> None:
+    import SimpleITK as sitk
+
+    sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(max(1, threads))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _worker_context() -> Any:
+    """Return a forkserver context with the heavy modules preloaded (spawn where there is no forkserver).
+
+    Workers are never forked from this process, which may hold ITK's thread pool; the fork server
+    imports the libraries once and forks clean workers from itself.
+    """
+    import multiprocessing
+
+    try:
+        context = multiprocessing.get_context("forkserver")
+    except ValueError:  # Windows
+        return multiprocessing.get_context("spawn")
+    context.set_forkserver_preload(["fedseg.data.build", "fedseg.imaging.pipeline", "SimpleITK", "h5py"])
+    return context
+
+
+def _run_case(case: RawCase, config: PreprocessConfig, out: Path, sources: dict[str, str],
+              brain_ml_range: tuple[float, float], qc_png: bool) -> CaseOutcome:
+    """Preprocess and write one case; any error becomes a failed outcome (interrupts propagate)."""
+    from fedseg.imaging.pipeline import preprocess_case
+    from fedseg.imaging.qc import write_qc_png
+
+    start = time.perf_counter()
+    try:
+        result = preprocess_case(case, config, brain_ml_range=brain_ml_range)
+        t0 = time.perf_counter()
+        write_case(out / CASES_DIR / f"{case.id}.h5", case_id=case.id, image=result.image,
+                   brain_mask=result.brain_mask, geometry=result.geometry, label=result.label,
+                   label_convention=result.label_convention, dtype=config.dtype)
+        result.timings["save"] = time.perf_counter() - t0
+        if qc_png:
+            t0 = time.perf_counter()
+            write_qc_png(out / QC_DIR / f"{case.id}.png", result.image, result.brain_mask,
+                         spacing_xyz=result.geometry.spacing, modalities=MODALITIES, label=result.label,
+                         title=case.id)
+            atomic_write_json(out / QC_DIR / f"{case.id}.json",
+                              {"id": case.id, "qc": result.qc, "warnings": result.warnings})
+            result.timings["qc"] = time.perf_counter() - t0
+    except FedsegError as exc:
+        return CaseOutcome(case.id, "failed", str(exc), seconds=time.perf_counter() - start)
+    except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others
+        log.debug("case %s failed", case.id, exc_info=True)
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else 'no detail'}"
+        return CaseOutcome(case.id, "failed", f"case {case.id}: {reason[:300]}", seconds=time.perf_counter() - start)
+    record = CaseRecord(id=case.id, split="train", file=f"{CASES_DIR}/{case.id}.h5", sources=sources,
+                        has_label=result.label is not None, label_convention=result.label_convention,
+                        qc=result.qc, warnings=result.warnings)
+    return CaseOutcome(case.id, "done", record=record, seconds=time.perf_counter() - start, timings=result.timings)
+
+
+def _previous(out: Path, digest: str) -> dict[str, CaseRecord]:
+    """Return the reusable records of an earlier run with the same config and pipeline version."""
+    if not (out / "dataset.json").exists():
+        return {}
+    try:
+        old = load_dataset(out)
+    except DatasetError as exc:
+        log.warning("ignoring the existing dataset.json: %s", exc)
+        return {}
+    if old.config_sha256 != digest or old.meta.get("pipeline_version") != PIPELINE_VERSION:
+        return {}
+    return {c.id: c for c in old.cases if (out / c.file).is_file()}
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: the output must be a folder, but a file of that name exists")
+    try:
+        for sub in (out, out / CASES_DIR, out / QC_DIR):
+            sub.mkdir(parents=True, exist_ok=True)
+            removed = remove_stale_temps(sub)
+            if removed:
+                log.info("removed %d stale temp file(s) in %s", removed, sub)
+    except OSError as exc:
+        raise DatasetError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+
+
+def build_dataset(
+    input_path: Path,
+    out: Path,
+    config: PreprocessConfig,
+    *,
+    layout: Layout | str = Layout.AUTO,
+    jobs: int = 1,
+    force: bool = False,
+    brain_ml_range: tuple[float, float] | None = None,
+    qc_png: bool = True,
+    on_start: Callable[[Discovery, int], None] | None = None,
+    on_case: Callable[[CaseOutcome], None] | None = None,
+) -> BuildReport:
+    """Preprocess every raw case under ``input_path`` into the site dataset ``out`` and return a report.
+
+    ``on_case(outcome)`` is called for every skipped or discovery-failed case, then ``on_start(discovery,
+    n_to_process)`` once, then ``on_case`` again as each processed case finishes (for progress bars).
+    Raises DatasetError for an unusable input or output (per-case problems are outcomes, not errors).
+    """
+    from fedseg.imaging.pipeline import BRAIN_ML_RANGE
+
+    started = time.perf_counter()
+    input_path, out = Path(input_path), Path(out)
+    if jobs < 1:
+        raise DatasetError(f"--jobs must be at least 1, got {jobs}")
+    _prepare_out(out)
+    found = discover(input_path, layout)
+    digest = config_sha256(config)
+    previous = {} if force else _previous(out, digest)
+    base = input_path.parent if input_path.is_file() else input_path
+    ml_range = brain_ml_range or BRAIN_ML_RANGE
+
+    outcomes: dict[str, CaseOutcome] = {}
+    for problem in found.problems:
+        outcomes[problem.case_id] = CaseOutcome(problem.case_id, "failed", problem.reason)
+    todo: list[tuple[RawCase, dict[str, str]]] = []
+    for case in found.cases:
+        if not _SAFE_ID.match(case.id):
+            outcomes[case.id] = CaseOutcome(case.id, "failed", f"case id {case.id!r} cannot name a file; "
+                                                               "expected letters, digits, '.', '_' or '-'")
+            continue
+        try:
+            sources = _sources(case, base)
+        except OSError as exc:
+            outcomes[case.id] = CaseOutcome(case.id, "failed", f"case {case.id}: cannot read {exc.filename} "
+                                                               f"({exc.strerror})")
+            continue
+        old = previous.get(case.id)
+        if old is not None and old.sources == sources:
+            outcomes[case.id] = CaseOutcome(case.id, "skipped", record=old)
+        else:
+            todo.append((case, sources))
+    for outcome in outcomes.values():
+        if on_case is not None:
+            on_case(outcome)
+    if on_start is not None:
+        on_start(found, len(todo))
+
+    def meta(complete: bool) -> dict[str, Any]:
+        return {"modalities": list(MODALITIES), "preprocessing": config_to_dict(config), "config_sha256": digest,
+                "pipeline_version": PIPELINE_VERSION, "layout": found.layout.value, "complete": complete,
+                "failed": [{"id": o.case_id, "reason": o.reason} for o in sorted(outcomes.values(),
+                                                                                  key=lambda o: o.case_id)
+                           if o.status == "failed"]}
+
+    def finish(outcome: CaseOutcome, complete: bool = False) -> None:
+        outcomes[outcome.case_id] = outcome
+        records = [o.record for o in outcomes.values() if o.record is not None]
+        splits = assign_splits([r.id for r in records], config)
+        for r in records:
+            r.split = splits[r.id]
+        write_dataset_json(out, meta(complete), sorted(records, key=lambda r: r.id))
+        if on_case is not None and outcome.status != "skipped":
+            on_case(outcome)
+
+    args = (config, out)
+    if jobs == 1 or len(todo) <= 1:
+        _set_threads(_cores())
+        for case, sources in todo:
+            finish(_run_case(case, *args, sources, ml_range, qc_png))
+    else:
+        context = _worker_context()
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_set_threads,
+                                 initargs=(max(1, _cores() // jobs),)) as pool:
+            futures: dict[Future[CaseOutcome], str] = {
+                pool.submit(_run_case, case, *args, sources, ml_range, qc_png): case.id for case, sources in todo}
+            try:
+                for future in as_completed(futures):
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # noqa: BLE001 - a dead worker fails its case only
+                        outcome = CaseOutcome(futures[future], "failed",
+                                              f"case {futures[future]}: worker process failed ({type(exc).__name__})")
+                    finish(outcome)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    ordered = [outcomes[k] for k in sorted(outcomes)]
+    records = [o.record for o in ordered if o.record is not None]
+    splits = assign_splits([r.id for r in records], config)
+    for r in records:
+        r.split = splits[r.id]
+    write_dataset_json(out, meta(True), records)
+    return BuildReport(input=input_path, out=out, layout=found.layout.value, config_sha256=digest, jobs=jobs,
+                       seconds=time.perf_counter() - started, outcomes=ordered)
+

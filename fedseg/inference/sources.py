@@ -1,0 +1,147 @@
+"""Cases to predict: raw case folders (preprocessed on the fly, in memory) or an existing site dataset.
+
+An input path is a **site dataset** when it holds a ``dataset.json`` of the site-dataset format; anything
+else goes through raw-case discovery (every layout ``fedseg preprocess`` accepts: BraTS 2018-2022,
+BraTS 2023+, nnU-Net raw, CSV). A raw case is preprocessed with the plan's ``[preprocessing]`` settings
+into memory only; nothing is written into the input or the site's data. Its segmentation, if present,
+is **not** read during preprocessing (it must not steer the crop of a prediction) but decides the
+label convention of CSV inputs.
+
+Problems that concern one case (a missing modality, a duplicate id) become :class:`InputCase` entries
+with ``problem`` set, so that case is reported as failed and the others go on. Problems that concern a
+whole input (a site dataset made for other modalities) raise :class:`~fedseg.errors.DatasetError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fedseg.data.dataset import DATASET_FORMAT, CaseGeometry, SiteDataset, load_dataset
+from fedseg.data.discovery import LabelConvention, RawCase, discover
+from fedseg.errors import DatasetError, ImageError
+from fedseg.federation.plan import Plan
+
+__all__ = ["InputCase", "PreparedCase", "collect_inputs", "dataset_inputs", "is_site_dataset"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedCase:
+    """One case ready for the network: ``image`` float32 [C, Z, Y, X] on the stored grid, its geometry,
+    the internal label on that grid when known (evaluation only) and the convention to write labels in."""
+
+    image: np.ndarray
+    geometry: CaseGeometry
+    convention: str
+    label: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class InputCase:
+    """A case found in the inputs; ``load`` reads or preprocesses it (lazily, one case at a time)."""
+
+    case_id: str
+    source: str
+    load: Callable[[], PreparedCase] | None
+    problem: str | None = None
+
+
+def is_site_dataset(path: Path) -> bool:
+    """Return whether ``path`` is a site dataset folder (its dataset.json has the site-dataset format)."""
+    meta = Path(path) / "dataset.json"
+    if not meta.is_file():
+        return False
+    try:
+        return json.loads(meta.read_text("utf-8")).get("format") == DATASET_FORMAT
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def _check_channels(image: np.ndarray, plan: Plan, case_id: str, where: str) -> np.ndarray:
+    want = plan.model.in_channels
+    if image.ndim != 4 or image.shape[0] != want:
+        raise ImageError(f"case {case_id} ({where}): expected {want} channels "
+                         f"({', '.join(plan.preprocessing.modalities)}) as the plan's model takes, "
+                         f"got an image of shape {tuple(image.shape)}")
+    return image
+
+
+def dataset_inputs(dataset: SiteDataset, plan: Plan, split: str = "all") -> list[InputCase]:
+    """Return the cases of ``split`` of a site dataset; DatasetError if it was made for other modalities."""
+    modalities = tuple(plan.preprocessing.modalities)
+    if dataset.modalities != modalities:
+        raise DatasetError(f"{dataset.root}: the dataset holds modalities {list(dataset.modalities)}, "
+                           f"the plan's model expects {list(modalities)}")
+    stored = dataset.preprocessing.get("spacing")
+    if stored is not None and not np.allclose(stored, plan.preprocessing.spacing):
+        log.warning("%s: preprocessed at %s mm, the plan says %s mm; predictions may be poor",
+                    dataset.root, stored, plan.preprocessing.spacing)
+
+    def loader(case_id: str, path: Path) -> Callable[[], PreparedCase]:
+        def load() -> PreparedCase:
+            with dataset.reader(next(c for c in dataset.cases if c.id == case_id)) as reader:
+                image = _check_channels(reader.image(), plan, case_id, str(path))
+                label = reader.label() if reader.has_label else None
+                return PreparedCase(image, reader.geometry(), reader.label_convention, label)
+
+        return load
+
+    return [InputCase(c.id, str(dataset.root / c.file), loader(c.id, dataset.root / c.file))
+            for c in dataset.split(split)]
+
+
+def _raw_convention(case: RawCase) -> str:
+    """Return the convention a raw case's labels are written in (AUTO: decided from its seg, else 2021)."""
+    if case.convention != LabelConvention.AUTO:
+        return case.convention.value
+    if case.seg is not None:
+        from fedseg.imaging.io import read_image, to_array
+
+        values = np.unique(to_array(read_image(case.seg)))
+        return (LabelConvention.BRATS2021 if 4 in values else LabelConvention.BRATS2023).value
+    return LabelConvention.BRATS2021.value
+
+
+def _raw_loader(case: RawCase, plan: Plan) -> Callable[[], PreparedCase]:
+    def load() -> PreparedCase:
+        from fedseg.imaging.pipeline import preprocess_case
+
+        convention = _raw_convention(case)
+        # the segmentation must not steer preprocessing (the crop grows to contain labelled tumour)
+        result = preprocess_case(dataclasses.replace(case, seg=None), plan.preprocessing)
+        image = _check_channels(result.image, plan, case.id, str(case.images.get("t1ce", "")))
+        return PreparedCase(image, result.geometry, convention, None)
+
+    return load
+
+
+def collect_inputs(inputs: Sequence[Path], plan: Plan) -> list[InputCase]:
+    """Return every case of ``inputs`` (site datasets and raw folders/CSVs), duplicates as problems."""
+    found: list[InputCase] = []
+    for path in map(Path, inputs):
+        if not path.exists():
+            raise DatasetError(f"{path}: input not found; expected a raw case folder, a CSV or a site dataset")
+        if is_site_dataset(path):
+            found += dataset_inputs(load_dataset(path), plan)
+            continue
+        discovery = discover(path)
+        found += [InputCase(p.case_id, str(path), None, p.reason) for p in discovery.problems]
+        found += [InputCase(c.id, str(c.images.get("t1ce", path)), _raw_loader(c, plan)) for c in discovery.cases]
+    seen: dict[str, str] = {}
+    out = []
+    for case in found:
+        if case.case_id in seen:
+            out.append(dataclasses.replace(case, load=None, problem=f"duplicate case id {case.case_id!r} "
+                                                                    f"(also in {seen[case.case_id]})"))
+            continue
+        seen[case.case_id] = case.source
+        out.append(case)
+    return out

@@ -1,0 +1,231 @@
+"""Dataset building: records, splits, resumability, --force, per-case failures, interruption, --jobs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from fedseg.data import build as build_mod
+from fedseg.data.build import assign_splits, build_dataset, config_sha256
+from fedseg.data.dataset import CaseReader, load_dataset
+from fedseg.errors import DatasetError
+from fedseg.imaging.config import PreprocessConfig, SkullStrip
+from fedseg.synth import Layout, write_cases
+
+# Cheap settings: 3 mm voxels, no skull stripping (the pipeline tests cover it).
+FAST = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.NONE)
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("raw")
+    write_cases(root, cases=2, profile=0, layout=Layout.BRATS2021, seed=5, size_scale=0.3)
+    return root
+
+
+def copy_raw(raw: Path, dest: Path) -> Path:
+    shutil.copytree(raw, dest)
+    return dest
+
+
+def test_build_writes_cases_records_and_qc(raw: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    report = build_dataset(raw, out, FAST)
+    assert [o.status for o in report.outcomes] == ["done"] * 2 and not report.failed
+    ds = load_dataset(out)
+    assert ds.modalities == ("t1", "t1ce", "t2", "flair")
+    assert ds.config_sha256 == config_sha256(FAST) and ds.preprocessing["spacing"] == [3.0, 3.0, 3.0]
+    assert ds.meta["failed"] == [] and ds.meta["complete"] is True and ds.meta["layout"] == "brats2021"
+    assert [c.id for c in ds.cases] == ["SYN0_0000", "SYN0_0001"]
+    assert sorted(c.split for c in ds.cases) == ["train", "val"]
+    case = ds.cases[0]
+    assert case.has_label and case.label_convention == "brats2021"
+    assert set(case.sources) == {f"SYN0_0000/SYN0_0000_{m}.nii.gz" for m in ("t1", "t1ce", "t2", "flair", "seg")}
+    assert all(len(v) == 64 for v in case.sources.values())
+    assert case.qc["skull_strip"] == "none" and case.qc["brain_ml"] > 0
+    with ds.reader(case) as reader:
+        assert reader.num_channels == 4 and reader.has_label
+        assert reader.brain_mask().shape == reader.shape
+        assert set(np.unique(reader.label()).tolist()) <= {0, 1, 2, 3}
+        assert reader.geometry().spacing == (3.0, 3.0, 3.0)
+        assert reader.label_convention == "brats2021"
+    with h5py.File(out / case.file) as f:
+        assert f["image"].dtype == np.float16
+    assert (out / "qc" / "SYN0_0000.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "qc" / "SYN0_0000.json").read_text())["qc"]["skull_strip"] == "none"
+    assert report.to_dict()["cases"][0]["timings"]["save"] > 0
+
+
+def test_rerun_skips_changed_input_redone_force_redoes(raw: Path, tmp_path: Path) -> None:
+    src, out = copy_raw(raw, tmp_path / "raw"), tmp_path / "ds"
+    build_dataset(src, out, FAST, qc_png=False)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "cases").iterdir()}
+    again = build_dataset(src, out, FAST, qc_png=False)
+    assert [o.status for o in again.outcomes] == ["skipped"] * 2
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cases").iterdir()} == mtimes
+    assert [c.id for c in load_dataset(out).cases] == ["SYN0_0000", "SYN0_0001"]
+    # change one input file: only that case is redone
+    t2 = src / "SYN0_0001" / "SYN0_0001_t2.nii.gz"
+    img = sitk.ReadImage(str(t2))
+    sitk.WriteImage(img + 1, str(t2))
+    changed = build_dataset(src, out, FAST, qc_png=False)
+    assert [o.status for o in changed.outcomes] == ["skipped", "done"]
+    # another config is another dataset: everything is redone, and so with --force
+    other = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.NONE, margin=2)
+    assert [o.status for o in build_dataset(src, out, other, qc_png=False).outcomes] == ["done"] * 2
+    assert [o.status for o in build_dataset(src, out, other, force=True, qc_png=False).outcomes] == ["done"] * 2
+    assert load_dataset(out).config_sha256 == config_sha256(other)
+
+
+def _corrupt(root: Path, case: str, role: str, how) -> None:
+    how(root / case / f"{case}_{role}.nii.gz")
+
+
+def _write(path: Path, arr: np.ndarray, like: Path | None = None, spacing=None) -> None:
+    img = sitk.GetImageFromArray(arr)
+    if like is not None:
+        img.CopyInformation(sitk.ReadImage(str(like)))
+    if spacing is not None:
+        img.SetSpacing(spacing)
+    sitk.WriteImage(img, str(path))
+
+
+def test_bad_cases_fail_with_reasons_while_others_finish(raw: Path, tmp_path: Path) -> None:
+    src = tmp_path / "raw"
+    good = raw / "SYN0_0000"
+    shutil.copytree(good, src / "SYN0_0000")
+
+    def clone(name: str) -> Path:
+        folder = src / name
+        folder.mkdir(parents=True)
+        for f in good.iterdir():
+            shutil.copy(f, folder / f.name.replace("SYN0_0000", name))
+        return folder
+
+    ref = good / "SYN0_0000_t1ce.nii.gz"
+    shape = sitk.GetArrayFromImage(sitk.ReadImage(str(ref))).shape
+    (clone("missing") / "missing_flair.nii.gz").unlink()
+    t = clone("truncated") / "truncated_t2.nii.gz"
+    t.write_bytes(t.read_bytes()[:2000])
+    fourd = clone("fourd") / "fourd_t1.nii.gz"
+    sitk.WriteImage(sitk.JoinSeries([sitk.ReadImage(str(ref))] * 2), str(fourd))
+    _write(clone("zero") / "zero_t1ce.nii.gz", np.zeros(shape, np.int16), ref)
+    nan = np.ones(shape, np.float32)
+    nan[1, 1, 1] = np.nan
+    _write(clone("nan") / "nan_flair.nii.gz", nan, ref)
+    _write(clone("grid") / "grid_seg.nii.gz", np.zeros(shape, np.uint8), spacing=(1.0, 1.0, 2.0))
+    values = np.zeros(shape, np.uint8)
+    values[0, 0, :3] = (1, 2, 5)
+    _write(clone("values") / "values_seg.nii.gz", values, ref)
+    shutil.copytree(src / "SYN0_0000", src / "HGG" / "SYN0_0000")  # the same id twice
+    clone("ok2")
+    out = tmp_path / "ds"
+    report = build_dataset(src, out, FAST, qc_png=False)
+    status = {o.case_id: (o.status, o.reason) for o in report.outcomes}
+    assert status["ok2"][0] == "done"
+    expect = {
+        "missing": "missing modality flair",
+        "truncated": "truncated_t2.nii.gz: truncated NIfTI file",
+        "fourd": "fourd_t1.nii.gz: expected a 3D image, found 4D",
+        "zero": "zero_t1ce.nii.gz: t1ce has no contrast (all voxels are zero)",
+        "nan": "nan_flair.nii.gz: flair has 1 NaN or infinite voxels",
+        "grid": "grid_seg.nii.gz: the label's grid",
+        "values": "values_seg.nii.gz: unknown label values [5]",
+        "SYN0_0000": "duplicate case id 'SYN0_0000' (2 times",
+    }
+    for case_id, text in expect.items():
+        assert status[case_id][0] == "failed", case_id
+        assert text in status[case_id][1], (case_id, status[case_id][1])
+    ds = load_dataset(out)
+    assert [c.id for c in ds.cases] == ["ok2"]
+    assert {f["id"] for f in ds.meta["failed"]} == set(expect)
+    assert len(report.failed) == len(expect)
+
+
+def test_output_folder_that_is_a_file(raw: Path, tmp_path: Path) -> None:
+    (tmp_path / "ds").write_text("not a folder")
+    with pytest.raises(DatasetError, match="must be a folder, but a file of that name exists"):
+        build_dataset(raw, tmp_path / "ds", FAST)
+
+
+def test_interrupted_write_leaves_only_complete_case_files(raw: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = copy_raw(raw, tmp_path / "raw")
+    shutil.copytree(raw / "SYN0_0001", raw / "SYN0_0002")
+    for f in (raw / "SYN0_0002").iterdir():
+        f.rename(f.with_name(f.name.replace("SYN0_0001", "SYN0_0002")))
+    out = tmp_path / "ds"
+    (out / "cases").mkdir(parents=True)
+    stale = out / "cases" / ".SYN0_0009.h5.abcd.tmp"  # left by a killed run
+    stale.write_bytes(b"half")
+    real = h5py.Group.create_dataset
+    calls = {"n": 0}
+
+    def crash_on_second_case(self, name, *args, **kwargs):
+        if name == "brain_mask":
+            calls["n"] += 1
+            if calls["n"] == 2:  # the image of the second case is already in the temp file
+                raise KeyboardInterrupt
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", crash_on_second_case)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(raw, out, FAST, qc_png=False)
+    assert not stale.exists()
+    files = sorted(p.name for p in (out / "cases").iterdir())
+    assert files == ["SYN0_0000.h5"]  # no temp file, no partial case
+    with CaseReader(out / "cases" / "SYN0_0000.h5") as reader:
+        assert reader.image().shape[0] == 4
+    assert [c.id for c in load_dataset(out).cases] == ["SYN0_0000"]  # written after every finished case
+    assert load_dataset(out).meta["complete"] is False
+
+    # an ordinary error while writing fails that case only
+    calls["n"] = -10
+
+    def fail_write(self, name, *args, **kwargs):
+        if name == "label" and "0002" in self.file.filename:
+            raise OSError("disk full")
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", fail_write)
+    resumed = build_dataset(raw, out, FAST, qc_png=False)
+    assert [o.status for o in resumed.outcomes] == ["skipped", "done", "failed"]
+    assert "OSError: disk full" in resumed.outcomes[2].reason
+    assert sorted(p.name for p in (out / "cases").iterdir()) == ["SYN0_0000.h5", "SYN0_0001.h5"]
+
+
+def test_parallel_jobs_match_serial(raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    monkeypatch.setattr(build_mod, "_cores", lambda: 2)
+    serial = build_dataset(raw, tmp_path / "one", FAST, qc_png=False)
+    parallel = build_dataset(raw, tmp_path / "two", FAST, jobs=2, qc_png=False, on_case=lambda o: seen.append(1))
+    assert [o.status for o in parallel.outcomes] == ["done"] * 2 and len(seen) == 2
+    assert parallel.jobs == 2
+    for a, b in zip(load_dataset(tmp_path / "one").cases, load_dataset(tmp_path / "two").cases):
+        assert a.id == b.id and a.split == b.split and a.sources == b.sources
+        with CaseReader(tmp_path / "one" / a.file) as ra, CaseReader(tmp_path / "two" / b.file) as rb:
+            assert np.array_equal(ra.image(), rb.image()) and np.array_equal(ra.label(), rb.label())
+    assert serial.config_sha256 == parallel.config_sha256
+    with pytest.raises(DatasetError, match="--jobs must be at least 1"):
+        build_dataset(raw, tmp_path / "three", FAST, jobs=0)
+
+
+def test_splits_are_stable_when_cases_are_added() -> None:
+    config = PreprocessConfig(val_fraction=0.2, test_fraction=0.1, split_seed=7)
+    ids = [f"case{i:03d}" for i in range(400)]
+    first = assign_splits(ids[:300], config)
+    more = assign_splits(ids, config)
+    assert all(more[c] == first[c] for c in ids[:300])
+    counts = {s: list(more.values()).count(s) for s in ("train", "val", "test")}
+    assert 0.14 < counts["val"] / 400 < 0.26 and 0.06 < counts["test"] / 400 < 0.15
+    assert assign_splits(ids, PreprocessConfig(split_seed=8)) != assign_splits(ids, PreprocessConfig(split_seed=7))
+    # tiny datasets still get a validation case; none when the fraction is 0
+    assert list(assign_splits(["a", "b"], PreprocessConfig(val_fraction=0.2)).values()).count("val") == 1
+    assert set(assign_splits(["a", "b"], PreprocessConfig(val_fraction=0.0)).values()) == {"train"}
+    assert assign_splits(["a"], PreprocessConfig()) == {"a": "train"}
