@@ -35,13 +35,24 @@ def test_errors_become_reasons() -> None:
 
 
 def test_robust_z_worked_example() -> None:
-    # norms 1, 2, 3, 4, 100: median 3, |dev| = 2, 1, 0, 1, 97 -> MAD 1 -> scale 1.4826
-    z = s.robust_z_scores({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "e": 100.0})
+    # norms 10, 30, 50, 70, 1000: median 50, |dev| = 40, 20, 0, 20, 950 -> MAD 20 -> scale 29.652
+    # (above the floor 0.5 * 50 = 25)
+    norms = {"a": 10.0, "b": 30.0, "c": 50.0, "d": 70.0, "e": 1000.0}
+    z = s.robust_z_scores(norms)
     assert z["c"] == 0.0
-    assert z["e"] == pytest.approx(97 / 1.4826)
-    assert z["a"] == pytest.approx(-2 / 1.4826)
-    flagged = s.norm_outliers({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "e": 100.0}, 3.5)
-    assert list(flagged) == ["e"] and flagged["e"].rule == "norm-outlier" and "65.4" in flagged["e"].detail
+    assert z["e"] == pytest.approx(950 / (20 * 1.4826))
+    assert z["a"] == pytest.approx(-40 / (20 * 1.4826))
+    flagged = s.norm_outliers(norms, 3.5)
+    assert list(flagged) == ["e"] and flagged["e"].rule == "norm-outlier" and "32.0" in flagged["e"].detail
+
+
+def test_relative_floor_keeps_honest_heterogeneity() -> None:
+    # three non-IID sites: median 1.1, MAD 0.1 -> 0.148, but the floor 0.5 * 1.1 = 0.55 is the scale
+    z = s.robust_z_scores({"a": 1.0, "b": 1.1, "c": 1.3})
+    assert z["c"] == pytest.approx(0.2 / 0.55)
+    assert s.norm_outliers({"a": 1.0, "b": 1.1, "c": 1.3}, 3.5) == {}
+    boosted = s.norm_outliers({"a": 1.0, "b": 1.1, "c": 11.0}, 3.5)  # a x10 boosted update still stands out
+    assert list(boosted) == ["c"]
 
 
 def test_outlier_rule_edge_cases() -> None:

@@ -12,6 +12,12 @@ under normality. When the MAD is 0 (more than half the norms equal) the mean abs
 1.2533 (sqrt(pi/2)) stands in; when that is 0 too, all norms are equal and none is an outlier. Only the
 high side is tested: a large delta can dominate a mean, a small one cannot. The test is skipped with fewer
 than 3 updates (a median of two says nothing) and when the threshold ``plan.aggregation.outlier_z`` is 0.
+
+With few sites the MAD of honest updates can be tiny (three non-IID sites whose norms differ by 30% give a
+MAD of a few percent), which would flag ordinary heterogeneity. The scale is therefore never below
+``RELATIVE_SCALE_FLOOR`` (0.5) times the median norm: with the default limit of 3.5 an update is an outlier
+only when its delta norm exceeds the median by more than 1.75 times the median (2.75x the median), which a
+scaled or boosted update (model replacement, x10 and beyond) still crosses by far.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ __all__ = [
 MAD_SCALE = 1.4826
 MEAN_AD_SCALE = 1.2533
 MIN_UPDATES_FOR_OUTLIERS = 3
+RELATIVE_SCALE_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,7 @@ def robust_z_scores(values: Mapping[str, float]) -> dict[str, float]:
     scale = MAD_SCALE * float(np.median(deviation))
     if scale == 0.0:
         scale = MEAN_AD_SCALE * float(np.mean(deviation))
+    scale = max(scale, RELATIVE_SCALE_FLOOR * abs(centre))
     if scale == 0.0:
         return {k: 0.0 for k in values}
     return {k: (float(v) - centre) / scale for k, v in values.items()}

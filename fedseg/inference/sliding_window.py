@@ -73,8 +73,9 @@ def window_starts(image_size: tuple[int, ...], patch_size: tuple[int, ...], over
         if size < patch:
             raise ValueError(f"image size {tuple(image_size)} is smaller than the window {tuple(patch_size)}")
         target_step = patch * (1.0 - overlap)
-        n = int(math.ceil((size - patch) / target_step)) + 1
         span = size - patch
+        # More windows than positions would repeat a start (high overlap on a tiny margin): cap at span + 1.
+        n = min(int(math.ceil(span / target_step)) + 1, span + 1)
         starts.append([int(round(span * i / (n - 1))) if n > 1 else 0 for i in range(n)])
     return starts
 

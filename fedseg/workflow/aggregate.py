@@ -178,8 +178,10 @@ def aggregate_round(
         accepted = report.accepted
         if len(accepted) < quorum:
             report.status = "below-quorum"
+            rejected = "; ".join(f"{v.site or v.claimed_site or v.path.name}: {v.reason.detail}"
+                                 for v in report.verdicts if v.reason is not None)
             raise QuorumError(f"round {next_round}: {len(accepted)} acceptable update(s), the quorum is {quorum}; "
-                              "nothing was written", report)
+                              f"nothing was written (rejected: {rejected or 'none'})", report)
         if dry_run:
             report.status = "dry-run"
             return report

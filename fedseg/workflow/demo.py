@@ -205,11 +205,15 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
         updates, before = [], {}
         for site in site_ids:
             update = out / site / f"update-r{r:04d}.fedseg"
-            say(f"round {r}/{s.rounds}: {site} trains the global locally ({s.steps_per_round} steps)")
-            result = train_local(plan, current, out / site / "data", keys[site], update,
-                                 device=device, resume=True, state_path=out / site / "site-state.json")
+            if update.exists():  # a rerun: this site already answered this round (the file is verified)
+                metrics = read_artifact(update, plan, kind=Kind.UPDATE, load_tensors=False).manifest["metrics"]
+                before[site] = metrics["val_dice_before"]
+            else:
+                say(f"round {r}/{s.rounds}: {site} trains the global locally ({s.steps_per_round} steps)")
+                result = train_local(plan, current, out / site / "data", keys[site], update,
+                                     device=device, resume=True, state_path=out / site / "site-state.json")
+                before[site] = result.val_dice_before or dict.fromkeys(REGIONS, float("nan"))
             updates.append(update)
-            before[site] = result.val_dice_before or dict.fromkeys(REGIONS, float("nan"))
         per_round.append({"round": r - 1, "dice": _pooled(before, counts), "sites": before})
         say(f"round {r}/{s.rounds}: coordinator verifies {len(updates)} updates and aggregates")
         if not nxt.exists():

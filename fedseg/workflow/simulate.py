@@ -85,10 +85,16 @@ class SimulationResult:
         return out
 
 
+_GENERIC_NAMES = {"data", "dataset", "preprocessed", "site-data"}
+
+
 def _site_ids(dirs: Sequence[Path]) -> list[str]:
+    """Return member ids named after the dataset folders (``hospital-a/data`` gives ``hospital-a``)."""
     ids: list[str] = []
     for i, d in enumerate(dirs):
-        base = re.sub(r"[^a-z0-9_-]+", "-", Path(d).resolve().name.lower()).strip("-_")[:40] or f"site-{i + 1}"
+        path = Path(d).resolve()
+        name = path.parent.name if path.name.lower() in _GENERIC_NAMES else path.name
+        base = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:40] or f"site-{i + 1}"
         if not base[0].isalnum():
             base = f"s{base}"
         candidate, n = base, 2
