@@ -227,7 +227,7 @@ def test_n4_option_corrects_every_modality_inside_the_mask(case0: RawCase, monke
 def test_failed_registration_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import fedseg.imaging.register as register
 
-    def broken(fixed, moving, *, seed=0):
+    def broken(fixed, moving, *, seed=0, work_spacing=1.5):
         raise ImageError("rigid registration failed: too many samples map outside the moving image")
 
     monkeypatch.setattr(register, "register_rigid", broken)

@@ -237,7 +237,7 @@ def preprocess_case(
                 registration[m] = {"skipped": True, "reason": "disabled" if not config.register else "same grid"}
                 continue
             try:
-                result = register_rigid(fixed, canon[m], seed=seed)
+                result = register_rigid(fixed, canon[m], seed=seed, work_spacing=max(1.5, min(config.spacing)))
             except ImageError as exc:  # fall back on the scanner coordinates, and say so
                 registration[m] = {"skipped": False, "failed": True, "reason": str(exc)}
                 warnings.append(f"registration of {m} to t1ce failed ({exc}); resampled by scanner coordinates only")

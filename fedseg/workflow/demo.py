@@ -34,15 +34,16 @@ class DemoSettings:
     """Size of the demo: synthetic cases per site, phantom scale, preprocessing spacing, model and schedule."""
 
     sites: int = 3
-    rounds: int = 3
+    rounds: int = 5
     cases_per_site: int = 10
     size_scale: float = 0.6
     spacing_mm: float = 2.0
-    widths: tuple[int, ...] = (8, 16, 32, 64)
-    patch_size: tuple[int, int, int] = (48, 48, 48)
-    batch_size: int = 2
-    steps_per_round: int = 60
-    learning_rate: float = 3e-3
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    convs_per_stage: int = 1
+    patch_size: tuple[int, int, int] = (32, 32, 32)
+    batch_size: int = 4
+    steps_per_round: int = 40
+    learning_rate: float = 1e-2
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -59,7 +60,7 @@ class DemoSettings:
 PRESETS: dict[str, DemoSettings] = {
     "default": DemoSettings(),
     "fast": DemoSettings(rounds=2, cases_per_site=5, size_scale=0.45, spacing_mm=3.0, widths=(4, 8, 16),
-                         patch_size=(32, 32, 32), steps_per_round=15),
+                         batch_size=2, steps_per_round=15),
 }
 
 
@@ -176,6 +177,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     if not plan_path.exists():
         stages = len(s.widths)
         model = config_from_mapping(ModelConfig, {"widths": list(s.widths), "kernels": [[3, 3, 3]] * stages,
+                                                  "convs_per_stage": s.convs_per_stage,
                                                   "strides": [[1, 1, 1]] + [[2, 2, 2]] * (stages - 1)}, "demo model")
         say(f"coordinator: plan for {len(site_ids)} sites, U-Net widths {list(s.widths)}, {s.rounds} rounds")
         init_federation(name="fedseg-demo", coordinator_key=keydir / "coordinator.key",

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import math
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,11 @@ def read_global(plan: Plan, global_path: Path) -> Any:
     return art
 
 
+def round_seed(seed: int, round_: int, site_id: str) -> int:
+    """Return the training seed of ``site_id`` in ``round_`` derived from the plan's ``seed``."""
+    return int(np.random.default_rng([seed, round_, zlib.crc32(site_id.encode())]).integers(2**31 - 1))
+
+
 def _total_steps(plan: Plan, n_train: int, steps: int | None, epochs: int | None) -> int:
     if steps is not None and epochs is not None:
         raise TrainingError("give either steps or epochs, not both")
@@ -214,7 +220,9 @@ def train_local(
                 unlabelled.append(case.id)
     if unlabelled:
         raise DatasetError(f"{dataset.root}: train/val cases need labels; unlabelled: {', '.join(unlabelled[:5])}")
-    config = plan.training
+    # Each round and site draws its own patch stream: the same seed every round would replay the same
+    # patches in every round. Still a pure function of (plan seed, round, site), so reruns are identical.
+    config = replace(plan.training, seed=round_seed(plan.training.seed, global_round + 1, site.id))
     total = _total_steps(plan, len(train_cases), steps, epochs)
     dev = resolve_device(device)
     meta: dict[str, Any] | None = None
