@@ -48,6 +48,7 @@ from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Member, Plan
 from fedseg.fsutil import atomic_write_bytes
 from fedseg.hashing import canonical_json
+from fedseg.tensorspec import TensorSpec
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
@@ -91,14 +92,6 @@ class Kind(str, enum.Enum):
 
     GLOBAL = "global"
     UPDATE = "update"
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """The expected shape of one tensor; ``dtype`` "float32" accepts float16 when the manifest says so."""
-
-    shape: tuple[int, ...]
-    dtype: str = "float32"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from fedseg.model.config import ModelConfig
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from fedseg.federation.artifact import TensorSpec
+    from fedseg.tensorspec import TensorSpec
 
 __all__ = ["build_model", "initial_weights", "model_tensor_spec", "numpy_to_state", "state_to_numpy"]
 
@@ -37,8 +37,8 @@ def model_tensor_spec(config: ModelConfig, dtype: str = "float32") -> dict[str, 
     """Return {tensor name: TensorSpec(shape, dtype)} of every parameter of the model ``config`` describes."""
     import torch
 
-    from fedseg.federation.artifact import TensorSpec
     from fedseg.model.unet import UNet3D
+    from fedseg.tensorspec import TensorSpec
 
     with torch.device("meta"):
         model = UNet3D(config)
