@@ -64,7 +64,10 @@ class UNet3D(nn.Module):
         )
         self.decoders = nn.ModuleList(_stage(2 * w[i], w[i], k[i], (1, 1, 1), n, slope) for i in range(len(w) - 1))
         self.head = nn.Conv3d(w[0], config.out_channels, kernel_size=1, bias=True)
-        self.reset_parameters()
+        # On the meta device (tensor specs) there is nothing to initialize, and torch's meta-device
+        # kaiming_normal_ would import torch._dynamo (2-3 s) for nothing.
+        if next(self.parameters()).device.type != "meta":
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Initialise convolutions with He normal (a = LeakyReLU slope), biases zero, norms identity."""

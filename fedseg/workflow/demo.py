@@ -162,7 +162,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     counts: dict[str, int] = {}
     for site in site_ids:
         say(f"{site}: preprocessing (register, resample to {s.spacing_mm} mm, skull-strip, normalize, crop)")
-        report = build_dataset(out / "raw" / site, out / site / "data", preprocessing)
+        report = build_dataset(out / "raw" / site, out / site / "data", preprocessing, jobs=2)
         if report.failed:
             raise ConfigError(f"{site}: preprocessing failed for {', '.join(o.case_id for o in report.failed)}")
     timings["preprocess"] = time.perf_counter() - t
@@ -213,7 +213,8 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
             else:
                 say(f"round {r}/{s.rounds}: {site} trains the global locally ({s.steps_per_round} steps)")
                 result = train_local(plan, current, out / site / "data", keys[site], update,
-                                     device=device, resume=True, state_path=out / site / "site-state.json")
+                                     device=device, resume=True, state_path=out / site / "site-state.json",
+                                     checkpoint_every=max(1, s.steps_per_round // 2))
                 before[site] = result.val_dice_before or dict.fromkeys(REGIONS, float("nan"))
             updates.append(update)
         per_round.append({"round": r - 1, "dice": _pooled(before, counts), "sites": before})
