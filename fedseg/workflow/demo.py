@@ -162,7 +162,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     counts: dict[str, int] = {}
     for site in site_ids:
         say(f"{site}: preprocessing (register, resample to {s.spacing_mm} mm, skull-strip, normalize, crop)")
-        report = build_dataset(out / "raw" / site, out / site / "data", preprocessing, jobs=2)
+        report = build_dataset(out / "raw" / site, out / site / "data", preprocessing)
         if report.failed:
             raise ConfigError(f"{site}: preprocessing failed for {', '.join(o.case_id for o in report.failed)}")
     timings["preprocess"] = time.perf_counter() - t

@@ -283,9 +283,12 @@ def _setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, 
            say: Callable[[str], None]) -> tuple[Plan, list[Site], dict[str, Any]]:
     from fedseg.configtools import config_from_mapping
     from fedseg.data.dataset import load_dataset
+    from fedseg.federation.config import AggregationConfig
     from fedseg.federation.keys import generate_keypair, load_private_key
     from fedseg.federation.plan import Member, load_plan, new_plan, write_plan
     from fedseg.imaging.config import PreprocessConfig
+    from fedseg.model.config import ModelConfig
+    from fedseg.train.config import TrainingConfig
     from fedseg.workflow.rounds import write_initial_global
 
     if len(dirs) < 1:
@@ -311,13 +314,14 @@ def _setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, 
             raise ConfigError(f"{plan_path}: an earlier simulation with other sites or rounds lives in {out}; "
                               "use another --out")
         return plan, sites, keys
-    base = template or new_plan("x", Member("coordinator", keys["coordinator"].public_key),
-                                [Member(s.id, keys[s.id].public_key) for s in sites])
+    model = template.model if template else ModelConfig()
+    training = template.training if template else TrainingConfig()
+    aggregation = template.aggregation if template else AggregationConfig()
     plan = new_plan(
         "simulation", Member("coordinator", keys["coordinator"].public_key),
-        [Member(s.id, keys[s.id].public_key) for s in sites], rounds=rounds, model=base.model,
-        training=replace(base.training, seed=seed),
-        aggregation=replace(base.aggregation, min_sites=min(base.aggregation.min_sites, len(sites))),
+        [Member(s.id, keys[s.id].public_key) for s in sites], rounds=rounds, model=model,
+        training=replace(training, seed=seed),
+        aggregation=replace(aggregation, min_sites=min(aggregation.min_sites, len(sites))),
         preprocessing=configs[0],
     )
     say(f"plan {plan_path} (sha256 {plan.sha256[:12]}…), round-0 global from seed {seed}")
