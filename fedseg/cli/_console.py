@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["error_line", "print_json", "stderr", "stdout", "warn"]
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+__all__ = ["case_progress", "error_line", "print_json", "stderr", "stdout", "warn"]
 
 
 def stdout() -> Console:
@@ -35,3 +38,20 @@ def warn(message: str) -> None:
 def print_json(obj: Any) -> None:
     """Print ``obj`` as indented JSON on stdout, without rich markup."""
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def case_progress(title: str, *, transient: bool = True, eta: bool = False, console: Console | None = None) -> Progress:
+    """Return the per-case progress bar the commands share: title, bar, done/total, elapsed (and ETA), on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns: list[Any] = [TextColumn(title), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    if eta:
+        columns.append(TimeRemainingColumn())
+    return Progress(*columns, console=console or stderr(), transient=transient)

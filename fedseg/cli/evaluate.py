@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fedseg.cli._console import error_line, stderr, stdout
+from fedseg.cli._console import case_progress, error_line, stderr, stdout
 from fedseg.cli._evaltable import render_evaluation, render_problems
 
 if TYPE_CHECKING:
@@ -96,7 +96,6 @@ def _evaluate_model(
     plan_path: Path, model_path: Path, data: Path, *, split: Split, empty: Empty, device: str, tta: bool
 ) -> EvaluationResult:
     """Verify the model, predict and score every case of the split, with a progress bar on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fedseg.federation.plan import load_plan
     from fedseg.inference.evaluate_model import evaluate_model
@@ -104,8 +103,7 @@ def _evaluate_model(
 
     plan = load_plan(plan_path)
     options = PredictOptions(device=device, mirror=tta)
-    columns = (TextColumn("predicting + scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=stderr(), transient=True) as progress:
+    with case_progress("predicting + scoring") as progress:
         task = progress.add_task("cases", total=None)
         return evaluate_model(
             plan,
@@ -121,13 +119,11 @@ def _evaluate_model(
 
 def _evaluate_label_maps(pred: Path, truth: Path, *, labels: Labels, empty: Empty, jobs: int) -> EvaluationResult:
     """Pair and score label maps on disk with a progress bar on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fedseg.metrics import EmptyPolicy, LabelConvention
     from fedseg.workflow.evaluate_labels import evaluate_label_maps
 
-    columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=stderr(), transient=True) as progress:
+    with case_progress("scoring") as progress:
         task = progress.add_task("cases", total=None)
         return evaluate_label_maps(
             pred,

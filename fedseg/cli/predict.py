@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fedseg.cli._console import error_line, print_json, stderr, stdout
+from fedseg.cli._console import case_progress, error_line, print_json, stderr, stdout
 
 __all__ = ["predict"]
 
@@ -32,7 +32,6 @@ def predict(
 
     Example: fedseg predict --plan fed/plan.toml --model fed/global-r0010.fedseg raw/case-017/ --out seg/
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from fedseg.federation.plan import load_plan
     from fedseg.inference.predict import PredictOptions, load_global_model, predict_cases, resolve_device
@@ -49,8 +48,7 @@ def predict(
     cases = collect_inputs(inputs, plan)
     err = stderr()
     err.print(f"predicting {len(cases)} case(s) on {dev} with {model_path.name}", highlight=False)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
+    with case_progress("{task.description}", console=err) as progress:
         task = progress.add_task("predicting", total=len(cases))
         outcomes = predict_cases(model, plan, cases, out, options,
                                  on_case=lambda o: progress.update(task, advance=1, description=o.case_id))

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from fedseg.cli._console import print_json, stderr, stdout
+from fedseg.cli._console import case_progress, print_json, stdout
 
 
 class LayoutChoice(str, enum.Enum):
@@ -35,28 +35,12 @@ def synth(
 
     Example: fedseg synth raw/ --cases 8 --profile 2 --layout brats2023 --seed 1
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from fedseg.synth import Layout, check_outputs, write_cases
 
     check_outputs(out, cases=cases, profile=profile, layout=Layout(layout.value), prefix=prefix, force=force)
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]synth[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr(),
-        transient=False,
-    ) as bar:
+    with case_progress("[bold]synth[/] {task.description}", transient=False, eta=True) as bar:
         task = bar.add_task(f"profile {profile}", total=cases)
 
         def advance(done: int, total: int, case_id: str) -> None:
