@@ -83,9 +83,7 @@ class DemoResult:
 
     def held_out_mean(self) -> dict[str, float]:
         """Return the held-out Dice per region, weighted by each site's number of test cases."""
-        weights = self.settings["test_cases"]
-        total = sum(weights.values())
-        return {r: sum(self.held_out[s][r] * weights[s] for s in self.held_out) / total for r in REGIONS}
+        return _pooled(self.held_out, self.settings["test_cases"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "plan": str(self.plan_path), "settings": self.settings,
@@ -96,6 +94,7 @@ class DemoResult:
 
 
 def _pooled(scores: dict[str, dict[str, float]], counts: dict[str, int]) -> dict[str, float]:
+    """Return the per-region mean over sites weighted by each site's number of cases."""
     total = sum(counts[s] for s in scores)
     return {r: sum(scores[s][r] * counts[s] for s in scores) / total for r in REGIONS}
 

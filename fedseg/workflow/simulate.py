@@ -154,12 +154,24 @@ def _schedule(mode: Mode, n_sites: int, rounds: int, steps: int) -> list[list[tu
 
 
 class _Runner:
-    """Shared state of one simulation: sites, plan, keys, output folder, the evaluation cache."""
+    """Shared state of one simulation: sites, plan, output folder, and each site's indexed training cases."""
 
     def __init__(self, plan: Plan, sites: list[Site], out: Path, split: str, device: str, seed: int,
                  say: Callable[[str], None]) -> None:
         self.plan, self.sites, self.out, self.split, self.device, self.seed, self.say = (
             plan, sites, out, split, device, seed, say)
+        self._train_cases: dict[int, list[Any]] = {}
+
+    def train_cases(self, i: int) -> list[Any]:
+        """Return site ``i``'s training cases, indexed once (each index reads every label of the split)."""
+        if i not in self._train_cases:
+            from fedseg.data.dataset import load_dataset
+            from fedseg.train.sampling import index_case
+
+            dataset = load_dataset(self.sites[i].root)
+            self._train_cases[i] = [index_case(dataset.reader(c), np.random.default_rng([self.seed, i, n]))
+                                    for n, c in enumerate(dataset.split("train"))]
+        return self._train_cases[i]
 
     def evaluate(self, weights: dict[str, np.ndarray]) -> dict[str, Any]:
         return evaluate_weights(self.plan, weights, self.sites, self.split, self.device)
@@ -215,18 +227,12 @@ def _stable_salt(*parts: object) -> int:
 
 def _train_segments(run: _Runner, weights: dict[str, np.ndarray], segments: Sequence[tuple[tuple[int, ...], int]],
                     salt: int) -> dict[str, np.ndarray]:
-    from fedseg.data.dataset import load_dataset
     from fedseg.model.spec import build_model, state_to_numpy
     from fedseg.train.loop import resolve_device, train
-    from fedseg.train.sampling import index_case
 
     model = build_model(run.plan.model, weights)
     for k, (site_idx, steps) in enumerate(segments):
-        cases = []
-        for i in site_idx:
-            dataset = load_dataset(run.sites[i].root)
-            cases += [index_case(dataset.reader(c), np.random.default_rng([run.seed, i, n]))
-                      for n, c in enumerate(dataset.split("train"))]
+        cases = [case for i in site_idx for case in run.train_cases(i)]
         config = replace(run.plan.training, seed=int(np.random.default_rng([run.seed, salt, k]).integers(2**31)))
         train(model, cases, config, total_steps=steps, device=resolve_device(run.device))
     return state_to_numpy(model.state_dict())
