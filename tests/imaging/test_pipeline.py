@@ -19,7 +19,7 @@ from fedseg.imaging.orient import to_canonical
 from fedseg.imaging.pipeline import preprocess_case
 from fedseg.imaging.resample import reference_grid, resample_to_spacing
 from fedseg.synth import Layout, write_cases
-from tests.test_discovery import write_dicom_series
+from tests.data.test_discovery import write_dicom_series
 
 
 def synth_case(root: Path, *, profile: int, scale: float, seed: int = 3) -> RawCase:

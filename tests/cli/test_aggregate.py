@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _aggregate_data import model, write_global, write_update
 from typer.testing import CliRunner
 
 from fedseg.cli.app import app
 from fedseg.federation.plan import Plan, write_plan
+from tests._aggregate_data import model, write_global, write_update
 
 runner = CliRunner()
 

@@ -10,13 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _aggregate_data import (
-    model,
-    weighted_mean,
-    write_global,
-    write_nan_update,
-    write_update,
-)
 
 from fedseg.errors import StateError
 from fedseg.federation.artifact import Kind, read_artifact
@@ -26,6 +19,13 @@ from fedseg.federation.plan import Plan
 from fedseg.federation.strategies import coordinate_median, fedadam_step
 from fedseg.workflow import aggregate as agg
 from fedseg.workflow.aggregate import QuorumError, aggregate_round
+from tests._aggregate_data import (
+    model,
+    weighted_mean,
+    write_global,
+    write_nan_update,
+    write_update,
+)
 
 SITES = ("site-a", "site-b", "site-c")
 COUNTS = {"site-a": 10, "site-b": 30, "site-c": 20}
