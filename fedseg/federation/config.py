@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fedseg.configtools import require
 
-__all__ = ["AggregationConfig", "Strategy"]
+__all__ = ["AggregationConfig", "Strategy", "Weighting"]
 
 
 class Strategy(str, enum.Enum):
@@ -22,6 +22,14 @@ class Strategy(str, enum.Enum):
     TRIMMED_MEAN = "trimmed-mean"
 
 
+class Weighting(str, enum.Enum):
+    """How much each accepted update counts in a mean: by its (bounded) example count, equally, or capped."""
+
+    EXAMPLES = "examples"
+    UNIFORM = "uniform"
+    CAPPED = "capped"
+
+
 @dataclass(frozen=True)
 class AggregationConfig:
     """How the coordinator turns a round's updates into the next global model.
@@ -31,6 +39,13 @@ class AggregationConfig:
     each end per coordinate by the trimmed mean. ``clip_norm`` > 0 clips each update's delta to that L2
     norm (0 = off). ``outlier_z`` > 0 rejects updates whose delta norm has a robust z-score above it
     (0 = off). Globals expire ``global_expiry_days`` after they are written.
+
+    ``weighting`` decides each update's weight in the mean strategies: ``examples`` (its example count,
+    which screening bounds by the site's enrolled case count in the plan times ``1 + examples_tolerance``),
+    ``uniform`` (1 each), or ``capped`` (example counts, but no site above ``max_share`` of the total).
+    ``direction_z`` > 0 rejects updates whose cosine to the coordinate-wise median delta of the round lies
+    more than that many robust standard deviations below the median cosine (never less than
+    ``direction_floor``); 0 = off.
     """
 
     strategy: Strategy = Strategy.FEDAVG
@@ -44,6 +59,11 @@ class AggregationConfig:
     clip_norm: float = 0.0
     outlier_z: float = 3.5
     global_expiry_days: int = 30
+    weighting: Weighting = Weighting.EXAMPLES
+    examples_tolerance: float = 0.1
+    max_share: float = 0.5
+    direction_z: float = 3.5
+    direction_floor: float = 0.25
 
     def __post_init__(self) -> None:
         where = "aggregation"
@@ -57,3 +77,7 @@ class AggregationConfig:
         require(self.clip_norm >= 0.0, where, "clip_norm must be >= 0 (0 = off)")
         require(self.outlier_z >= 0.0, where, "outlier_z must be >= 0 (0 = off)")
         require(1 <= self.global_expiry_days <= 3650, where, "global_expiry_days must lie in 1..3650")
+        require(0.0 <= self.examples_tolerance <= 10.0, where, "examples_tolerance must lie in [0, 10]")
+        require(0.0 < self.max_share <= 1.0, where, "max_share must lie in (0, 1]")
+        require(self.direction_z >= 0.0, where, "direction_z must be >= 0 (0 = off)")
+        require(0.0 < self.direction_floor <= 2.0, where, "direction_floor must lie in (0, 2]")

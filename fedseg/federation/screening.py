@@ -4,7 +4,13 @@ The coordinator runs them on every update before any is used (DESIGN.md ยง4.5, ย
 federation/plan binding, kind, tensor names/shapes/dtypes and finiteness are checked by
 :func:`fedseg.federation.artifact.read_artifact`; its error becomes the reason (:func:`reason_from_error`).
 The rules here cover the round bookkeeping (round, parent, one update per site), the claimed example
-count, the model configuration and the update-norm outlier test.
+count (bounded by the site's enrolled case count), the model configuration, the update-norm outlier test
+and the update-direction outlier test.
+
+Direction outliers compare each update's delta with the coordinate-wise median delta of the round (the
+robust aggregate of Yin et al., "Byzantine-Robust Distributed Learning", ICML 2018), by cosine similarity
+as FLTrust does with its root-dataset direction (Cao et al., "FLTrust", NDSS 2021); the cosines are then
+screened with the same robust z-score (low side only, with a floor; :func:`direction_outliers`).
 
 Norm outliers use the robust z-score of Iglewicz & Hoaglin (1993): ``z = (x - median) / (1.4826 * MAD)``,
 where 1.4826 makes the median absolute deviation (MAD) a consistent estimate of the standard deviation
@@ -42,6 +48,8 @@ __all__ = [
     "check_parent",
     "check_round",
     "check_weights",
+    "direction_outliers",
+    "examples_bound",
     "norm_outliers",
     "parse_timestamp",
     "reason_from_error",
@@ -92,11 +100,27 @@ def check_parent(manifest: Mapping[str, Any], parent_sha256: str) -> Reason | No
     return None
 
 
-def check_examples(manifest: Mapping[str, Any], max_examples: int) -> Reason | None:
-    """Reject an example count that is not an integer in ``1..max_examples`` (plan.training.max_examples)."""
+def examples_bound(max_examples: int, enrolled: int | None, tolerance: float) -> int:
+    """Return the largest example count a site may claim: its enrolled cases x (1 + tolerance), and max_examples."""
+    if enrolled is None:
+        return max_examples
+    return min(max_examples, int(math.floor(enrolled * (1.0 + tolerance) + 1e-9)))
+
+
+def check_examples(manifest: Mapping[str, Any], max_examples: int, *, enrolled: int | None = None,
+                   tolerance: float = 0.0) -> Reason | None:
+    """Reject an example count that is not an integer in ``1..bound``.
+
+    ``bound`` is ``plan.training.max_examples`` and, when the plan records the site's enrolled case count,
+    that count times ``1 + tolerance`` (``aggregation.examples_tolerance``): example counts are claims,
+    and an unbounded claim would let one site take over an example-weighted mean.
+    """
     found = manifest.get("num_examples")
-    if not _is_int(found) or not 1 <= found <= max_examples:
-        return Reason("examples", f"expected num_examples in 1..{max_examples}, found {found!r}")
+    bound = examples_bound(max_examples, enrolled, tolerance)
+    if not _is_int(found) or not 1 <= found <= bound:
+        where = (f"the site's {enrolled} enrolled case(s) in the plan + {tolerance:g} tolerance"
+                 if enrolled is not None else "plan training.max_examples")
+        return Reason("examples", f"expected num_examples in 1..{bound} ({where}), found {found!r}")
     return None
 
 
@@ -153,6 +177,31 @@ def robust_z_scores(values: Mapping[str, float]) -> dict[str, float]:
     if scale == 0.0:
         return {k: 0.0 for k in values}
     return {k: (float(v) - centre) / scale for k, v in values.items()}
+
+
+def direction_outliers(cosines: Mapping[str, float], threshold: float, floor: float) -> dict[str, Reason]:
+    """Return a reason for every key whose cosine to the round's median delta is a low-side robust outlier.
+
+    The score is ``(median(c) - c_k) / max(1.4826 * MAD(c), floor)``; an update is rejected when it exceeds
+    ``threshold``. Only the low side is tested: pointing the wrong way (a sign-flipped or otherwise
+    poisoned update) is the attack, agreeing more than others is not. The floor keeps the ordinary spread of
+    honest non-IID sites (cosines of 0.3-0.9 to the median) from looking significant when the MAD of a few
+    sites is tiny: with the default floor 0.25 and limit 3.5 a cosine must lie 0.875 below the median, which
+    a sign flip (cosine near -c of the honest ones) crosses and heterogeneity does not. Nothing is judged
+    with fewer than :data:`MIN_UPDATES_FOR_OUTLIERS` cosines or when ``threshold`` is 0.
+    """
+    if threshold <= 0 or len(cosines) < MIN_UPDATES_FOR_OUTLIERS:
+        return {}
+    arr = np.array([float(v) for v in cosines.values()], dtype=np.float64)
+    centre = float(np.median(arr))
+    scale = max(MAD_SCALE * float(np.median(np.abs(arr - centre))), floor)
+    out: dict[str, Reason] = {}
+    for key, c in cosines.items():
+        z = (centre - float(c)) / scale
+        if z > threshold or not math.isfinite(float(c)):
+            out[key] = Reason("direction", f"cosine {float(c):.3f} to the round's median delta lies {z:.1f} robust "
+                                           f"deviations below the median cosine {centre:.3f}; the limit is {threshold:g}")
+    return out
 
 
 def norm_outliers(norms: Mapping[str, float], threshold: float) -> dict[str, Reason]:

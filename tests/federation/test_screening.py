@@ -65,3 +65,26 @@ def test_outlier_rule_edge_cases() -> None:
     assert list(s.norm_outliers({"a": 1.0, "b": 1.0, "c": 10.0}, 2.0)) == ["c"]
     # small norms are never flagged (a small delta cannot dominate a mean)
     assert s.norm_outliers({"a": 0.0, "b": 10.0, "c": 10.1, "d": 9.9}, 3.5) == {}
+
+
+def test_examples_bounded_by_enrolled_cases() -> None:
+    from fedseg.federation.screening import check_examples, examples_bound
+
+    assert examples_bound(100_000, 10, 0.1) == 11
+    assert examples_bound(100_000, None, 0.1) == 100_000
+    assert check_examples({"num_examples": 11}, 100_000, enrolled=10, tolerance=0.1) is None
+    reason = check_examples({"num_examples": 100_000}, 100_000, enrolled=10, tolerance=0.1)
+    assert reason is not None and reason.rule == "examples" and "10 enrolled" in reason.detail
+
+
+def test_direction_screen_rejects_a_sign_flip_and_passes_non_iid_spread() -> None:
+    from fedseg.federation.screening import direction_outliers
+
+    honest = {"a": 0.82, "b": 0.55, "c": 0.74}
+    assert direction_outliers(honest, 3.5, 0.25) == {}
+    flipped = {"a": 0.82, "b": 0.74, "c": -0.70}
+    out = direction_outliers(flipped, 3.5, 0.25)
+    assert set(out) == {"c"} and out["c"].rule == "direction"
+    # fewer than three updates: cannot judge; threshold 0: off
+    assert direction_outliers({"a": 0.9, "b": -0.9}, 3.5, 0.25) == {}
+    assert direction_outliers(flipped, 0.0, 0.25) == {}

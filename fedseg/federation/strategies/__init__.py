@@ -26,6 +26,7 @@ from fedseg.federation.strategies.registry import (
     strategy_params,
 )
 from fedseg.federation.strategies.trimmed_mean import coordinate_trimmed_mean, trim_count, trimmed_mean
+from fedseg.federation.strategies.weighting import capped_shares, update_weights
 
 __all__ = [
     "REGISTRY",
@@ -33,6 +34,7 @@ __all__ = [
     "SecondMoment",
     "StrategySpec",
     "WeightedMean",
+    "capped_shares",
     "clip_delta",
     "clip_scale",
     "coordinate_median",
@@ -51,5 +53,6 @@ __all__ = [
     "strategy_params",
     "trim_count",
     "trimmed_mean",
+    "update_weights",
     "weighted_mean",
 ]
