@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 from fedseg.federation.keys import generate_keypair, load_private_key, load_public_key
 from fedseg.federation.plan import Member, Plan, new_plan
 
+ENROLLED = 1000  # each test site's enrolled case count in the ``plan`` fixture
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -28,11 +29,11 @@ def keydir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def plan(keydir: Path) -> Plan:
-    """A three-site plan with default settings."""
+    """A three-site plan with default settings; each site enrolled with 1000 cases (quorum: a majority, 2)."""
     return new_plan(
         "test-fed",
         Member("coordinator", load_public_key(keydir / "coordinator.pub")),
-        [Member(s, load_public_key(keydir / f"{s}.pub")) for s in ("site-a", "site-b", "site-c")],
+        [Member(s, load_public_key(keydir / f"{s}.pub"), ENROLLED) for s in ("site-a", "site-b", "site-c")],
     )
 
 

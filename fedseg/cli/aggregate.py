@@ -22,15 +22,20 @@ def _table(report: AggregateReport) -> None:
     from rich.table import Table
 
     table = Table(title=f"round {report.round} · {report.strategy} · quorum {report.min_sites}")
-    for column in ("site", "examples", "norm", "verdict", "reason"):
-        table.add_column(column, justify="right" if column in ("examples", "norm") else "left")
+    numeric = ("examples", "weight", "norm", "cosine")
+    for column in ("site", *numeric, "verdict"):
+        table.add_column(column, justify="right" if column in numeric else "left", no_wrap=True)
+    table.add_column("reason", overflow="fold", min_width=20)
     for v in report.verdicts:
         site = v.site or (f"? (claims {v.claimed_site})" if v.claimed_site else "?")
         verdict = "[green]accepted[/]" if v.accepted else "[red]rejected[/]"
         table.add_row(escape(site), "" if v.num_examples is None else str(v.num_examples),
-                      "" if v.norm is None else f"{v.norm:.4g}", verdict,
-                      escape(str(v.reason)) if v.reason else "")
+                      f"{v.weight:.3f}" if v.accepted and v.weight is not None else "",
+                      "" if v.norm is None else f"{v.norm:.4g}", "" if v.cosine is None else f"{v.cosine:.3f}",
+                      verdict, escape(str(v.reason)) if v.reason else "")
     stdout().print(table)
+    for note in report.notes:
+        stderr().print(f"[yellow]note:[/] {escape(note)}", highlight=False)
 
 
 def _summary(report: AggregateReport) -> None:
@@ -65,7 +70,8 @@ def aggregate(
     """Screen a round's signed updates and write the next signed global model (exit 1 below quorum).
 
     Every update is verified and screened (signature, plan, round, parent, one per site, tensors, example
-    count, norm outlier) before any is used; a table shows each verdict and reason.
+    count bounded by the site's enrolled cases, norm and direction outliers) before any is used; a table
+    shows each verdict, weight and reason.
 
     Example: fedseg aggregate --plan fed/plan.toml --global fed/global-r0000.fedseg --key coord.key site-a-r0001.fedseg site-b-r0001.fedseg --out fed/global-r0001.fedseg
     """

@@ -14,12 +14,12 @@ from fedseg.cli.keys import passphrase_from_env
 def init(
     name: Annotated[str, typer.Option("--name", help="Federation name, e.g. brats-fl.")],
     coordinator_key: Annotated[Path, typer.Option("--coordinator-key", help="Coordinator's private key (signs globals).", exists=True, dir_okay=False)],
-    site: Annotated[list[str], typer.Option("--site", help="A member site as ID=PUBFILE; repeat per site.")],
+    site: Annotated[list[str], typer.Option("--site", help="A member site as ID=PUBFILE[:CASES] (CASES: its enrolled training cases, which bound the example count its updates may claim); repeat per site.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for plan.toml and global-r0000.fedseg.")],
     coordinator_id: Annotated[str, typer.Option("--coordinator-id", help="Member id of the coordinator.")] = "coordinator",
     rounds: Annotated[int, typer.Option("--rounds", help="Number of aggregation rounds planned.")] = 10,
     strategy: Annotated[str, typer.Option("--strategy", help="fedavg | fedavgm | fedadam | fedyogi | fedadagrad | median | trimmed-mean.")] = "fedavg",
-    min_sites: Annotated[int, typer.Option("--min-sites", help="Quorum: fewest accepted updates per round.")] = 1,
+    min_sites: Annotated[int | None, typer.Option("--min-sites", help="Quorum: fewest accepted updates per round (default: a majority of the sites).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Local optimizer steps per round.")] = None,
     patch_size: Annotated[str | None, typer.Option("--patch-size", help="Training patch z,y,x, e.g. 96,96,96.")] = None,
     widths: Annotated[str | None, typer.Option("--widths", help="U-Net channels per stage, e.g. 16,32,64,128,256.")] = None,
@@ -32,7 +32,7 @@ def init(
     Defaults for the model, training, aggregation and preprocessing are written into the TOML with
     comments; edit them there or override the common ones with options.
 
-    Example: fedseg init --name brats-fl --coordinator-key coord.key --site site-a=site-a.pub --site site-b=site-b.pub --out fed/
+    Example: fedseg init --name brats-fl --coordinator-key coord.key --site site-a=site-a.pub:120 --site site-b=site-b.pub:85 --out fed/
     """
     from fedseg.configtools import config_from_mapping
     from fedseg.federation.plan import PlanError
@@ -60,14 +60,18 @@ def init(
     from fedseg.train.config import TrainingConfig
 
     training_cfg = config_from_mapping(TrainingConfig, training, "training") if training else None
-    aggregation_cfg = config_from_mapping(AggregationConfig, {"strategy": strategy, "min_sites": min_sites}, "aggregation")
+    from fedseg.federation.plan import majority
+
+    sites = [parse_site_option(s) for s in site]
+    quorum = majority(len(sites)) if min_sites is None else min_sites
+    aggregation_cfg = config_from_mapping(AggregationConfig, {"strategy": strategy, "min_sites": quorum}, "aggregation")
     preprocessing_cfg = (config_from_mapping(PreprocessConfig, {"spacing": [spacing] * 3}, "preprocessing")
                          if spacing is not None else None)
     result = init_federation(
         name=name,
         coordinator_key=coordinator_key,
         coordinator_id=coordinator_id,
-        sites=[parse_site_option(s) for s in site],
+        sites=sites,
         out_dir=out,
         passphrase=passphrase_from_env(passphrase_env),
         settings={"rounds": rounds},

@@ -32,14 +32,15 @@ def check(
     console = stdout()
     console.print(f"[bold]{loaded.name}[/]  federation {loaded.federation_id}")
     console.print(f"plan sha256: {loaded.sha256}")
-    table = Table("role", "member", "key id")
-    table.add_row("coordinator", loaded.coordinator.id, loaded.coordinator.key_id)
+    table = Table("role", "member", "key id", "enrolled cases")
+    table.add_row("coordinator", loaded.coordinator.id, loaded.coordinator.key_id, "")
     for site in loaded.sites:
-        table.add_row("site", site.id, site.key_id)
+        table.add_row("site", site.id, site.key_id, "not recorded" if site.cases is None else str(site.cases))
     console.print(table)
     t, a, m = loaded.training, loaded.aggregation, loaded.model
     console.print(
-        f"rounds {loaded.rounds} · strategy {a.strategy.value} · min_sites {a.min_sites} · "
+        f"rounds {loaded.rounds} · strategy {a.strategy.value} · weighting {a.weighting.value} · "
+        f"min_sites {a.min_sites} · "
         f"model widths {list(m.widths)} · patch {list(t.patch_size)} · {t.steps_per_round} steps/round · "
         f"spacing {list(loaded.preprocessing.spacing)} mm"
     )

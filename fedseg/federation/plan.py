@@ -30,7 +30,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ID_PATTERN", "Member", "Plan", "load_plan", "new_plan", "plan_to_toml", "write_plan"]
+__all__ = [
+    "ID_PATTERN", "Member", "Plan", "load_plan", "majority", "new_plan", "plan_to_toml", "write_plan"]
 
 PLAN_FORMAT = 1
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -39,10 +40,22 @@ _MAX_PLAN_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class Member:
-    """A federation member: its id and Ed25519 public key."""
+    """A federation member: its id, Ed25519 public key and (sites) enrolled case count.
+
+    ``cases`` is the number of training cases the site enrolled with; screening bounds the example count
+    its updates may claim by it. None when the plan does not record it (plans made before it existed):
+    then example-count weighting falls back to uniform weights for the round (see workflow.coordinator).
+    """
 
     id: str
     public_key: PublicKey
+    cases: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "public_key": self.public_key.to_text()}
+        if self.cases is not None:
+            data["cases"] = self.cases
+        return data
 
     @property
     def key_id(self) -> str:
@@ -72,7 +85,7 @@ class Plan:
             "format": PLAN_FORMAT,
             "federation": {"name": self.name, "id": self.federation_id, "rounds": self.rounds},
             "coordinator": {"id": self.coordinator.id, "public_key": self.coordinator.public_key.to_text()},
-            "sites": [{"id": s.id, "public_key": s.public_key.to_text()} for s in self.sites],
+            "sites": [s.to_dict() for s in self.sites],
             "model": config_to_dict(self.model),
             "training": config_to_dict(self.training),
             "aggregation": config_to_dict(self.aggregation),
@@ -140,8 +153,17 @@ def _validate(plan: Plan) -> None:
         )
 
 
+def majority(n_sites: int) -> int:
+    """Return the default quorum of a plan with ``n_sites`` sites: a strict majority."""
+    return n_sites // 2 + 1
+
+
 def new_plan(name: str, coordinator: Member, sites: list[Member], **settings: Any) -> Plan:
-    """Return a plan with a fresh federation id; ``settings`` override defaults (model=..., rounds=...)."""
+    """Return a plan with a fresh federation id; ``settings`` override defaults (model=..., rounds=...).
+
+    Without an ``aggregation`` setting the quorum is a majority of the sites (:func:`majority`).
+    """
+    settings.setdefault("aggregation", AggregationConfig(min_sites=majority(len(sites))))
     return Plan(name=name, federation_id=str(uuid.uuid4()), coordinator=coordinator, sites=tuple(sites), **settings)
 
 
@@ -169,12 +191,16 @@ def plan_from_dict(data: Mapping[str, Any], where: str) -> Plan:
         if not isinstance(sites_raw, list):
             raise PlanError("[[sites]] must be an array of tables")
 
-        def member(raw: Any, label: str) -> Member:
-            if not isinstance(raw, Mapping) or set(raw) != {"id", "public_key"}:
-                raise PlanError(f"{label} must have exactly the keys id and public_key")
+        def member(raw: Any, label: str, *, site: bool) -> Member:
+            allowed = {"id", "public_key", "cases"} if site else {"id", "public_key"}
+            if not isinstance(raw, Mapping) or not {"id", "public_key"} <= set(raw) <= allowed:
+                raise PlanError(f"{label} must have the keys id and public_key" + (" (and optionally cases)" if site else ""))
             if not isinstance(raw["id"], str) or not isinstance(raw["public_key"], str):
                 raise PlanError(f"{label}: id and public_key must be strings")
-            return Member(raw["id"], parse_public_key(raw["public_key"], where=f"{label} {raw['id']!r}"))
+            cases = raw.get("cases")
+            if cases is not None and (not isinstance(cases, int) or isinstance(cases, bool) or not 1 <= cases <= 10**7):
+                raise PlanError(f"{label} {raw['id']!r}: cases must be an integer in 1..10000000, got {cases!r}")
+            return Member(raw["id"], parse_public_key(raw["public_key"], where=f"{label} {raw['id']!r}"), cases)
 
         unknown_fed = sorted(set(fed) - {"name", "id", "rounds"})
         if unknown_fed:
@@ -187,8 +213,8 @@ def plan_from_dict(data: Mapping[str, Any], where: str) -> Plan:
         return Plan(
             name=name,
             federation_id=fid,
-            coordinator=member(coord, "[coordinator]"),
-            sites=tuple(member(s, "[[sites]]") for s in sites_raw),
+            coordinator=member(coord, "[coordinator]", site=False),
+            sites=tuple(member(s, "[[sites]]", site=True) for s in sites_raw),
             rounds=rounds,
             model=config_from_mapping(ModelConfig, _table(data, "model", where), "model"),
             training=config_from_mapping(TrainingConfig, _table(data, "training", where), "training"),
@@ -233,11 +259,13 @@ def _toml_value(value: Any) -> str:
 _COMMENTS = {
     "federation": "Who takes part and for how many rounds. The id is bound into every signed file.",
     "coordinator": "The coordinator signs global models. Compare its key id out of band before trusting it.",
-    "sites": "One table per member site; only these keys may sign updates.",
+    "sites": "One table per member site; only these keys may sign updates. cases: the site's enrolled "
+    "training cases, which bound the example count its updates may claim.",
     "model": "3D U-Net: one stage per entry of widths; strides[i] downsamples into stage i.",
     "training": "Local training per round. patch_size is (z, y, x) voxels, divisible by the stride product.",
     "aggregation": "strategy: fedavg | fedavgm | fedadam | fedyogi | fedadagrad | median | trimmed-mean. "
-    "clip_norm and outlier_z: 0 turns them off.",
+    "weighting: examples | uniform | capped (no site above max_share). min_sites: the quorum. "
+    "clip_norm, outlier_z and direction_z: 0 turns them off.",
     "preprocessing": "Applied by `fedseg preprocess` at every site; spacing is (x, y, z) mm.",
 }
 

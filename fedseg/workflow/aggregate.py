@@ -7,10 +7,14 @@ Order of work (DESIGN.md §4.5, §5):
    (:mod:`fedseg.workflow.scratch`) so the global does not sit in memory while updates are read;
 2. screen every update: ``read_artifact`` checks signature, signer, federation/plan binding, kind, spec
    and finiteness; then round = current + 1, parent = current digest, weights "full"/"delta", example
-   count in 1..plan.training.max_examples, model config = the plan's, one update per site (a site with
-   two different updates in this call has all of them rejected; one whose ledger already records another
-   accepted update for the round is rejected), and finally the robust z-score of the delta norms;
-3. combine the accepted ones if at least ``min_sites`` remain (else :class:`QuorumError`, nothing
+   count in 1..min(plan.training.max_examples, the site's enrolled cases x (1 + examples_tolerance)), model
+   config = the plan's, one update per site (a site with two different updates in this call has all of
+   them rejected; one whose ledger already records another accepted update for the round is rejected),
+   and finally, among those left, the robust z-score of the delta norms and of each delta's cosine to the
+   round's coordinate-wise median delta (the direction screen, which needs 3 updates and spills every
+   delta to scratch; the report notes when it is skipped);
+3. weigh them as the plan says (examples, uniform, or capped shares; uniform when the plan lacks an
+   enrolled count for some site) and combine the accepted ones if at least ``min_sites`` remain (else :class:`QuorumError`, nothing
    written): mean strategies stream (each update is added to one float64 running sum while it is
    screened; if a later rule rejects an update already added, the sum is rebuilt from a second verified
    read of the accepted files); median / trimmed mean park each verified update in the scratch folder
@@ -42,12 +46,12 @@ import numpy as np
 from fedseg.configtools import config_to_dict
 from fedseg.errors import AggregationError, ArtifactError
 from fedseg.federation import screening
-from fedseg.federation.config import Strategy
+from fedseg.federation.config import Strategy, Weighting
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.federation.screening import Reason
-from fedseg.federation.strategies import Combine, WeightedMean, get_strategy, strategy_params
-from fedseg.workflow.delta_stream import consume, rebuild
+from fedseg.federation.strategies import Combine, WeightedMean, get_strategy, strategy_params, update_weights
+from fedseg.workflow.delta_stream import consume, direction_cosines, rebuild
 from fedseg.workflow.round_report import AggregateReport, QuorumError, UpdateVerdict
 from fedseg.workflow.round_write import check_current_global, write_round
 from fedseg.workflow.scratch import TensorFile, scratch_dir
@@ -72,9 +76,40 @@ def _file_size(path: Path) -> int:
 
 def _screen_manifest(art: Any, *, next_round: int, parent: str, plan: Plan, model: dict[str, Any]) -> Reason | None:
     m = art.manifest
+    enrolled = plan.site(art.signer.id).cases
     return (screening.check_round(m, next_round) or screening.check_parent(m, parent)
-            or screening.check_weights(m) or screening.check_examples(m, plan.training.max_examples)
+            or screening.check_weights(m)
+            or screening.check_examples(m, plan.training.max_examples, enrolled=enrolled,
+                                        tolerance=plan.aggregation.examples_tolerance)
             or screening.check_model(m, model) or screening.check_created_at(m))
+
+
+def _weighting(plan: Plan, config: Any, report: AggregateReport) -> Weighting:
+    """Return the round's weighting: the plan's, or uniform when example counts cannot be bound."""
+    weighting = Weighting(config.weighting)
+    missing = [s.id for s in plan.sites if s.cases is None]
+    if weighting is not Weighting.UNIFORM and missing:
+        report.notes.append(f"weighting {weighting.value} needs every site's enrolled case count in the plan; "
+                            f"{', '.join(missing)} have none, so this round weighs updates uniformly")
+        return Weighting.UNIFORM
+    return weighting
+
+
+def _screen_round(report: AggregateReport, config: Any, g: TensorFile, direction: bool) -> None:
+    """Reject norm and direction outliers among the updates that passed every other rule."""
+    candidates = {str(id(v)): v for v in report.verdicts if v.accepted}
+    found = screening.norm_outliers({k: v.norm or 0.0 for k, v in candidates.items()}, config.outlier_z)
+    if direction and len(candidates) >= screening.MIN_UPDATES_FOR_OUTLIERS:
+        for v, c in zip(candidates.values(), direction_cosines(list(candidates.values()), g)):
+            v.cosine = c
+        cosines = {k: v.cosine or 0.0 for k, v in candidates.items()}
+        for k, reason in screening.direction_outliers(cosines, config.direction_z, config.direction_floor).items():
+            found.setdefault(k, reason)
+    elif config.direction_z > 0:
+        report.notes.append(f"direction screen skipped: {len(candidates)} update(s) passed the other checks and at "
+                            f"least {screening.MIN_UPDATES_FOR_OUTLIERS} are needed to judge a direction")
+    for k, reason in found.items():
+        candidates[k].reason = reason
 
 
 def _sort_key(path: Path) -> tuple[str, str, str]:
@@ -134,12 +169,17 @@ def aggregate_round(
                              params=strategy_params(config.strategy, config), min_sites=quorum, verdicts=[],
                              ledger=ledger_path, parent=current.digest)
     mean = strat.combine is Combine.MEAN
-    acc = WeightedMean() if mean and not dry_run else None
+    weighting = _weighting(plan, config, report)
+    report.weighting = weighting.value
+    # Capped shares depend on every accepted count, so the capped mean is summed after screening.
+    acc = WeightedMean() if mean and not dry_run and weighting is not Weighting.CAPPED else None
+    direction = config.direction_z > 0 and len(update_paths) >= screening.MIN_UPDATES_FOR_OUTLIERS
 
     with scratch_dir(out.parent if out.parent.is_dir() else None) as scratch, contextlib.ExitStack() as files:
         g = files.enter_context(TensorFile(scratch / "global.bin", current.tensors))
         current = replace(current, tensors={})  # the global's tensors now live in scratch; the buffer is free
-        spill = None if mean or dry_run else scratch
+        # The median strategies and the direction screen need every delta at once: they spill to scratch.
+        spill = scratch if direction or not (mean or dry_run) else None
         by_site: dict[str, list[UpdateVerdict]] = {}
         for path in sorted((Path(p) for p in update_paths), key=_sort_key):
             verdict = UpdateVerdict(path=path)
@@ -166,16 +206,17 @@ def aggregate_round(
                 verdict.reason = _claim_site(by_site, verdict, next_round)
             if verdict.reason is None:
                 verdict.created_at = screening.parse_timestamp(m.get("created_at"))
+                verdict.weight = 1.0 if weighting is Weighting.UNIFORM else float(verdict.num_examples or 1)
                 verdict.norm = consume(art.tensors, g, verdict, acc=acc, spill=spill, clip_norm=config.clip_norm)
                 if verdict.scratch is not None:
                     files.enter_context(verdict.scratch)
             del art  # its tensors view ``buffer``, which the next read overwrites
 
-        candidates = {id(v): v for v in report.verdicts if v.accepted}
-        outliers = screening.norm_outliers({str(k): v.norm or 0.0 for k, v in candidates.items()}, config.outlier_z)
-        for k, reason in outliers.items():
-            candidates[int(k)].reason = reason
+        _screen_round(report, config, g, direction)
         accepted = report.accepted
+        shares = update_weights({str(id(v)): v.num_examples or 1 for v in accepted}, weighting, config.max_share)
+        for v in accepted:
+            v.weight = shares[str(id(v))]
         if len(accepted) < quorum:
             report.status = "below-quorum"
             rejected = "; ".join(f"{v.site or v.claimed_site or v.path.name}: {v.reason.detail}"
@@ -185,8 +226,8 @@ def aggregate_round(
         if dry_run:
             report.status = "dry-run"
             return report
-        if acc is not None and any(v.added and not v.accepted for v in report.verdicts):
-            acc = None  # release the spoiled sum before the second one is built
+        if mean and (acc is None or any(v.added and not v.accepted for v in report.verdicts)):
+            acc = None  # release a spoiled sum before the second one is built
             acc = rebuild(accepted, plan, spec, g, config.clip_norm, buffer)
         buffer = None  # no more reads: free the payload buffer before the new global is built
         stamp = timestamp or max(v.created_at for v in accepted if v.created_at is not None)

@@ -29,7 +29,7 @@ from fedseg.federation.strategies import (
 from fedseg.workflow.round_report import UpdateVerdict
 from fedseg.workflow.scratch import TensorFile
 
-__all__ = ["CHUNK", "combined_delta", "consume", "delta_pass", "rebuild"]
+__all__ = ["CHUNK", "combined_delta", "consume", "delta_pass", "direction_cosines", "rebuild"]
 
 CHUNK = 1 << 16  # elements per fused step: 512 KiB of float64 stays in cache
 
@@ -58,10 +58,10 @@ def consume(tensors: dict[str, np.ndarray], g: TensorFile, verdict: UpdateVerdic
     """Return the update's delta norm; add it to ``acc`` (streaming) or copy it into a file in ``spill``.
 
     Without clipping one pass both measures and adds; with clipping the scale needs the whole norm, so a
-    second pass adds.
+    second pass adds. The update enters the sum with weight ``verdict.weight``.
     """
     buf = np.empty(CHUNK, dtype=np.float64)
-    weight = float(verdict.num_examples or 1)
+    weight = float(verdict.weight or 1.0)
     one_pass = acc is not None and clip_norm == 0
     total = 0.0
     for name, x in tensors.items():
@@ -92,13 +92,41 @@ def rebuild(accepted: list[UpdateVerdict], plan: Plan, spec: dict[str, Any], g: 
         if art.digest != verdict.sha256:
             raise AggregationError(f"{verdict.path}: the file changed during aggregation "
                                    f"({str(verdict.sha256)[:12]} -> {art.digest[:12]})")
-        weight = float(verdict.num_examples or 1)
+        weight = float(verdict.weight or 1.0)
         factor = weight * clip_scale(verdict.norm or 0.0, clip_norm)
         for name, x in art.tensors.items():
             delta_pass(x, g, name, verdict.weights, acc.running_sum(name, x.shape), factor, buf)
         acc.finish_model(weight)
         del art  # its tensors view ``buffer``, which the next read overwrites
     return acc
+
+
+def direction_cosines(verdicts: list[UpdateVerdict], g: TensorFile) -> list[float]:
+    """Return each update's cosine similarity to the coordinate-wise median delta of ``verdicts``.
+
+    Every update must have been spilled to its scratch file. Works slice by slice like
+    :func:`combined_delta`, accumulating the dot products with the median and the median's squared norm,
+    so memory is (updates x slice). A zero median (or a zero delta) gives cosine 0: no direction to judge.
+    """
+    dots = np.zeros(len(verdicts), dtype=np.float64)
+    median_sq = 0.0
+    step = max(1, CHUNK * 4 // max(1, len(verdicts)))
+    for name in g.names:
+        size = int(np.prod(g.shape(name), dtype=np.int64))
+        for start in range(0, size, step):
+            stop = min(start + step, size)
+            base = np.array(g.read_range(name, start, stop), dtype=np.float32)  # copy: the view is reused
+            deltas = []
+            for v in verdicts:
+                assert v.scratch is not None
+                deltas.append(_delta64(v.scratch.read_range(name, start, stop), base, v.weights))
+            m = coordinate_median(deltas, dtype=np.float64)
+            median_sq += float(np.einsum("i,i->", m, m))
+            for i, d in enumerate(deltas):
+                dots[i] += float(np.einsum("i,i->", d, m))
+    median_norm = math.sqrt(median_sq)
+    return [float(dots[i] / (v.norm * median_norm)) if v.norm and median_norm > 0 else 0.0
+            for i, v in enumerate(verdicts)]
 
 
 def _delta64(x: np.ndarray, g: np.ndarray, weights: str) -> np.ndarray:

@@ -173,14 +173,17 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
             generate_keypair(member, keydir)
     fed = out / "fed"
     plan_path = fed / "plan.toml"
+    from fedseg.data.dataset import load_dataset
+
     if not plan_path.exists():
+        enrolled = {site: len(load_dataset(out / site / "data").split("train")) for site in site_ids}
         stages = len(s.widths)
         model = config_from_mapping(ModelConfig, {"widths": list(s.widths), "kernels": [[3, 3, 3]] * stages,
                                                   "convs_per_stage": s.convs_per_stage,
                                                   "strides": [[1, 1, 1]] + [[2, 2, 2]] * (stages - 1)}, "demo model")
         say(f"coordinator: plan for {len(site_ids)} sites, U-Net widths {list(s.widths)}, {s.rounds} rounds")
         init_federation(name="fedseg-demo", coordinator_key=keydir / "coordinator.key",
-                        sites=[(site, keydir / f"{site}.pub") for site in site_ids], out_dir=fed,
+                        sites=[(site, keydir / f"{site}.pub", enrolled[site]) for site in site_ids], out_dir=fed,
                         settings={"rounds": s.rounds}, model=model, seed=s.seed,
                         training={"patch_size": s.patch_size, "batch_size": s.batch_size,
                                   "steps_per_round": s.steps_per_round, "learning_rate": s.learning_rate,
@@ -189,7 +192,6 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
                         preprocessing={"spacing": preprocessing.spacing, "val_fraction": 0.2, "test_fraction": 0.2})
     plan = load_plan(plan_path)
     keys = {m: load_private_key(keydir / f"{m}.key") for m in ["coordinator", *site_ids]}
-    from fedseg.data.dataset import load_dataset
 
     for site in site_ids:
         ds = load_dataset(out / site / "data")

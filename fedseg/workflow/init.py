@@ -20,19 +20,23 @@ class InitResult:
     global_path: Path | None
 
 
-def parse_site_option(value: str) -> tuple[str, Path]:
-    """Parse ``ID=PUBFILE`` from ``--site``."""
+def parse_site_option(value: str) -> tuple[str, Path, int | None]:
+    """Parse ``ID=PUBFILE[:CASES]`` from ``--site`` (CASES: the site's enrolled training cases)."""
     site_id, sep, pub = value.partition("=")
-    if not sep or not site_id or not pub:
-        raise PlanError(f"--site {value!r}: expected ID=PUBFILE, e.g. site-a=keys/site-a.pub")
-    return site_id, Path(pub)
+    cases: int | None = None
+    head, colon, tail = pub.rpartition(":")
+    if colon and tail.isdigit():
+        pub, cases = head, int(tail)
+    if not sep or not site_id or not pub or (colon and not tail.isdigit() and tail == ""):
+        raise PlanError(f"--site {value!r}: expected ID=PUBFILE[:CASES], e.g. site-a=keys/site-a.pub:120")
+    return site_id, Path(pub), cases
 
 
 def init_federation(
     *,
     name: str,
     coordinator_key: Path,
-    sites: list[tuple[str, Path]],
+    sites: list[tuple[str, Path, int | None]],
     out_dir: Path,
     coordinator_id: str = "coordinator",
     passphrase: bytes | None = None,
@@ -47,7 +51,8 @@ def init_federation(
     """Write ``OUT/plan.toml`` with a fresh federation id and, unless told not to, the round-0 global.
 
     ``settings`` overrides top-level plan fields (``rounds``); ``training``/``aggregation``/``preprocessing``
-    override single settings of those tables; ``model`` replaces the model config.
+    override single settings of those tables; ``model`` replaces the model config. The quorum defaults to a
+    majority of the sites.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -56,7 +61,7 @@ def init_federation(
     if plan_path.exists():
         raise PlanError(f"{plan_path} already exists; refusing to overwrite a federation plan")
     key = load_private_key(coordinator_key, passphrase)
-    members = [Member(site_id, load_public_key(pub)) for site_id, pub in sites]
+    members = [Member(site_id, load_public_key(pub), cases) for site_id, pub, cases in sites]
     plan = new_plan(name, Member(coordinator_id, key.public_key), members, **(settings or {}))
     changes: dict[str, Any] = {}
     if model is not None:

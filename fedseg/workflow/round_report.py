@@ -26,6 +26,8 @@ class UpdateVerdict:
     sha256: str | None = None
     num_examples: int | None = None
     norm: float | None = None
+    cosine: float | None = None
+    weight: float | None = None
     reason: Reason | None = None
     created_at: datetime | None = field(default=None, repr=False)
     weights: str = "full"
@@ -38,7 +40,8 @@ class UpdateVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": str(self.path), "site": self.site, "claimed_site": self.claimed_site, "sha256": self.sha256,
-                "num_examples": self.num_examples, "norm": self.norm, "accepted": self.accepted,
+                "num_examples": self.num_examples, "norm": self.norm, "cosine": self.cosine,
+                "weight": self.weight, "accepted": self.accepted,
                 "rule": self.reason.rule if self.reason else None, "reason": self.reason.detail if self.reason else None}
 
 
@@ -59,6 +62,8 @@ class AggregateReport:
     created_at: str | None = None
     expires_at: str | None = None
     parent: str | None = None
+    weighting: str = "examples"
+    notes: list[str] = field(default_factory=list)
 
     @property
     def accepted(self) -> list[UpdateVerdict]:
@@ -71,7 +76,8 @@ class AggregateReport:
                 "out": str(self.out) if self.out else None, "sha256": self.digest,
                 "ledger": str(self.ledger) if self.ledger else None,
                 "server_state": str(self.server_state) if self.server_state else None,
-                "created_at": self.created_at, "expires_at": self.expires_at, "parent_sha256": self.parent}
+                "created_at": self.created_at, "expires_at": self.expires_at, "parent_sha256": self.parent,
+                "weighting": self.weighting, "notes": list(self.notes)}
 
 
 class QuorumError(AggregationError):

@@ -58,6 +58,13 @@ class Site:
     root: Path
 
 
+def _enrolled(site: Site) -> int:
+    """Return the site's training-case count: its enrolled cases in the simulation's plan."""
+    from fedseg.data.dataset import load_dataset
+
+    return max(1, len(load_dataset(site.root).split("train")))
+
+
 @dataclass
 class SimulationResult:
     """Per mode, one point per round (round 0 = the shared initial model): pooled and per-site Dice."""
@@ -325,7 +332,7 @@ def _setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, 
     aggregation = template.aggregation if template else AggregationConfig()
     plan = new_plan(
         "simulation", Member("coordinator", keys["coordinator"].public_key),
-        [Member(s.id, keys[s.id].public_key) for s in sites], rounds=rounds, model=model,
+        [Member(s.id, keys[s.id].public_key, _enrolled(s)) for s in sites], rounds=rounds, model=model,
         training=replace(training, seed=seed),
         aggregation=replace(aggregation, min_sites=min(aggregation.min_sites, len(sites))),
         preprocessing=configs[0],

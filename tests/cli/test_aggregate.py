@@ -30,7 +30,7 @@ def setup(tmp_path: Path, plan: Plan, site_keys: dict[str, Any], keydir: Path) -
 
 def test_cli_writes_global_and_prints_table(tmp_path: Path, plan: Plan, site_keys: dict[str, Any], keydir: Path) -> None:
     args = setup(tmp_path, plan, site_keys, keydir)
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})  # one table row per update
     assert result.exit_code == 0, result.output
     assert "accepted" in result.stdout and "rejected" in result.stdout and "expected round 1" in result.stdout
     assert "wrote" in result.stdout and (tmp_path / "fed" / "global-r0001.fedseg").exists()

@@ -162,10 +162,28 @@ def test_init_workflow_without_global(tmp_path):
 
     for name in ("coord", "site-a"):
         generate_keypair(name, tmp_path)
-    result = init_federation(name="x", coordinator_key=tmp_path / "coord.key", sites=[("site-a", tmp_path / "site-a.pub")],
+    result = init_federation(name="x", coordinator_key=tmp_path / "coord.key", sites=[("site-a", tmp_path / "site-a.pub", None)],
                              out_dir=tmp_path / "fed", write_global=False)
     assert result.global_path is None and result.plan_path.exists()
     assert sorted(p.name for p in (tmp_path / "fed").iterdir()) == ["plan.toml"]
+
+
+def test_init_records_enrolled_cases_and_defaults_to_a_majority_quorum(tmp_path, keys, monkeypatch):
+    from fedseg.federation.keys import generate_keypair
+    from fedseg.federation.plan import load_plan
+
+    _fake_rounds(monkeypatch)
+    generate_keypair("site-c", tmp_path)
+    sites = [f"site-a={keys / 'site-a.pub'}:120", "--site", f"site-b={keys / 'site-b.pub'}:85", "--site",
+             f"site-c={tmp_path / 'site-c.pub'}"]
+    result = run("init", "--name", "x", "--coordinator-key", keys / "coord.key", "--site", *sites, "--out", tmp_path / "f")
+    assert result.exit_code == 0, result.output
+    plan = load_plan(tmp_path / "f" / "plan.toml")
+    assert [s.cases for s in plan.sites] == [120, 85, None]
+    assert plan.aggregation.min_sites == 2  # a majority of 3
+    assert "cases = 120" in (tmp_path / "f" / "plan.toml").read_text()
+    shown = run("plan", "check", tmp_path / "f" / "plan.toml")
+    assert shown.exit_code == 0 and "120" in shown.stdout
 
 
 def test_init_refuses_existing_plan(fed, keys):

@@ -49,6 +49,9 @@ def test_demo_artifacts_and_ledger_verify(demo_dir: Path) -> None:
     ledger = Ledger(demo_dir / "fed" / "ledger.jsonl")
     ledger.verify()
     assert ledger.last_global()["round"] == 2
+    # the demo's honest non-IID hospitals pass every screen (norm, direction, example bound) in every round
+    assert [e for e in ledger.entries() if e["event"] == "update-rejected"] == []
+    assert all(s.cases is not None for s in plan.sites) and plan.aggregation.direction_z > 0
 
 
 def test_demo_scores_are_real_and_finite(demo_dir: Path) -> None:

@@ -85,7 +85,7 @@ def test_each_rule_rejects_its_case_while_others_aggregate(case: str, plan: Plan
                      "wrong-shape": "payload", "zero-examples": "examples", "absurd-examples": "examples",
                      "wrong-model": "model", "norm-outlier": "norm-outlier"}[case]
     message = {"unknown-key": "unknown key", "nan": "NaN", "wrong-shape": "shape", "zero-examples": "found 0",
-               "absurd-examples": "1..100000", "wrong-round": "expected round 1", "wrong-parent": "expected parent",
+               "absurd-examples": "1..1100 (the site's 1000 enrolled", "wrong-round": "expected round 1", "wrong-parent": "expected parent",
                "wrong-model": "differs", "norm-outlier": "robust z-score"}[case]
     if case == "unknown-key":
         write_update(plan, site_keys, bad, "site-c", g, tensors, key_name="outsider")
@@ -266,7 +266,7 @@ def test_median_resists_a_byzantine_site_and_handles_delta_and_float16(plan: Pla
 
 
 def test_clipping_and_timestamp_option(plan: Plan, site_keys: dict[str, Any], tmp_path: Path) -> None:
-    cfg = replace(plan.aggregation, clip_norm=1.0, outlier_z=0.0)
+    cfg = replace(plan.aggregation, clip_norm=1.0, outlier_z=0.0, min_sites=1)
     plan = plan.with_settings(aggregation=cfg)
     g = write_global(plan, site_keys, tmp_path / "g0.fedseg", model(0.0))
     big = {k: np.zeros(s, np.float32) for k, s in ((k, v.shape) for k, v in model().items())}
