@@ -60,7 +60,7 @@ def aggregate(
                                       exists=True, dir_okay=False)],
     out: Annotated[Path, typer.Option("--out", help="Where to write the next global, e.g. fed/global-r0001.fedseg.")],
     strategy: Annotated[Strategy | None, typer.Option("--strategy", help="Override the plan's strategy.")] = None,
-    min_sites: Annotated[int | None, typer.Option("--min-sites", help="Override the plan's quorum.", min=1)] = None,
+    min_sites: Annotated[int | None, typer.Option("--min-sites", help="Raise the plan's quorum for this round (never lower it).", min=1)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Screen and report only; write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
     ledger: Annotated[Path | None, typer.Option("--ledger", help="Coordinator ledger (default: ledger.jsonl beside --out).")] = None,

@@ -153,13 +153,17 @@ def aggregate_round(
     config = plan.aggregation if strategy is None else replace(plan.aggregation, strategy=Strategy(strategy))
     strat = get_strategy(config.strategy)
     quorum = plan.aggregation.min_sites if min_sites is None else int(min_sites)
-    if quorum < 1:
-        raise AggregationError(f"--min-sites must be >= 1, got {quorum}")
+    if quorum < plan.aggregation.min_sites:
+        raise AggregationError(f"--min-sites {quorum} would loosen the plan's quorum of {plan.aggregation.min_sites}; "
+                               "the command line may only tighten what the plan says")
     # One buffer for every payload of the round; updates share the global's tensors, so its size fits them.
     buffer: np.ndarray | None = np.empty(_file_size(global_path), dtype=np.uint8)
     current = read_artifact(global_path, plan, kind=Kind.GLOBAL, buffer=buffer)
     spec = {name: TensorSpec(tuple(t.shape), "float32") for name, t in current.tensors.items()}
     this_round, next_round = current.round, current.round + 1
+    if next_round > plan.rounds:
+        raise AggregationError(f"{global_path} is the round-{this_round} global and the plan has {plan.rounds} "
+                               f"round(s); round {next_round} is beyond the plan (extend federation.rounds first)")
     model = config_to_dict(plan.model)
     ledger = Ledger(ledger_path)
     ledger.verify()

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from fedseg.configtools import config_to_dict
-from fedseg.errors import AggregationError, StateError
+from fedseg.errors import AggregationError, ArtifactError, StateError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.federation.strategies import WeightedMean
@@ -94,6 +94,7 @@ def write_round(report: AggregateReport, *, plan: Plan, key: PrivateKey | None, 
             if existing is not None and existing != written.digest:
                 raise StateError(f"round {report.round} was already aggregated into global {existing[:12]} "
                                  f"(ledger {report.ledger}); this run would write {written.digest[:12]}; refusing")
+            _refuse_other_global(plan, report.round, written.digest, out, state_path)
             os.replace(tmp_global, out)
             fsync_dir(out.parent)
         report.server_state = state_path if stateful else None
@@ -105,6 +106,43 @@ def write_round(report: AggregateReport, *, plan: Plan, key: PrivateKey | None, 
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_global.unlink()
+
+
+def _refuse_other_global(plan: Plan, round_: int, digest: str, out: Path, state_path: Path) -> None:
+    """Refuse to write round ``round_`` when another global for it exists beside ``out`` or in the server state.
+
+    The ledger alone is not enough: a truncated or deleted ledger would let a second, different round-r
+    global replace the one the sites already have. Every ``*.fedseg`` file in the output folder that claims
+    to be a global of this federation for this round is verified; one that verifies with another digest is
+    a refusal (sites would see two histories). Files that do not verify are not globals of this plan and
+    are left alone.
+    """
+    import h5py
+
+    from fedseg.federation.artifact import Kind, read_artifact, read_manifest_unverified
+    from fedseg.workflow.server_state import round_group
+
+    for path in sorted(out.parent.glob("*.fedseg")):
+        try:
+            claimed = read_manifest_unverified(path)
+            if claimed.get("kind") != "global" or claimed.get("round") != round_:
+                continue
+            other = read_artifact(path, plan, kind=Kind.GLOBAL)
+        except (ArtifactError, OSError):  # what does not verify is not a global of this federation
+            continue
+        if other.digest != digest:
+            raise StateError(f"{path} is already the round-{round_} global ({other.digest[:12]}) of this federation; "
+                             f"this run would write another ({digest[:12]}); refusing to fork the history")
+    if state_path.exists():
+        try:
+            with h5py.File(state_path, "r") as f:
+                group = f.get(round_group(round_))
+                stored = None if group is None else group.attrs.get("global_sha256")
+        except OSError as exc:
+            raise StateError(f"{state_path}: the server state file cannot be read ({exc})") from None
+        if stored is not None and stored != digest:
+            raise StateError(f"{state_path} records global {str(stored)[:12]} for round {round_}; this run would "
+                             f"write {digest[:12]}; refusing to fork the history")
 
 
 def _ledger_global(ledger: Any, round_: int) -> str | None:
