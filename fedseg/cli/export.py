@@ -10,16 +10,8 @@ import typer
 
 from fedseg.cli._console import stdout
 from fedseg.cli.keys import passphrase_from_env
-
-
-class DType(str, enum.Enum):
-    FLOAT32 = "float32"
-    FLOAT16 = "float16"
-
-
-class Weights(str, enum.Enum):
-    FULL = "full"
-    DELTA = "delta"
+from fedseg.federation.manifest import DType
+from fedseg.federation.manifest import WeightsKind as Weights
 
 
 class Format(str, enum.Enum):
