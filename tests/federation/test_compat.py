@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import tomllib
 from typer.testing import CliRunner
 
 from fedseg.cli.app import app
@@ -53,3 +54,36 @@ def test_old_artifacts_verify_through_inspect(name: str, tmp_path: Path) -> None
                                       "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["verified"] is True
+
+
+def test_a_setting_added_later_with_a_default_keeps_the_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # fedseg gains a training setting with a default: the old plan file does not state it
+    import dataclasses
+
+    from fedseg.federation import plan as plan_module
+
+    later = dataclasses.make_dataclass("TrainingConfig", [("added_later", float, dataclasses.field(default=0.5))],
+                                       bases=(plan_module.TrainingConfig,), frozen=True)
+    monkeypatch.setattr(plan_module, "TrainingConfig", later)
+    plan = load_plan(FIXTURE / "plan.toml")
+    assert plan.training.added_later == 0.5 and "added_later" in plan.to_dict()["training"]
+    assert plan.sha256 == RECORD["plan_sha256"]
+
+
+def test_a_plan_file_hashes_what_it_states(tmp_path: Path) -> None:
+    from fedseg.federation.plan import write_plan
+    from fedseg.hashing import sha256_json
+
+    text = (FIXTURE / "plan.toml").read_text("utf-8")
+    assert "fedprox_mu = 0.0\n" in text
+    (tmp_path / "short.toml").write_text(text.replace("fedprox_mu = 0.0\n", ""), "utf-8")
+    short = load_plan(tmp_path / "short.toml")
+    full = load_plan(FIXTURE / "plan.toml")
+    assert short == full  # the same settings ...
+    assert short.sha256 != full.sha256  # ... but another document: the hash covers what the file states
+    assert short.sha256 == sha256_json(tomllib.loads((tmp_path / "short.toml").read_text("utf-8")))
+    # a plan built in memory states everything: the file it writes loads with the same hash
+    changed = full.with_settings(rounds=5)
+    assert changed.sha256 == sha256_json(changed.to_dict())
+    write_plan(changed, tmp_path / "changed.toml")
+    assert load_plan(tmp_path / "changed.toml").sha256 == changed.sha256
