@@ -61,7 +61,7 @@ def make_fixture(out: Path) -> dict:
     from fedseg.model.spec import initial_weights
     from fedseg.workflow.aggregate import aggregate_round
     from fedseg.workflow.init import init_federation
-    from fedseg.workflow.rounds import export_update
+    from fedseg.workflow.site.export import export_update
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)

@@ -134,8 +134,9 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     from fedseg.synth import Layout, write_cases
     from fedseg.workflow.aggregate import aggregate_round
     from fedseg.workflow.init import init_federation
-    from fedseg.workflow.rounds import global_filename, train_local
+    from fedseg.workflow.initial import global_filename
     from fedseg.workflow.simulate import plot_curves
+    from fedseg.workflow.site.train import train_local
 
     say = say or (lambda message: log.info("%s", message))
     out = Path(out)

@@ -72,7 +72,7 @@ def read_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]
 
 def export_global(global_path: Path, plan: Plan, out: Path, *, format: str | ExportFormat = "safetensors") -> Path:
     """Verify the global at ``global_path`` against ``plan`` and write it to ``out`` plus ``<out>.json``."""
-    from fedseg.workflow.rounds import read_global
+    from fedseg.workflow.site.received import read_global
 
     fmt = ExportFormat(format)
     art = read_global(plan, global_path)
