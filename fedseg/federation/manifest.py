@@ -28,23 +28,9 @@ from typing import Any
 
 from fedseg.errors import ArtifactError
 
-__all__ = [
-    "TIME_FORMAT",
-    "Contributor",
-    "DType",
-    "GlobalManifest",
-    "Kind",
-    "Manifest",
-    "StrategyRecord",
-    "UpdateManifest",
-    "WeightsKind",
-    "aggregated_global_manifest",
-    "format_timestamp",
-    "initial_global_manifest",
-    "manifest_from_dict",
-    "parse_timestamp",
-    "update_manifest",
-]
+__all__ = ["TIME_FORMAT", "Contributor", "DType", "GlobalManifest", "Kind", "Manifest", "StrategyRecord",
+           "UpdateManifest", "WeightsKind", "aggregated_global_manifest", "format_timestamp",
+           "initial_global_manifest", "manifest_from_dict", "parse_timestamp", "update_manifest"]
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -192,17 +178,11 @@ def _head(m: GlobalManifest | UpdateManifest) -> dict[str, Any]:
                            "parent_sha256": m.parent_sha256, "weights": m.weights.value, "model": dict(m.model)}
     if m.created_at is not None:
         out["created_at"] = format_timestamp(m.created_at)
-    for f in fields(_Seal):
-        value = getattr(m, f.name)
-        if value is None:
-            continue
-        if f.name == "dtype":
-            value = value.value
-        elif f.name == "tensors":
-            value = {name: list(shape) for name, shape in value.items()}
-        elif f.name == "software":
-            value = dict(value)
-        out[f.name] = value
+    out.update({f.name: getattr(m, f.name) for f in fields(_Seal) if getattr(m, f.name) is not None})
+    if m.dtype is not None:
+        out["dtype"] = m.dtype.value
+    if m.tensors is not None:
+        out["tensors"] = {name: list(shape) for name, shape in m.tensors.items()}
     return out
 
 
@@ -245,69 +225,51 @@ _REQUIRED = {Kind.GLOBAL: _COMMON_REQUIRED | {"contributors", "strategy"},
 _OPTIONAL = {Kind.GLOBAL: {"expires_at", "num_examples", "metrics", "seed"}, Kind.UPDATE: set()}
 
 
-class _Fields:
-    """Typed access to one manifest dict; every error names ``where`` and the field."""
-
-    def __init__(self, data: Mapping[str, Any], where: str) -> None:
-        self.data, self.where = data, where
-
-    def fail(self, name: str, expected: str) -> ArtifactError:
-        return ArtifactError(f"{self.where}: manifest {name} must be {expected}, got {self.data.get(name)!r}")
-
-    def int(self, name: str, minimum: int = 0, optional: bool = False) -> Any:
-        value = self.data.get(name)
-        if optional and value is None:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(name, f"an integer >= {minimum}")
+def _field(data: Mapping[str, Any], name: str, where: str, check: Any, expected: str, optional: bool = False) -> Any:
+    """Return ``data[name]`` when ``check`` accepts it (or it is None and ``optional``); else ArtifactError."""
+    value = data.get(name)
+    if (optional and value is None) or check(value):
         return value
-
-    def str(self, name: str, optional: bool = False) -> Any:
-        value = self.data.get(name)
-        if not (isinstance(value, str) or (optional and value is None)):
-            raise self.fail(name, "a string" + (" or null" if optional else ""))
-        return value
-
-    def mapping(self, name: str, optional: bool = False) -> Any:
-        value = self.data.get(name)
-        if optional and value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.fail(name, "an object")
-        return dict(value)
-
-    def time(self, name: str, optional: bool = False) -> datetime | None:
-        value = self.data.get(name)
-        if optional and name not in self.data:
-            return None
-        stamp = parse_timestamp(value)
-        if stamp is None or format_timestamp(stamp) != value:
-            raise self.fail(name, "a UTC time YYYY-MM-DDTHH:MM:SSZ")
-        return stamp
-
-    def enum(self, name: str, kind: type[enum.Enum]) -> Any:
-        try:
-            return kind(self.data.get(name))
-        except ValueError:
-            allowed = " or ".join(repr(k.value) for k in kind)
-            raise self.fail(name, allowed) from None
+    raise ArtifactError(f"{where}: manifest {name} must be {expected}{' or null' if optional else ''}, got {value!r}")
 
 
-def _tensors(f: _Fields) -> dict[str, tuple[int, ...]]:
-    table = f.mapping("tensors")
-    if not all(isinstance(s, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in s)
-               for s in table.values()):
-        raise f.fail("tensors", "an object mapping names to shapes (lists of integers >= 0)")
-    return {name: tuple(shape) for name, shape in table.items()}
+def _is_int(value: Any, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_dict(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_int(n) for n in value)
+
+
+def _time(data: Mapping[str, Any], name: str, where: str) -> datetime:
+    """Return the UTC time ``data[name]``, which must be written exactly as :func:`format_timestamp` does."""
+    stamp = parse_timestamp(data.get(name))
+    if stamp is None or format_timestamp(stamp) != data.get(name):
+        raise ArtifactError(f"{where}: manifest {name} must be a UTC time YYYY-MM-DDTHH:MM:SSZ, got {data.get(name)!r}")
+    return stamp
+
+
+def _enum(data: Mapping[str, Any], name: str, where: str, kind: type[enum.Enum]) -> Any:
+    allowed = {k.value for k in kind}
+    return kind(_field(data, name, where, lambda v: v in allowed, " or ".join(sorted(map(repr, allowed)))))
 
 
 def _contributor(raw: Any, where: str) -> Contributor:
-    f = _Fields(raw if isinstance(raw, dict) else {}, f"{where}: contributor")
     if not isinstance(raw, dict) or set(raw) != {"site", "sha256", "num_examples"}:
         raise ArtifactError(f"{where}: manifest contributors must be objects of site, sha256, num_examples; "
                             f"got {raw!r}")
-    return Contributor(f.str("site", optional=True), f.str("sha256", optional=True),
-                       f.int("num_examples", optional=True))
+    w = f"{where}: contributor"
+    return Contributor(_field(raw, "site", w, _is_str, "a string", True),
+                       _field(raw, "sha256", w, _is_str, "a string", True),
+                       _field(raw, "num_examples", w, _is_int, "an integer >= 0", True))
 
 
 def manifest_from_dict(data: Any, where: str) -> GlobalManifest | UpdateManifest:
@@ -319,36 +281,40 @@ def manifest_from_dict(data: Any, where: str) -> GlobalManifest | UpdateManifest
     """
     if not isinstance(data, Mapping):
         raise ArtifactError(f"{where}: the manifest must be an object, got {type(data).__name__}")
-    f = _Fields(data, where)
-    kind = f.enum("kind", Kind)
+    kind = _enum(data, "kind", where, Kind)
     missing = sorted(_REQUIRED[kind] - set(data))
     if missing:
         raise ArtifactError(f"{where}: the {kind.value} manifest lacks {', '.join(missing)}")
     unknown = sorted(set(data) - _REQUIRED[kind] - _OPTIONAL[kind])
     if unknown:
         raise ArtifactError(f"{where}: the {kind.value} manifest has unknown field(s) {', '.join(unknown)}")
-    seal = dict(federation_id=f.str("federation_id"), plan_sha256=f.str("plan_sha256"),
-                payload_sha256=f.str("payload_sha256"), payload_bytes=f.int("payload_bytes"),
-                dtype=f.enum("dtype", DType), tensors=_tensors(f), software=f.mapping("software"),
-                format_version=f.int("format_version", minimum=1))
-    head = dict(round=f.int("round"), signer=f.str("signer"), parent_sha256=f.str("parent_sha256", optional=True),
-                model=f.mapping("model"), created_at=f.time("created_at"), weights=f.enum("weights", WeightsKind))
-    if kind is Kind.UPDATE:
-        return UpdateManifest(**seal, **head, num_examples=f.int("num_examples"), metrics=f.mapping("metrics"),
-                              training=f.mapping("training"))
-    if head["weights"] is not WeightsKind.FULL:
-        raise f.fail("weights", "'full' in a global model")
-    contributors = data["contributors"]
-    if not isinstance(contributors, list):
-        raise f.fail("contributors", "a list")
-    strategy = f.mapping("strategy", optional=True)
-    if strategy is not None:
-        s = _Fields(strategy, f"{where}: strategy")
-        if set(strategy) != {"name", "params"}:
-            raise f.fail("strategy", "null or an object of name and params")
-        strategy = StrategyRecord(s.str("name"), s.mapping("params"))
-    return GlobalManifest(**seal, **head, expires_at=f.time("expires_at", optional=True),
-                          contributors=tuple(_contributor(c, where) for c in contributors), strategy=strategy,
-                          num_examples=f.int("num_examples", optional=True),
-                          metrics=f.mapping("metrics", optional=True), seed=f.int("seed", optional=True))
 
+    def get(name: str, check: Any, expected: str, optional: bool = False) -> Any:
+        value = _field(data, name, where, check, expected, optional)
+        return dict(value) if isinstance(value, dict) else value
+
+    tensors = get("tensors", lambda v: _is_dict(v) and all(map(_is_shape, v.values())),
+                  "an object mapping names to shapes (lists of integers >= 0)")
+    common = dict(
+        federation_id=get("federation_id", _is_str, "a string"), plan_sha256=get("plan_sha256", _is_str, "a string"),
+        payload_sha256=get("payload_sha256", _is_str, "a string"),
+        payload_bytes=get("payload_bytes", _is_int, "an integer >= 0"), dtype=_enum(data, "dtype", where, DType),
+        tensors={name: tuple(shape) for name, shape in tensors.items()},
+        software=get("software", _is_dict, "an object"),
+        format_version=get("format_version", lambda v: _is_int(v, 1), "an integer >= 1"),
+        round=get("round", _is_int, "an integer >= 0"), signer=get("signer", _is_str, "a string"),
+        parent_sha256=get("parent_sha256", _is_str, "a string", True), model=get("model", _is_dict, "an object"),
+        created_at=_time(data, "created_at", where), weights=_enum(data, "weights", where, WeightsKind))
+    if kind is Kind.UPDATE:
+        return UpdateManifest(**common, num_examples=get("num_examples", _is_int, "an integer >= 0"),
+                              metrics=get("metrics", _is_dict, "an object"),
+                              training=get("training", _is_dict, "an object"))
+    get("weights", lambda v: v == WeightsKind.FULL.value, "'full' in a global model")
+    strategy = get("strategy", lambda v: _is_dict(v) and set(v) == {"name", "params"} and _is_str(v["name"])
+                   and _is_dict(v["params"]), "an object of a name and params", True)
+    return GlobalManifest(
+        **common, expires_at=_time(data, "expires_at", where) if "expires_at" in data else None,
+        contributors=tuple(_contributor(c, where) for c in get("contributors", lambda v: isinstance(v, list), "a list")),
+        strategy=StrategyRecord(strategy["name"], dict(strategy["params"])) if strategy is not None else None,
+        num_examples=get("num_examples", _is_int, "an integer >= 0", True),
+        metrics=get("metrics", _is_dict, "an object", True), seed=get("seed", _is_int, "an integer >= 0", True))

@@ -208,7 +208,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
         for site in site_ids:
             update = out / site / f"update-r{r:04d}.fedseg"
             if update.exists():  # a rerun: this site already answered this round (the file is verified)
-                metrics = read_artifact(update, plan, kind=Kind.UPDATE, load_tensors=False).manifest["metrics"]
+                metrics = read_artifact(update, plan, kind=Kind.UPDATE, load_tensors=False).typed_manifest.metrics
                 before[site] = metrics["val_dice_before"]
             else:
                 say(f"round {r}/{s.rounds}: {site} trains the global locally ({s.steps_per_round} steps)")

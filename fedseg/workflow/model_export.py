@@ -84,7 +84,7 @@ def export_global(global_path: Path, plan: Plan, out: Path, *, format: str | Exp
         "input": {"modalities": list(plan.preprocessing.modalities), "layout": "[B, C, Z, Y, X]",
                   "patch_size": list(plan.training.patch_size), "divisor": list(plan.model.divisor)},
         "preprocessing": config_to_dict(plan.preprocessing),
-        "source": {"federation_id": plan.federation_id, "round": int(art.manifest["round"]),
+        "source": {"federation_id": plan.federation_id, "round": art.typed_manifest.round,
                    "payload_sha256": art.digest, "file": Path(global_path).name},
         "format": fmt.value,
     }

@@ -22,13 +22,14 @@ def read_global(plan: Plan, global_path: Path, *, now: datetime | None = None) -
     :class:`~fedseg.federation.manifest.GlobalManifest` (the manifest is parsed strictly here).
     """
     from fedseg.federation.artifact import Kind, read_artifact
+    from fedseg.federation.manifest import format_timestamp
     from fedseg.model.spec import model_tensor_spec
 
     art = read_artifact(Path(global_path), plan, kind=Kind.GLOBAL, spec=model_tensor_spec(plan.model))
     manifest = art.typed_manifest  # a global is always full weights: the strict parse checks it
     moment = now if now is not None else datetime.now(timezone.utc)
     if manifest.expires_at is not None and manifest.expires_at < moment:
-        raise BindingError(f"{global_path}: this global model expired at {art.manifest['expires_at']}; ask the "
+        raise BindingError(f"{global_path}: this global model expired at {format_timestamp(manifest.expires_at)}; ask the "
                            "coordinator for a current one")
     return art
 
