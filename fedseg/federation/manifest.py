@@ -114,21 +114,27 @@ class _Seal:
 
 
 @dataclass(frozen=True)
-class GlobalManifest(_Seal):
-    """A global model's manifest (signed by the coordinator). ``round`` 0 is the seeded initial model."""
+class _Head(_Seal):
+    """The fields both kinds carry (the caller's part)."""
 
     round: int = 0
     signer: str = ""
     parent_sha256: str | None = None
     model: Mapping[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
+    weights: WeightsKind = WeightsKind.FULL
+
+
+@dataclass(frozen=True)
+class GlobalManifest(_Head):
+    """A global model's manifest (signed by the coordinator). ``round`` 0 is the seeded initial model."""
+
     expires_at: datetime | None = None
     contributors: tuple[Contributor, ...] = ()
     strategy: StrategyRecord | None = None
     num_examples: int | None = None
     metrics: Mapping[str, Any] | None = None
     seed: int | None = None
-    weights: WeightsKind = WeightsKind.FULL
 
     kind = Kind.GLOBAL
 
@@ -148,15 +154,9 @@ class GlobalManifest(_Seal):
 
 
 @dataclass(frozen=True)
-class UpdateManifest(_Seal):
+class UpdateManifest(_Head):
     """A site update's manifest (signed by the site): its round answers the global of ``round - 1``."""
 
-    round: int = 1
-    signer: str = ""
-    parent_sha256: str | None = None
-    model: Mapping[str, Any] = field(default_factory=dict)
-    created_at: datetime | None = None
-    weights: WeightsKind = WeightsKind.FULL
     num_examples: int = 0
     metrics: Mapping[str, Any] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)

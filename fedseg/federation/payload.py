@@ -25,7 +25,6 @@ _MAX_TENSORS = 100_000
 # The HDF5 writer settings are fixed so identical inputs give byte-identical payloads (aggregation reruns).
 _LIBVER = ("v110", "v110")
 DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
-_DTYPES = DTYPES
 # A spec's dtype names a float model parameter; an artifact may carry it at reduced precision.
 _ACCEPTS = {"float32": ("float32", "float16"), "float16": ("float16",)}
 
@@ -39,7 +38,7 @@ def check_name(name: Any, where: str) -> str:
 def payload_dtype(tensors: Mapping[str, np.ndarray], where: str) -> str:
     kinds = {np.asarray(t).dtype for t in tensors.values()}
     names = {d.name for d in kinds}
-    if len(names) != 1 or (names - set(_DTYPES)):
+    if len(names) != 1 or (names - set(DTYPES)):
         found = ", ".join(sorted(names)) or "no tensors"
         raise ArtifactError(f"{where}: all tensors must share one dtype, float32 or float16; found {found}")
     return names.pop()
@@ -57,7 +56,7 @@ def encode_payload(tensors: Mapping[str, np.ndarray]) -> bytes:
     with h5py.File(buffer, "w", libver=_LIBVER, alignment_threshold=1, alignment_interval=64) as f:
         for name in sorted(tensors):
             array = np.asarray(tensors[name])
-            dtype = _DTYPES[array.dtype.name]
+            dtype = DTYPES[array.dtype.name]
             f.create_dataset(check_name(name, "payload"), data=array.astype(dtype, copy=False), track_times=False)
     return buffer.getvalue()
 
@@ -133,7 +132,7 @@ def _check_dataset(dset: Any, name: str, dtype: str, size: int, where: str) -> t
     shape = tuple(int(n) for n in dset.shape) if dset.shape is not None else None
     if shape is None:
         raise ArtifactError(f"{what} has a null dataspace; expected an array")
-    nbytes = math.prod(shape) * _DTYPES[dtype].itemsize
+    nbytes = math.prod(shape) * DTYPES[dtype].itemsize
     stored = dset.id.get_storage_size()
     if stored != nbytes:
         raise ArtifactError(f"{what} stores {stored} bytes; shape {list(shape)} of {dtype} needs {nbytes}")
@@ -166,7 +165,7 @@ def decode_payload(
     import h5py
     from h5py import h5i, h5l, h5o
 
-    if dtype not in _DTYPES:
+    if dtype not in DTYPES:
         raise ArtifactError(f"{where}: manifest dtype {dtype!r}; expected float32 or float16")
     if spec is not None:
         for name, tensor_spec in spec.items():
@@ -203,9 +202,9 @@ def decode_payload(
                 _check_shape(name, shape, spec[name].shape if spec is not None else None, "the model expects", where)
                 _check_shape(name, shape, declared.get(name) if declared is not None else None, "the manifest lists", where)
                 seen.append(name)
-                extents.append((dset.id.get_offset() or 0, math.prod(shape) * _DTYPES[dtype].itemsize, name))
+                extents.append((dset.id.get_offset() or 0, math.prod(shape) * DTYPES[dtype].itemsize, name))
                 if load_values:
-                    tensors[name] = _tensor_view(data, extents[-1][0], shape, _DTYPES[dtype])
+                    tensors[name] = _tensor_view(data, extents[-1][0], shape, DTYPES[dtype])
                     _spot_check(dset, tensors[name], name, where)
                     check_finite(tensors[name], name, where)
     except ArtifactError:
