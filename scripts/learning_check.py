@@ -78,7 +78,8 @@ def main() -> None:
     from fedseg.model.spec import model_tensor_spec
     from fedseg.train.config import TrainingConfig
     from fedseg.train.loop import StepInfo
-    from fedseg.workflow.rounds import train_local, write_initial_global
+    from fedseg.workflow.initial import write_initial_global
+    from fedseg.workflow.site.train import train_local
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fedseg-learning-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -76,8 +76,8 @@ def aggregate(
     Example: fedseg aggregate --plan fed/plan.toml --global fed/global-r0000.fedseg --key coord.key site-a-r0001.fedseg site-b-r0001.fedseg --out fed/global-r0001.fedseg
     """
     from fedseg.federation.keys import load_private_key
+    from fedseg.federation.manifest import parse_timestamp
     from fedseg.federation.plan import load_plan
-    from fedseg.federation.screening import parse_timestamp
     from fedseg.workflow.aggregate import QuorumError, aggregate_round
 
     stamp: datetime | None = None

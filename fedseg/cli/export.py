@@ -10,16 +10,8 @@ import typer
 
 from fedseg.cli._console import stdout
 from fedseg.cli.keys import passphrase_from_env
-
-
-class DType(str, enum.Enum):
-    FLOAT32 = "float32"
-    FLOAT16 = "float16"
-
-
-class Weights(str, enum.Enum):
-    FULL = "full"
-    DELTA = "delta"
+from fedseg.federation.manifest import DType
+from fedseg.federation.manifest import WeightsKind as Weights
 
 
 class Format(str, enum.Enum):
@@ -52,7 +44,7 @@ def export(
     the_plan = load_plan(plan)
     console = stdout()
     if model is not None:
-        from fedseg.workflow.rounds import export_global
+        from fedseg.workflow.model_export import export_global
 
         written = export_global(model, the_plan, out, format=format.value)
         console.print(f"model:  {written}  ({format.value})")
@@ -61,7 +53,7 @@ def export(
     if key is None:
         raise typer.BadParameter("exporting a checkpoint needs --key (the site's private key signs the update)")
     from fedseg.federation.keys import load_private_key
-    from fedseg.workflow.rounds import export_update
+    from fedseg.workflow.site.export import export_update
 
     the_key = load_private_key(key, passphrase_from_env(passphrase_env))
     assert checkpoint is not None

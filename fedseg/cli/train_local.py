@@ -101,7 +101,7 @@ def train_local(
 
     from fedseg.federation.keys import load_private_key
     from fedseg.federation.plan import load_plan
-    from fedseg.workflow.rounds import train_local as run
+    from fedseg.workflow.site.train import train_local as run
 
     if threads is not None:
         torch.set_num_threads(threads)

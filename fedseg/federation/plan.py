@@ -1,8 +1,15 @@
 """The federation plan (``plan.toml``): the root of trust, distributed out of band.
 
 It names the federation, the coordinator and member sites with their public keys, and the model,
-training, aggregation and preprocessing settings. Its hash (SHA-256 of the canonical JSON of
-:meth:`Plan.to_dict`) is bound into every artifact, so a file made under another plan is rejected.
+training, aggregation and preprocessing settings. Its hash is bound into every artifact, so a file made
+under another plan is rejected.
+
+The hash covers what the plan *states*: the SHA-256 of the canonical JSON of the parsed TOML document,
+``format`` (the plan format version) included, not of every default of today's config dataclasses. A
+setting added to fedseg later, with a default, therefore leaves the hash of an existing plan file (which
+does not mention it) unchanged, and a running federation keeps working when a site upgrades. A plan built
+in memory (``fedseg init``, :meth:`Plan.with_settings`) states everything: it hashes :meth:`Plan.to_dict`,
+exactly what :func:`write_plan` writes, so the file it writes loads with the same hash.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from fedseg.errors import ConfigError, FedsegError, PlanError
 from fedseg.federation.config import AggregationConfig
 from fedseg.federation.keys import PublicKey, parse_public_key
 from fedseg.fsutil import atomic_write_text
-from fedseg.hashing import sha256_json
+from fedseg.hashing import canonical_json, sha256_bytes, sha256_json
 from fedseg.imaging.config import PreprocessConfig
 from fedseg.model.config import ModelConfig
 from fedseg.train.config import TrainingConfig
@@ -75,6 +82,8 @@ class Plan:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
+    # canonical JSON of the document this plan was parsed from; None for a plan built in memory
+    stated: bytes | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -94,8 +103,8 @@ class Plan:
 
     @property
     def sha256(self) -> str:
-        """Return the plan hash bound into every artifact."""
-        return sha256_json(self.to_dict())
+        """Return the plan hash bound into every artifact: of the stated document (see the module docstring)."""
+        return sha256_bytes(self.stated) if self.stated is not None else sha256_json(self.to_dict())
 
     @property
     def members(self) -> tuple[Member, ...]:
@@ -114,8 +123,8 @@ class Plan:
         raise PlanError(f"site {site_id!r} is not a member of federation {self.name!r}")
 
     def with_settings(self, **changes: Any) -> Plan:
-        """Return a copy with some top-level fields replaced (validated again)."""
-        return replace(self, **changes)
+        """Return a copy with some top-level fields replaced (validated again); it states all its settings."""
+        return replace(self, stated=None, **changes)
 
 
 def _validate(plan: Plan) -> None:
@@ -210,7 +219,12 @@ def plan_from_dict(data: Mapping[str, Any], where: str) -> Plan:
             raise PlanError("[federation] needs string keys name and id")
         if not isinstance(rounds, int) or isinstance(rounds, bool):
             raise PlanError(f"federation.rounds must be an integer, got {rounds!r}")
+        try:
+            stated = canonical_json(data)
+        except (TypeError, ValueError) as exc:
+            raise PlanError(f"the plan holds a value that is not plain data ({exc})") from None
         return Plan(
+            stated=stated,
             name=name,
             federation_id=fid,
             coordinator=member(coord, "[coordinator]", site=False),

@@ -31,12 +31,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
 from fedseg.errors import ArtifactError, BindingError, SignatureError
+from fedseg.federation.manifest import WeightsKind, parse_timestamp
 
 __all__ = [
     "MAD_SCALE",
@@ -125,9 +125,9 @@ def check_examples(manifest: Mapping[str, Any], max_examples: int, *, enrolled: 
 
 
 def check_weights(manifest: Mapping[str, Any]) -> Reason | None:
-    """Reject an update whose ``weights`` field is neither "full" nor "delta"."""
+    """Reject an update whose ``weights`` field is not a :class:`WeightsKind` (full or delta)."""
     found = manifest.get("weights")
-    if found not in ("full", "delta"):
+    if found not in {w.value for w in WeightsKind}:
         return Reason("weights", f"expected weights 'full' or 'delta', found {found!r}")
     return None
 
@@ -141,19 +141,6 @@ def check_model(manifest: Mapping[str, Any], model: Mapping[str, Any]) -> Reason
             return Reason("model", f"the update's model config differs from the plan's in {', '.join(keys)}")
         return Reason("model", f"expected the plan's model config, found {type(found).__name__}")
     return None
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """Return an aware UTC datetime for an ISO 8601 string with a timezone (``...Z``), else None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if stamp.tzinfo is None:
-        return None
-    return stamp.astimezone(timezone.utc)
 
 
 def check_created_at(manifest: Mapping[str, Any]) -> Reason | None:

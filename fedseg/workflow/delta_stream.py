@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fedseg.errors import AggregationError
+from fedseg.federation.manifest import WeightsKind
 from fedseg.federation.plan import Plan
 from fedseg.federation.strategies import (
     Combine,
@@ -44,7 +45,7 @@ def delta_pass(x: np.ndarray, g: TensorFile, name: str, weights: str, out: np.nd
         stop = min(start + CHUNK, xf.size)
         b = buf[: stop - start]
         np.copyto(b, xf[start:stop])  # widen first: subtracting in float64 is exact, in float32 it is not
-        if weights != "delta":
+        if weights != WeightsKind.DELTA:
             np.subtract(b, g.read_range(name, start, stop), out=b)
         total += float(np.einsum("i,i->", b, b))  # not np.dot: BLAS threads cost more than they save here
         if of is not None:
@@ -131,7 +132,7 @@ def direction_cosines(verdicts: list[UpdateVerdict], g: TensorFile) -> list[floa
 
 def _delta64(x: np.ndarray, g: np.ndarray, weights: str) -> np.ndarray:
     """Return the float64 delta of one tensor slice (client - global; a "delta" update already is one)."""
-    if weights == "delta":
+    if weights == WeightsKind.DELTA:
         return x.astype(np.float64)
     return np.subtract(x, g, dtype=np.float64)
 

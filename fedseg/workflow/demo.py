@@ -134,8 +134,9 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     from fedseg.synth import Layout, write_cases
     from fedseg.workflow.aggregate import aggregate_round
     from fedseg.workflow.init import init_federation
-    from fedseg.workflow.rounds import global_filename, train_local
+    from fedseg.workflow.initial import global_filename
     from fedseg.workflow.simulate import plot_curves
+    from fedseg.workflow.site.train import train_local
 
     say = say or (lambda message: log.info("%s", message))
     out = Path(out)
@@ -209,7 +210,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
         for site in site_ids:
             update = out / site / f"update-r{r:04d}.fedseg"
             if update.exists():  # a rerun: this site already answered this round (the file is verified)
-                metrics = read_artifact(update, plan, kind=Kind.UPDATE, load_tensors=False).manifest["metrics"]
+                metrics = read_artifact(update, plan, kind=Kind.UPDATE, load_tensors=False).typed_manifest.metrics
                 before[site] = metrics["val_dice_before"]
             else:
                 say(f"round {r}/{s.rounds}: {site} trains the global locally ({s.steps_per_round} steps)")

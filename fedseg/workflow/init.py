@@ -77,7 +77,7 @@ def init_federation(
     out_dir.mkdir(parents=True, exist_ok=True)
     global_path = None
     if write_global:
-        from fedseg.workflow.rounds import write_initial_global
+        from fedseg.workflow.initial import write_initial_global
 
         global_path = write_initial_global(plan, key, out_dir, seed=seed)
     write_plan(plan, plan_path)

@@ -72,7 +72,7 @@ def read_safetensors(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]
 
 def export_global(global_path: Path, plan: Plan, out: Path, *, format: str | ExportFormat = "safetensors") -> Path:
     """Verify the global at ``global_path`` against ``plan`` and write it to ``out`` plus ``<out>.json``."""
-    from fedseg.workflow.rounds import read_global
+    from fedseg.workflow.site.received import read_global
 
     fmt = ExportFormat(format)
     art = read_global(plan, global_path)
@@ -84,7 +84,7 @@ def export_global(global_path: Path, plan: Plan, out: Path, *, format: str | Exp
         "input": {"modalities": list(plan.preprocessing.modalities), "layout": "[B, C, Z, Y, X]",
                   "patch_size": list(plan.training.patch_size), "divisor": list(plan.model.divisor)},
         "preprocessing": config_to_dict(plan.preprocessing),
-        "source": {"federation_id": plan.federation_id, "round": int(art.manifest["round"]),
+        "source": {"federation_id": plan.federation_id, "round": art.typed_manifest.round,
                    "payload_sha256": art.digest, "file": Path(global_path).name},
         "format": fmt.value,
     }

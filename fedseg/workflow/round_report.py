@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedseg.errors import AggregationError
+from fedseg.federation.manifest import WeightsKind
 from fedseg.federation.screening import Reason
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +31,7 @@ class UpdateVerdict:
     weight: float | None = None
     reason: Reason | None = None
     created_at: datetime | None = field(default=None, repr=False)
-    weights: str = "full"
+    weights: str = WeightsKind.FULL.value
     scratch: TensorFile | None = field(default=None, repr=False)
     added: bool = field(default=False, repr=False)
 

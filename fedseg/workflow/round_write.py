@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 from fedseg.configtools import config_to_dict
 from fedseg.errors import AggregationError, ArtifactError, StateError
 from fedseg.federation.keys import PrivateKey
+from fedseg.federation.manifest import Contributor, StrategyRecord, aggregated_global_manifest, format_timestamp
 from fedseg.federation.plan import Plan
 from fedseg.federation.strategies import WeightedMean
 from fedseg.fsutil import fsync_dir
@@ -30,7 +31,6 @@ from fedseg.workflow.scratch import TensorFile
 __all__ = ["STATE_FILE", "check_current_global", "write_round"]
 
 STATE_FILE = "server-state.h5"
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def check_current_global(ledger: Any, this_round: int, digest: str, path: Path) -> None:
@@ -55,17 +55,14 @@ def write_round(report: AggregateReport, *, plan: Plan, key: PrivateKey | None, 
     if key is None:
         raise AggregationError("a coordinator key is needed to sign the next global")
     accepted = sorted(report.accepted, key=lambda v: (v.site or "", v.sha256 or ""))
-    created = stamp.strftime(_TIME_FORMAT)
-    expires = (stamp + timedelta(days=config.global_expiry_days)).strftime(_TIME_FORMAT)
-    report.created_at, report.expires_at, report.out = created, expires, out
-    manifest = {
-        "kind": "global", "round": report.round, "signer": plan.coordinator.id, "parent_sha256": current.digest,
-        "weights": "full", "model": config_to_dict(plan.model),
-        "contributors": [{"site": v.site, "sha256": v.sha256, "num_examples": v.num_examples} for v in accepted],
-        "num_examples": sum(v.num_examples or 0 for v in accepted),
-        "strategy": {"name": report.strategy, "params": report.params},
-        "created_at": created, "expires_at": expires,
-    }
+    manifest = aggregated_global_manifest(
+        round_=report.round, signer=plan.coordinator.id, parent_sha256=current.digest,
+        model=config_to_dict(plan.model),
+        contributors=[Contributor(v.site, v.sha256, v.num_examples) for v in accepted],
+        strategy=StrategyRecord(report.strategy, report.params), created=stamp, expiry_days=config.global_expiry_days)
+    assert manifest.created_at is not None and manifest.expires_at is not None
+    report.created_at, report.expires_at = format_timestamp(manifest.created_at), format_timestamp(manifest.expires_at)
+    report.out = out
     assert report.ledger is not None
     state_path = report.ledger.parent / STATE_FILE
     stateful = bool(strat.state_slots)

@@ -4,7 +4,7 @@ Reproduces the comparison of Sheller et al., "Federated learning in medicine: fa
 collaborations without sharing patient data", Scientific Reports 10, 12598 (2020):
 
 * ``fl``    federated averaging through the real path: each site trains the signed global with
-            :func:`~fedseg.workflow.rounds.train_local` (signed update, site state), the coordinator screens and
+            :func:`~fedseg.workflow.site.train.train_local` (signed update, site state), the coordinator screens and
             aggregates with :func:`~fedseg.workflow.aggregate.aggregate_round` (signed global, ledger);
 * ``cds``   centralized data sharing: one model trained on the pooled training cases of every site;
 * ``iil``   institutional incremental learning: the model visits the sites one after another, once;
@@ -196,7 +196,9 @@ class _Runner:
 
 def _run_fl(run: _Runner, keys: dict[str, Any], initial: dict[str, Any], rounds: int, steps: int) -> list[dict]:
     from fedseg.workflow.aggregate import aggregate_round
-    from fedseg.workflow.rounds import global_filename, read_global, train_local
+    from fedseg.workflow.initial import global_filename
+    from fedseg.workflow.site.received import read_global
+    from fedseg.workflow.site.train import train_local
 
     fl = run.out / "fl"
     curve = run.load_curve("fl") or [dict(initial, round=0)]
@@ -302,7 +304,7 @@ def _setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, 
     from fedseg.imaging.config import PreprocessConfig
     from fedseg.model.config import ModelConfig
     from fedseg.train.config import TrainingConfig
-    from fedseg.workflow.rounds import write_initial_global
+    from fedseg.workflow.initial import write_initial_global
 
     if len(dirs) < 1:
         raise ConfigError("simulate needs at least one site dataset folder")
@@ -362,7 +364,8 @@ def simulate(
     keys; preprocessing comes from the datasets). ``steps`` per site per round defaults to the plan's
     ``training.steps_per_round``. Rerunning with the same ``out`` resumes.
     """
-    from fedseg.workflow.rounds import global_filename, read_global
+    from fedseg.workflow.initial import global_filename
+    from fedseg.workflow.site.received import read_global
 
     say = say or (lambda message: log.info("%s", message))
     modes = [Mode(m) for m in modes]

@@ -106,7 +106,7 @@ def test_keys_show_errors(tmp_path):
 
 
 def _fake_rounds(monkeypatch):
-    """Stand in for fedseg.workflow.rounds (the training issue's module): write a tiny signed global."""
+    """Stand in for fedseg.workflow.initial (no model weights needed here): write a tiny signed global."""
     from fedseg.federation.artifact import write_artifact
 
     def write_initial_global(plan, key, out_dir, *, seed=0):
@@ -117,7 +117,7 @@ def _fake_rounds(monkeypatch):
                        tensors={"head.weight": np.full((3, 2), seed + 1.0, np.float32)}, key=key, plan=plan)
         return path
 
-    monkeypatch.setitem(sys.modules, "fedseg.workflow.rounds",
+    monkeypatch.setitem(sys.modules, "fedseg.workflow.initial",
                         types.SimpleNamespace(write_initial_global=write_initial_global))
 
 

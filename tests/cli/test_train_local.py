@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from fedseg.cli.app import app
 from fedseg.federation.artifact import Kind, read_artifact
 from fedseg.federation.plan import write_plan
-from fedseg.workflow.rounds import write_initial_global
+from fedseg.workflow.initial import write_initial_global
 from tests._train_data import make_dataset, tiny_plan
 
 runner = CliRunner()

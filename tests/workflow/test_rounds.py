@@ -22,7 +22,9 @@ from fedseg.imaging.config import PreprocessConfig
 from fedseg.model.spec import model_tensor_spec
 from fedseg.train.checkpoint import load_checkpoint
 from fedseg.train.loop import StepInfo
-from fedseg.workflow.rounds import export_update, train_local, write_initial_global
+from fedseg.workflow.initial import write_initial_global
+from fedseg.workflow.site.export import export_update
+from fedseg.workflow.site.train import train_local
 from tests._train_data import make_dataset, tiny_plan
 
 

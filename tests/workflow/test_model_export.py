@@ -13,8 +13,8 @@ import torch
 from fedseg.errors import ArtifactError
 from fedseg.federation.artifact import read_artifact
 from fedseg.model.spec import build_model
-from fedseg.workflow.model_export import read_safetensors, safetensors_bytes
-from fedseg.workflow.rounds import export_global, write_initial_global
+from fedseg.workflow.initial import write_initial_global
+from fedseg.workflow.model_export import export_global, read_safetensors, safetensors_bytes
 from tests._train_data import tiny_plan
 
 

@@ -1,0 +1,78 @@
+"""Sign a finished checkpoint as a site update artifact (``fedseg export CHECKPOINT``, end of train-local)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from fedseg.configtools import config_to_dict
+from fedseg.errors import BindingError, PlanError, TrainingError
+from fedseg.federation.keys import PrivateKey
+from fedseg.federation.manifest import DType, WeightsKind, update_manifest
+from fedseg.federation.plan import Plan
+from fedseg.workflow.site.received import site_of_key
+from fedseg.workflow.site.record import CheckpointRecord
+
+__all__ = ["export_update"]
+
+
+def export_update(checkpoint_dir: Path, plan: Plan, key: PrivateKey, out: Path, *,
+                  dtype: DType | str = DType.FLOAT32, weights: WeightsKind | str = WeightsKind.FULL) -> Path:
+    """Sign the finished checkpoint in ``checkpoint_dir`` as an update artifact at ``out``; return ``out``.
+
+    ``weights="delta"`` exports local minus global weights; ``dtype="float16"`` halves the size. The
+    manifest carries round, parent digest, number of training cases, before/after validation Dice (site
+    means), the final training loss, steps, and the training and model configs. The written file is read
+    back and verified against the plan before this returns.
+    """
+    from fedseg.federation.artifact import Kind, read_artifact, write_artifact
+    from fedseg.model.spec import model_tensor_spec
+    from fedseg.train import checkpoint as ckpt
+
+    try:
+        dtype = DType(dtype)
+    except ValueError:
+        raise TrainingError(f"dtype must be float32 or float16, got {dtype!r}") from None
+    try:
+        weights = WeightsKind(weights)
+    except ValueError:
+        raise TrainingError(f"weights must be full or delta, got {weights!r}") from None
+    checkpoint_dir = Path(checkpoint_dir)
+    meta, local = ckpt.load_checkpoint(checkpoint_dir)
+    record = CheckpointRecord.from_meta(meta, checkpoint_dir / ckpt.STATE_FILE)
+    if not record.complete:
+        raise TrainingError(f"{checkpoint_dir}: training stopped at step {record.step} of "
+                            f"{record.total_steps}; finish it with `fedseg train-local --resume` first")
+    if record.plan_sha256 != plan.sha256:
+        raise BindingError(f"{checkpoint_dir}: the checkpoint was trained under plan {record.plan_sha256}, "
+                           f"not this plan ({plan.sha256})")
+    site = site_of_key(plan, key)
+    if site.id != record.site:
+        raise PlanError(f"{key.source}: this checkpoint was trained by site {record.site!r}; "
+                        f"the key given is site {site.id!r}'s")
+    spec = model_tensor_spec(plan.model)
+    if set(local) != set(spec):
+        raise TrainingError(f"{checkpoint_dir}: the checkpoint weights do not match the plan's model")
+    tensors = local
+    if weights is WeightsKind.DELTA:
+        parent, _ = ckpt.read_tensors(checkpoint_dir / ckpt.GLOBAL_FILE)
+        tensors = {name: local[name].astype(np.float32) - parent[name].astype(np.float32) for name in local}
+    tensors = {name: np.ascontiguousarray(arr, dtype=np.dtype(dtype.value)) for name, arr in tensors.items()}
+    if not all(np.isfinite(arr).all() for arr in tensors.values()):
+        raise TrainingError(f"{checkpoint_dir}: weights are not finite in {dtype.value}; export float32 instead")
+    manifest = update_manifest(
+        round_=record.round, signer=site.id, parent_sha256=record.parent_sha256, weights=weights,
+        num_examples=record.num_examples, training=record.training, model=config_to_dict(plan.model),
+        metrics={"val_dice_before": record.val_dice_before, "val_dice_after": record.val_dice_after,
+                 "train_loss": record.train_loss, "steps": record.step},
+        created=datetime.now(timezone.utc))
+    out = Path(out)
+    write_artifact(out, manifest=manifest, tensors=tensors, key=key, plan=plan)
+    try:
+        read_artifact(out, plan, kind=Kind.UPDATE, spec=spec, load_tensors=False)
+    except Exception:
+        out.unlink(missing_ok=True)  # never leave an update that does not verify
+        raise
+    return out

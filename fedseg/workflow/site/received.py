@@ -1,0 +1,61 @@
+"""What a site checks before it trains: the received global, its own key, and its dataset."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fedseg.configtools import config_from_mapping, config_to_dict
+from fedseg.errors import BindingError, DatasetError, PlanError
+from fedseg.federation.keys import PrivateKey
+from fedseg.federation.plan import Member, Plan
+from fedseg.imaging.config import PreprocessConfig
+
+__all__ = ["check_dataset", "read_global", "site_of_key"]
+
+
+def read_global(plan: Plan, global_path: Path, *, now: datetime | None = None) -> Any:
+    """Read and verify a global artifact against ``plan`` (signature, kind, model spec, manifest, expiry).
+
+    Returns the :class:`~fedseg.federation.artifact.Artifact`; its :attr:`typed_manifest` is a
+    :class:`~fedseg.federation.manifest.GlobalManifest` (the manifest is parsed strictly here).
+    """
+    from fedseg.federation.artifact import Kind, read_artifact
+    from fedseg.federation.manifest import format_timestamp
+    from fedseg.model.spec import model_tensor_spec
+
+    art = read_artifact(Path(global_path), plan, kind=Kind.GLOBAL, spec=model_tensor_spec(plan.model))
+    manifest = art.typed_manifest  # a global is always full weights: the strict parse checks it
+    moment = now if now is not None else datetime.now(timezone.utc)
+    if manifest.expires_at is not None and manifest.expires_at < moment:
+        raise BindingError(f"{global_path}: this global model expired at {format_timestamp(manifest.expires_at)}; ask the "
+                           "coordinator for a current one")
+    return art
+
+
+def site_of_key(plan: Plan, key: PrivateKey) -> Member:
+    """Return the site member holding ``key``; PlanError when the key is not a site of the plan."""
+    member = plan.member_by_key_id(key.key_id)
+    if member is None or member not in plan.sites:
+        who = "the coordinator's" if member is not None else "not a member's"
+        raise PlanError(f"{key.source}: key id {key.key_id} is {who} key, expected the key of one of the sites "
+                        f"{', '.join(s.id for s in plan.sites)} of federation {plan.name!r}")
+    return member
+
+
+def check_dataset(dataset: Any, plan: Plan) -> None:
+    """Refuse a site dataset whose modalities or preprocessing settings differ from the plan's."""
+    where = f"{dataset.root / 'dataset.json'}"
+    if tuple(dataset.modalities) != tuple(plan.preprocessing.modalities):
+        raise DatasetError(f"{where}: modalities {list(dataset.modalities)} differ from the plan's "
+                           f"{list(plan.preprocessing.modalities)}")
+    try:
+        theirs = config_from_mapping(PreprocessConfig, dataset.preprocessing, "preprocessing")
+    except Exception as exc:  # ConfigError: the dataset's settings do not even parse
+        raise DatasetError(f"{where}: cannot read its preprocessing settings ({exc})") from None
+    if theirs != plan.preprocessing:
+        ours, other = config_to_dict(plan.preprocessing), config_to_dict(theirs)
+        diff = ", ".join(f"{k}={other[k]!r} (plan: {ours[k]!r})" for k in ours if ours[k] != other[k])
+        raise DatasetError(f"{where}: preprocessed with other settings than the plan's: {diff}; "
+                           "run `fedseg preprocess` with this plan")
