@@ -73,8 +73,9 @@ def inspect(
     Example: fedseg inspect site-a-r0001.fedseg --plan fed/plan.toml
     """
     from fedseg.errors import ArtifactError
-    from fedseg.federation.artifact import read_artifact, read_envelope_unverified
+    from fedseg.federation.artifact import read_envelope_unverified
     from fedseg.federation.plan import load_plan
+    from fedseg.workflow.site.received import read_global, read_update
 
     loaded_plan = load_plan(plan) if plan is not None else None  # a bad plan is an error, not a verdict
     envelope = read_envelope_unverified(file)  # raises when not even the envelope parses
@@ -83,8 +84,10 @@ def inspect(
     declared = manifest.get("tensors") if isinstance(manifest.get("tensors"), dict) else {}
     rows = _tensor_rows(declared, dtype)
     if loaded_plan is not None:
+        # exactly the checks train-local (globals) and aggregate (updates) run on the file itself
+        reader = read_global if manifest.get("kind") == "global" else read_update
         try:
-            artifact = read_artifact(file, loaded_plan)
+            artifact = reader(loaded_plan, file)
         except ArtifactError as exc:
             reason = f"not verified: {exc}"
         else:

@@ -83,7 +83,7 @@ def train_local(
     no_export: Annotated[bool, typer.Option("--no-export", help="Keep the checkpoint only; sign it later with `fedseg export`.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint folder.")] = False,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Checkpoint folder (default: OUT.ckpt/).")] = None,
-    state: Annotated[Path | None, typer.Option("--state", help="Site state file (default: .fedseg-site-state.json beside the checkpoint folder).")] = None,
+    state: Annotated[Path | None, typer.Option("--state", help="Site state file: the last accepted global per federation (default: DATA/.fedseg/state-<federation-id>.json, shared by every command of the site).")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (default: torch's choice).", min=1)] = None,
     passphrase_env: Annotated[str | None, typer.Option("--passphrase-env", help="Env var holding the key's passphrase.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,

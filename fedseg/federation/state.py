@@ -18,7 +18,7 @@ from typing import Any
 from fedseg.errors import StateError
 from fedseg.fsutil import atomic_write_json
 
-__all__ = ["SiteState"]
+__all__ = ["SiteState", "STATE_DIR", "default_state_path"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -31,6 +31,19 @@ def _check_record(fid: Any, record: Any, where: str) -> None:
         raise StateError(f"{where}: federation {fid}: round must be an integer >= 0, found {rnd!r}")
     if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
         raise StateError(f"{where}: federation {fid}: sha256 must be 64 hex digits, found {digest!r}")
+
+
+STATE_DIR = ".fedseg"
+
+
+def default_state_path(data_dir: Path, federation_id: str) -> Path:
+    """Return the site state of ``federation_id`` kept with the site's data: ``DATA/.fedseg/state-<id>.json``.
+
+    The state belongs to the site and the federation, not to an output folder: every command of the site
+    that accepts a global uses this file whatever its ``--out``, so rollback protection cannot be sidestepped
+    by writing elsewhere; a new federation on the same data (another id) has a state of its own.
+    """
+    return Path(data_dir) / STATE_DIR / f"state-{federation_id}.json"
 
 
 class SiteState:
@@ -94,4 +107,5 @@ class SiteState:
         self.check_global(federation_id, round, sha256)
         data = self._load()
         data[federation_id] = {"round": round, "sha256": sha256}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.path, data)

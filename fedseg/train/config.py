@@ -28,6 +28,8 @@ class TrainingConfig:
     ``steps_per_round`` optimizer steps of ``batch_size`` patches of ``patch_size`` (z, y, x) voxels;
     ``foreground_fraction`` of the patches are centred on a tumour voxel. ``fedprox_mu`` > 0 adds the
     FedProx proximal term (Li et al. 2020). ``max_examples`` bounds the example count an update may claim.
+    ``metrics_min_cases``: an update carries a site metric only when it was computed over at least this
+    many cases (a figure over fewer is a patient's, not a site's); otherwise it stays at the site.
     """
 
     patch_size: tuple[int, int, int] = (96, 96, 96)
@@ -48,6 +50,7 @@ class TrainingConfig:
     val_overlap: float = 0.5
     seed: int = 0
     max_examples: int = 100_000
+    metrics_min_cases: int = 3
 
     def __post_init__(self) -> None:
         where = "training"
@@ -63,3 +66,4 @@ class TrainingConfig:
         require(0 <= self.num_workers <= 64, where, f"num_workers must lie in 0..64, got {self.num_workers}")
         require(0.0 <= self.val_overlap < 1.0, where, f"val_overlap must lie in [0, 1), got {self.val_overlap}")
         require(self.max_examples >= 1, where, f"max_examples must be >= 1, got {self.max_examples}")
+        require(1 <= self.metrics_min_cases <= 1000, where, "metrics_min_cases must lie in 1..1000")

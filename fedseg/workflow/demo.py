@@ -118,6 +118,21 @@ def _commands(out: Path, site_ids: list[str], rounds: int) -> list[str]:
     ]
 
 
+def _local_val_dice(update: Path) -> dict[str, float]:
+    """Return the site's own validation Dice of the received global, from its checkpoint (kept at the site).
+
+    The update may not carry it: with fewer than ``training.metrics_min_cases`` validation cases the
+    figure stays at the site (:func:`fedseg.workflow.site.export.site_metrics`).
+    """
+    from fedseg.train import checkpoint as ckpt
+    from fedseg.workflow.site.record import CheckpointRecord
+
+    folder = update.with_name(update.name + ".ckpt")
+    meta, _ = ckpt.load_checkpoint(folder)
+    record = CheckpointRecord.from_meta(meta, folder / ckpt.STATE_FILE)
+    return dict(record.val_dice_before) if record.val_dice_before else dict.fromkeys(REGIONS, float("nan"))
+
+
 def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | None = None,
              device: str = "cpu") -> DemoResult:
     """Run the whole demo into ``out`` (created; an existing demo folder is reused step by step)."""
@@ -210,12 +225,12 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
         for site in site_ids:
             update = out / site / f"update-r{r:04d}.fedseg"
             if update.exists():  # a rerun: this site already answered this round (the file is verified)
-                metrics = read_artifact(update, plan, kind=Kind.UPDATE, load_tensors=False).typed_manifest.metrics
-                before[site] = metrics["val_dice_before"]
+                read_artifact(update, plan, kind=Kind.UPDATE, load_tensors=False)
+                before[site] = _local_val_dice(update)
             else:
                 say(f"round {r}/{s.rounds}: {site} trains the global locally ({s.steps_per_round} steps)")
                 result = train_local(plan, current, out / site / "data", keys[site], update,
-                                     device=device, resume=True, state_path=out / site / "site-state.json",
+                                     device=device, resume=True,
                                      checkpoint_every=max(1, s.steps_per_round // 2))
                 before[site] = result.val_dice_before or dict.fromkeys(REGIONS, float("nan"))
             updates.append(update)

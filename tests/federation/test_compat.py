@@ -47,7 +47,14 @@ def test_old_artifacts_verify(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ARTIFACTS)
-def test_old_artifacts_verify_through_inspect(name: str, tmp_path: Path) -> None:
+def test_old_artifacts_verify_through_inspect(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # inspect checks expiry as train-local does: look at the files as of the day they were made
+    from datetime import datetime
+
+    from fedseg.workflow.site import received
+
+    made = datetime.fromisoformat(RECORD["artifacts"][name]["manifest"]["created_at"].replace("Z", "+00:00"))
+    monkeypatch.setattr(received, "utc_now", lambda: made)
     # a copy: inspect's arguments must exist, and the fixture stays read-only
     shutil.copy2(FIXTURE / name, tmp_path / name)
     result = CliRunner().invoke(app, ["inspect", str(tmp_path / name), "--plan", str(FIXTURE / "plan.toml"),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +17,30 @@ from fedseg.federation.plan import Plan
 from fedseg.workflow.site.received import site_of_key
 from fedseg.workflow.site.record import CheckpointRecord
 
-__all__ = ["export_update"]
+__all__ = ["export_update", "site_metrics"]
+
+log = logging.getLogger(__name__)
+
+
+def site_metrics(record: CheckpointRecord, min_cases: int) -> dict[str, Any]:
+    """Return the site-level metrics an update may carry: only figures computed over >= ``min_cases`` cases.
+
+    A validation Dice over one or two cases is one or two patients' numbers, not a site's; so is a training
+    loss over fewer cases. What is left out is logged here, at the site, and never leaves it.
+    """
+    metrics: dict[str, Any] = {"steps": record.step}
+    val = record.val_cases or 0
+    if val >= min_cases:
+        metrics.update(val_dice_before=record.val_dice_before, val_dice_after=record.val_dice_after, val_cases=val)
+    else:
+        log.info("validation Dice stays at the site: %d validation case(s), fewer than training.metrics_min_cases "
+                 "= %d", val, min_cases)
+    if record.num_examples >= min_cases:
+        metrics["train_loss"] = record.train_loss
+    else:
+        log.info("training loss stays at the site: %d training case(s), fewer than training.metrics_min_cases = %d",
+                 record.num_examples, min_cases)
+    return metrics
 
 
 def export_update(checkpoint_dir: Path, plan: Plan, key: PrivateKey, out: Path, *,
@@ -65,8 +90,7 @@ def export_update(checkpoint_dir: Path, plan: Plan, key: PrivateKey, out: Path, 
     manifest = update_manifest(
         round_=record.round, signer=site.id, parent_sha256=record.parent_sha256, weights=weights,
         num_examples=record.num_examples, training=record.training, model=config_to_dict(plan.model),
-        metrics={"val_dice_before": record.val_dice_before, "val_dice_after": record.val_dice_after,
-                 "train_loss": record.train_loss, "steps": record.step},
+        metrics=site_metrics(record, plan.training.metrics_min_cases),
         created=datetime.now(timezone.utc))
     out = Path(out)
     write_artifact(out, manifest=manifest, tensors=tensors, key=key, plan=plan)

@@ -12,7 +12,12 @@ from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Member, Plan
 from fedseg.imaging.config import PreprocessConfig
 
-__all__ = ["check_dataset", "read_global", "site_of_key"]
+__all__ = ["check_dataset", "read_global", "read_update", "site_of_key"]
+
+
+def utc_now() -> datetime:
+    """Return the current UTC time (the clock of expiry checks; tests replace it)."""
+    return datetime.now(timezone.utc)
 
 
 def read_global(plan: Plan, global_path: Path, *, now: datetime | None = None) -> Any:
@@ -27,10 +32,30 @@ def read_global(plan: Plan, global_path: Path, *, now: datetime | None = None) -
 
     art = read_artifact(Path(global_path), plan, kind=Kind.GLOBAL, spec=model_tensor_spec(plan.model))
     manifest = art.typed_manifest  # a global is always full weights: the strict parse checks it
-    moment = now if now is not None else datetime.now(timezone.utc)
+    moment = now if now is not None else utc_now()
     if manifest.expires_at is not None and manifest.expires_at < moment:
         raise BindingError(f"{global_path}: this global model expired at {format_timestamp(manifest.expires_at)}; ask the "
                            "coordinator for a current one")
+    if manifest.round > plan.rounds:
+        raise BindingError(f"{global_path}: a round-{manifest.round} global, but the plan has {plan.rounds} round(s)")
+    quorum = plan.aggregation.min_sites
+    if manifest.round > 0 and len(manifest.contributors) < quorum:
+        raise BindingError(f"{global_path}: round {manifest.round} was aggregated from {len(manifest.contributors)} "
+                           f"update(s), fewer than the plan's quorum of {quorum}")
+    return art
+
+
+def read_update(plan: Plan, update_path: Path) -> Any:
+    """Read and verify a site update against ``plan`` (signature, kind, the plan model's tensor spec, manifest).
+
+    The checks a coordinator runs on the file itself; the round's bookkeeping (round, parent, one per
+    site, example bound, outliers) needs the round's context and is screening's.
+    """
+    from fedseg.federation.artifact import Kind, read_artifact
+    from fedseg.model.spec import model_tensor_spec
+
+    art = read_artifact(Path(update_path), plan, kind=Kind.UPDATE, spec=model_tensor_spec(plan.model))
+    art.typed_manifest  # noqa: B018 - the strict parse raises on a malformed manifest
     return art
 
 

@@ -44,6 +44,7 @@ class CheckpointRecord:
     val_dice_before: Mapping[str, float] | None = None
     val_dice_after: Mapping[str, float] | None = None
     data_wait_share: float | None = None
+    val_cases: int | None = None
     optimizer_file: str | None = field(default=None, compare=False)
 
     @property
@@ -64,6 +65,8 @@ class CheckpointRecord:
         }
         if self.data_wait_share is not None:
             meta["data_wait_share"] = self.data_wait_share
+        if self.val_cases is not None:
+            meta["metrics"]["val_cases"] = self.val_cases
         return meta
 
     @classmethod
@@ -80,6 +83,7 @@ class CheckpointRecord:
                 complete=bool(meta["complete"]), losses=tuple(float(x) for x in meta.get("losses", [])),
                 seconds=float(meta.get("seconds", 0.0)), val_dice_before=metrics.get("val_dice_before"),
                 val_dice_after=metrics.get("val_dice_after"),
+                val_cases=_int(metrics["val_cases"]) if "val_cases" in metrics else None,
                 data_wait_share=float(meta["data_wait_share"]) if "data_wait_share" in meta else None,
                 optimizer_file=str(optimizer) if optimizer else None,
             )

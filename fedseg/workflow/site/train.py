@@ -8,8 +8,8 @@ Conventions chosen here:
   every site draws the same number of patches per step, so cases are what measures a site's data.
 * One epoch is ``ceil(train cases / batch size)`` steps (each case seen once on average).
 * The checkpoint folder defaults to ``<out>.ckpt/``; the site state (last accepted global round per
-  federation) defaults to ``.fedseg-site-state.json`` in the folder holding the checkpoint folder, i.e.
-  beside the update files; ``state_path`` overrides it.
+  federation) lives with the site's data, ``DATA/.fedseg/state-<federation-id>.json``
+  (:func:`fedseg.federation.state.default_state_path`), whatever ``out`` is; ``state_path`` overrides it.
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ from fedseg.federation.plan import Plan
 from fedseg.workflow.site.received import check_dataset, read_global, site_of_key
 from fedseg.workflow.site.record import CheckpointRecord
 
-__all__ = ["STATE_FILENAME", "TrainResult", "round_seed", "train_local"]
+__all__ = ["TrainResult", "round_seed", "train_local"]
 
 log = logging.getLogger(__name__)
 
-STATE_FILENAME = ".fedseg-site-state.json"
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def train_local(
     no update file; an interruption leaves the last checkpoint, from which ``resume=True`` continues.
     """
     from fedseg.data.dataset import load_dataset
-    from fedseg.federation.state import SiteState
+    from fedseg.federation.state import SiteState, default_state_path
     from fedseg.model.spec import build_model, numpy_to_state, state_to_numpy
     from fedseg.train import checkpoint as ckpt
     from fedseg.train.loop import Phase, make_optimizer, resolve_device, train
@@ -150,7 +149,7 @@ def train_local(
     global_round = art.typed_manifest.round
     update_round = global_round + 1
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out.with_name(out.name + ".ckpt")
-    state_file = Path(state_path) if state_path is not None else ckpt_dir.parent / STATE_FILENAME
+    state_file = Path(state_path) if state_path is not None else default_state_path(data_dir, plan.federation_id)
     dataset = load_dataset(data_dir)
     check_dataset(dataset, plan)
     train_cases, val_cases = _labelled_splits(dataset)
@@ -162,7 +161,8 @@ def train_local(
     fresh = CheckpointRecord(
         round=update_round, site=site.id, federation_id=plan.federation_id, plan_sha256=plan.sha256,
         parent_sha256=art.digest, training=config_to_dict(config), model=config_to_dict(plan.model),
-        total_steps=total, num_examples=min(len(train_cases), config.max_examples), seed=config.seed)
+        total_steps=total, num_examples=min(len(train_cases), config.max_examples), seed=config.seed,
+        val_cases=len(val_cases))
     record = _resumable(ckpt_dir, fresh, resume)
     state = SiteState(state_file)
     state.check_global(plan.federation_id, global_round, art.digest)
