@@ -15,6 +15,7 @@ import typer
 
 from fedseg.cli._console import case_progress, error_line, stderr, stdout
 from fedseg.cli._evaltable import render_evaluation, render_problems
+from fedseg.cli._options import DeviceOption
 
 if TYPE_CHECKING:
     from fedseg.metrics.report import EvaluationResult
@@ -68,7 +69,7 @@ def evaluate(
     ] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Site dataset folder whose cases are predicted and scored.")] = None,
     split: Annotated[Split, typer.Option("--split", help="Dataset split to score (with --model).")] = Split.val,
-    device: Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, or cuda[:N] (with --model).")] = "auto",
+    device: DeviceOption = "auto",
     tta: Annotated[bool, typer.Option("--tta", help="Mirroring test-time augmentation (with --model).")] = False,
 ) -> None:
     """Score segmentations against references with BraTS metrics per region (WT, TC, ET).

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from fedseg.cli._console import case_progress, error_line, print_json, stderr, stdout
+from fedseg.cli._options import DeviceOption
 
 __all__ = ["predict"]
 
@@ -17,7 +18,7 @@ def predict(
     plan_path: Annotated[Path, typer.Option("--plan", exists=True, dir_okay=False, help="The federation plan (plan.toml).")],
     model_path: Annotated[Path, typer.Option("--model", exists=True, dir_okay=False, help="A global model file (.fedseg).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for <ID>.nii.gz label maps (created if missing).")],
-    device: Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, or cuda[:N].")] = "auto",
+    device: DeviceOption = "auto",
     tta: Annotated[bool, typer.Option("--tta", help="Mirroring test-time augmentation (8 flips; ~8x slower).")] = False,
     probabilities: Annotated[bool, typer.Option("--probabilities", help="Also write <ID>_probs.nii.gz (4D: WT, TC, ET).")] = False,
     overlap: Annotated[float, typer.Option("--overlap", min=0.0, max=0.95, help="Overlap of neighbouring windows.")] = 0.5,
@@ -33,8 +34,9 @@ def predict(
     Example: fedseg predict --plan fed/plan.toml --model fed/global-r0010.fedseg raw/case-017/ --out seg/
     """
 
+    from fedseg.device import resolve_device
     from fedseg.federation.plan import load_plan
-    from fedseg.inference.predict import PredictOptions, load_global_model, predict_cases, resolve_device
+    from fedseg.inference.predict import PredictOptions, load_global_model, predict_cases
     from fedseg.inference.sources import collect_inputs
 
     if out.exists() and not out.is_dir():

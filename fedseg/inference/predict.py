@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fedseg.device import check_device_name, resolve_device
 from fedseg.errors import ConfigError, FedsegError
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import remove_stale_temps
@@ -43,7 +44,6 @@ __all__ = [
     "predict_cases",
     "predict_probabilities",
     "prepare_output_dir",
-    "resolve_device",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """How to predict: device (``auto`` = CUDA when available), mirroring TTA, window overlap and batch,
+    """How to predict: device (``auto | cpu | cuda | cuda:N``, see :mod:`fedseg.device`), mirroring TTA, window overlap and batch,
     region thresholds (WT, TC, ET), small-component removal, probability output, AMP (CUDA only)."""
 
     device: str = "auto"
@@ -72,8 +72,7 @@ class PredictOptions:
             raise ConfigError(f"batch size must lie in 1..256, got {self.batch_size}")
         if self.min_component_voxels < 0:
             raise ConfigError(f"minimum component size must be >= 0 voxels, got {self.min_component_voxels}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        check_device_name(self.device)
 
 
 @dataclass
@@ -86,17 +85,6 @@ class CaseOutcome:
     volumes_ml: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
-
-
-def resolve_device(name: str) -> torch.device:
-    """Return the torch device for ``auto`` | ``cpu`` | ``cuda[:N]``; ConfigError when CUDA is missing."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
-    return torch.device(name)
 
 
 def load_global_model(plan: Plan, path: Path, device: str | torch.device = "cpu") -> torch.nn.Module:

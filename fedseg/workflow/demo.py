@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fedseg.device import resolve_device
 from fedseg.errors import ConfigError
 from fedseg.fsutil import atomic_write_json
 from fedseg.model.config import REGIONS
@@ -138,6 +139,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     from fedseg.workflow.simulate import plot_curves
 
     say = say or (lambda message: log.info("%s", message))
+    device = str(resolve_device(device))  # a device this machine lacks fails here, before any work
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: expected a folder, found a file")

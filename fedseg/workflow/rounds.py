@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from fedseg.configtools import config_from_mapping, config_to_dict
+from fedseg.device import resolve_device
 from fedseg.errors import BindingError, DatasetError, PlanError, TrainingError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Member, Plan
@@ -198,7 +199,7 @@ def train_local(
     from fedseg.federation.state import SiteState
     from fedseg.model.spec import build_model, numpy_to_state, state_to_numpy
     from fedseg.train import checkpoint as ckpt
-    from fedseg.train.loop import Phase, make_optimizer, resolve_device, train
+    from fedseg.train.loop import Phase, make_optimizer, train
     from fedseg.train.sampling import index_case
     from fedseg.train.validate import validate
 

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 import torch
 
 from fedseg.data.dataset import load_dataset
-from fedseg.errors import ArtifactError, ConfigError, DatasetError
+from fedseg.errors import ArtifactError, ConfigError, DatasetError, DeviceError
 from fedseg.imaging.inverse import to_original_grid
 from fedseg.inference import evaluate_model as evaluate_mod
 from fedseg.inference import predict as predict_mod
@@ -163,7 +163,7 @@ def test_output_folder_that_is_a_file_and_bad_options(tmp_path) -> None:
         prepare_output_dir(tmp_path / "out")
     with pytest.raises(ConfigError, match="overlap"):
         PredictOptions(overlap=1.0)
-    with pytest.raises(ConfigError, match="device"):
+    with pytest.raises(DeviceError, match="device"):
         PredictOptions(device="tpu")
 
 
