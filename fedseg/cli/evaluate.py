@@ -98,23 +98,26 @@ def _evaluate_model(
 ) -> EvaluationResult:
     """Verify the model, predict and score every case of the split, with a progress bar on stderr."""
 
+    from fedseg.device import resolve_device
     from fedseg.federation.plan import load_plan
     from fedseg.inference.evaluate_model import evaluate_model
     from fedseg.inference.predict import PredictOptions
+    from fedseg.workflow.model_io import load_global_model
 
     plan = load_plan(plan_path)
     options = PredictOptions(device=device, mirror=tta)
+    model = load_global_model(plan, model_path, resolve_device(device))  # verified before any case is read
     with case_progress("predicting + scoring") as progress:
         task = progress.add_task("cases", total=None)
         return evaluate_model(
+            model,
             plan,
-            model_path,
             data,
             split.value,
+            model_name=str(model_path),
             options=options,
             empty=empty.value,
-            on_total=lambda n: progress.update(task, total=n),
-            on_done=lambda _case: progress.advance(task),
+            on_case=lambda done, total: progress.update(task, completed=done, total=total),
         )
 
 

@@ -36,8 +36,9 @@ def predict(
 
     from fedseg.device import resolve_device
     from fedseg.federation.plan import load_plan
-    from fedseg.inference.predict import PredictOptions, load_global_model, predict_cases
+    from fedseg.inference.predict import PredictOptions, predict_cases
     from fedseg.inference.sources import collect_inputs
+    from fedseg.workflow.model_io import load_global_model
 
     if out.exists() and not out.is_dir():
         error_line(f"{out}: the output folder is a file; expected a folder (or a path to create)")

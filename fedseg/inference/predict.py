@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CaseOutcome",
     "PredictOptions",
-    "load_global_model",
     "predict_cases",
     "predict_probabilities",
     "prepare_output_dir",
@@ -87,25 +86,10 @@ class CaseOutcome:
     seconds: float = 0.0
 
 
-def load_global_model(plan: Plan, path: Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Verify the global model file ``path`` against ``plan`` and return the network in eval mode.
-
-    The artifact is verified (signature, plan binding, kind global, tensor names and shapes of the
-    plan's architecture, finite values) before any byte of its payload is parsed; any failure raises
-    an ArtifactError subclass and nothing is returned.
-    """
-    from fedseg.federation.artifact import Kind, read_artifact
-    from fedseg.model.spec import build_model, model_tensor_spec
-
-    artifact = read_artifact(Path(path), plan, kind=Kind.GLOBAL, spec=model_tensor_spec(plan.model))
-    model = build_model(plan.model, artifact.tensors)
-    return model.to(device).eval()
-
-
-def predict_probabilities(model: torch.nn.Module, image: np.ndarray, plan: Plan, options: PredictOptions,
-                          device: str | torch.device = "cpu") -> np.ndarray:
-    """Return the WT/TC/ET probabilities [3, Z, Y, X] of a preprocessed image with the plan's patch size."""
-    return sliding_window_predict(model, image, patch_size=plan.training.patch_size, overlap=options.overlap,
+def predict_probabilities(model: torch.nn.Module, image: np.ndarray, patch_size: tuple[int, int, int],
+                          options: PredictOptions, device: str | torch.device = "cpu") -> np.ndarray:
+    """Return the WT/TC/ET probabilities [3, Z, Y, X] of a preprocessed image, windows of ``patch_size``."""
+    return sliding_window_predict(model, image, patch_size=patch_size, overlap=options.overlap,
                                   batch_size=options.batch_size, mirror=options.mirror, device=device,
                                   amp=options.amp)
 
@@ -168,7 +152,7 @@ def predict_cases(
 ) -> list[CaseOutcome]:
     """Predict every case into ``out`` and return one outcome per case (failures do not stop the run).
 
-    ``model`` comes from :func:`load_global_model` (verify first, so nothing is written for a bad
+    ``model`` comes from :func:`fedseg.workflow.model_io.load_global_model` (verify first, so nothing is written for a bad
     model). ``on_case`` is called after each case (progress display).
     """
     import time
@@ -200,7 +184,7 @@ def _predict_one(model: torch.nn.Module, plan: Plan, case: InputCase, out: Path,
         return CaseOutcome(cid, "skipped", label_path=out / f"{cid}.nii.gz")
     try:
         prepared = case.load()
-        probs = predict_probabilities(model, prepared.image, plan, options, device)
+        probs = predict_probabilities(model, prepared.image, plan.training.patch_size, options, device)
         path, volumes = _write_case(prepared, probs, cid, out, options)
     except (FedsegError, ValueError, RuntimeError, OSError, MemoryError) as exc:
         log.warning("case %s failed: %s", cid, exc)

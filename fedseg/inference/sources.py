@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fedseg.data.dataset import DATASET_FORMAT, CaseGeometry, SiteDataset, load_dataset
+from fedseg.data.dataset import DATASET_FORMAT, CaseGeometry, CaseReader, SiteDataset, load_dataset
 from fedseg.data.discovery import LabelConvention, RawCase, discover
 from fedseg.errors import DatasetError, ImageError
 from fedseg.federation.plan import Plan
 
-__all__ = ["InputCase", "PreparedCase", "collect_inputs", "dataset_inputs", "is_site_dataset"]
+__all__ = ["InputCase", "PreparedCase", "collect_inputs", "dataset_inputs", "is_site_dataset", "reader_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +85,34 @@ def dataset_inputs(dataset: SiteDataset, plan: Plan, split: str = "all") -> list
         log.warning("%s: preprocessed at %s mm, the plan says %s mm; predictions may be poor",
                     dataset.root, stored, plan.preprocessing.spacing)
 
-    def loader(case_id: str, path: Path) -> Callable[[], PreparedCase]:
+    def check(image: np.ndarray, case_id: str, where: str) -> np.ndarray:
+        return _check_channels(image, plan, case_id, where)
+
+    records = dataset.split(split)
+    return reader_inputs([dataset.reader(c) for c in records], [c.id for c in records], check=check)
+
+
+def reader_inputs(readers: Sequence[CaseReader], case_ids: Sequence[str] | None = None, *,
+                  check: Callable[[np.ndarray, str, str], np.ndarray] | None = None) -> list[InputCase]:
+    """Return one case per stored-case reader (ids default to the file names); each reads its file when loaded.
+
+    ``check(image, case_id, path)`` may refuse an image (raise) or return it; the label is read when the
+    case has one.
+    """
+    ids = list(case_ids) if case_ids is not None else [Path(r.path).stem for r in readers]
+
+    def loader(reader: CaseReader, case_id: str) -> Callable[[], PreparedCase]:
         def load() -> PreparedCase:
-            with dataset.reader(next(c for c in dataset.cases if c.id == case_id)) as reader:
-                image = _check_channels(reader.image(), plan, case_id, str(path))
+            with reader:
+                image = reader.image()
+                if check is not None:
+                    image = check(image, case_id, str(reader.path))
                 label = reader.label() if reader.has_label else None
                 return PreparedCase(image, reader.geometry(), reader.label_convention, label)
 
         return load
 
-    return [InputCase(c.id, str(dataset.root / c.file), loader(c.id, dataset.root / c.file))
-            for c in dataset.split(split)]
+    return [InputCase(case_id, str(reader.path), loader(reader, case_id)) for reader, case_id in zip(readers, ids)]
 
 
 def _raw_convention(case: RawCase) -> str:

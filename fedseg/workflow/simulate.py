@@ -110,12 +110,16 @@ def _site_ids(dirs: Sequence[Path]) -> list[str]:
 def evaluate_weights(
     plan: Plan, weights: dict[str, np.ndarray], sites: Sequence[Site], split: str, device: str = "cpu"
 ) -> dict[str, Any]:
-    """Score ``weights`` on every site's ``split``: per-site mean Dice and the pooled mean over all cases."""
+    """Score ``weights`` on every site's ``split``: per-site mean Dice and the pooled mean over all cases.
+
+    Scored as train-local validation scores them (:func:`fedseg.train.validate.validate`, which calls
+    :func:`fedseg.inference.score.score_model`); ``device`` is ``auto | cpu | cuda | cuda:N``.
+    """
     from fedseg.data.dataset import load_dataset
     from fedseg.model.spec import build_model
     from fedseg.train.validate import validate
 
-    model = build_model(plan.model, weights).to(device)
+    model = build_model(plan.model, weights)
     per_site: dict[str, Any] = {}
     sums = dict.fromkeys(REGIONS, 0.0)
     total = 0
