@@ -102,7 +102,7 @@ def _evaluate_model(
     from fedseg.federation.plan import load_plan
     from fedseg.inference.evaluate_model import evaluate_model
     from fedseg.inference.predict import PredictOptions
-    from fedseg.workflow.model_io import load_global_model
+    from fedseg.workflow.model_io import inference_spec, load_global_model
 
     plan = load_plan(plan_path)
     options = PredictOptions(device=device, mirror=tta)
@@ -111,7 +111,7 @@ def _evaluate_model(
         task = progress.add_task("cases", total=None)
         return evaluate_model(
             model,
-            plan,
+            inference_spec(plan),
             data,
             split.value,
             model_name=str(model_path),

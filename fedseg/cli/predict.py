@@ -38,7 +38,7 @@ def predict(
     from fedseg.federation.plan import load_plan
     from fedseg.inference.predict import PredictOptions, predict_cases
     from fedseg.inference.sources import collect_inputs
-    from fedseg.workflow.model_io import load_global_model
+    from fedseg.workflow.model_io import inference_spec, load_global_model
 
     if out.exists() and not out.is_dir():
         error_line(f"{out}: the output folder is a file; expected a folder (or a path to create)")
@@ -48,12 +48,13 @@ def predict(
     plan = load_plan(plan_path)
     dev = resolve_device(options.device)
     model = load_global_model(plan, model_path, dev)  # verified before anything is written
-    cases = collect_inputs(inputs, plan)
+    spec = inference_spec(plan)
+    cases = collect_inputs(inputs, spec)
     err = stderr()
     err.print(f"predicting {len(cases)} case(s) on {dev} with {model_path.name}", highlight=False)
     with case_progress("{task.description}", console=err) as progress:
         task = progress.add_task("predicting", total=len(cases))
-        outcomes = predict_cases(model, plan, cases, out, options,
+        outcomes = predict_cases(model, spec, cases, out, options,
                                  on_case=lambda o: progress.update(task, advance=1, description=o.case_id))
     if json_out:
         print_json([_as_dict(o) for o in outcomes])

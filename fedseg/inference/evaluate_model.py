@@ -18,11 +18,11 @@ from fedseg.errors import DatasetError
 from fedseg.inference.predict import PredictOptions
 from fedseg.inference.score import score_model
 from fedseg.inference.sources import dataset_inputs
+from fedseg.inference.spec import InferenceSpec
 
 if TYPE_CHECKING:
     import torch
 
-    from fedseg.federation.plan import Plan
     from fedseg.metrics import EmptyPolicy, EvaluationResult
 
 __all__ = ["evaluate_model"]
@@ -30,7 +30,7 @@ __all__ = ["evaluate_model"]
 
 def evaluate_model(
     model: torch.nn.Module,
-    plan: Plan,
+    spec: InferenceSpec,
     data_dir: Path,
     split: str = "val",
     *,
@@ -49,10 +49,10 @@ def evaluate_model(
 
     options = options or PredictOptions()
     policy = EmptyPolicy(empty)
-    cases = dataset_inputs(load_dataset(Path(data_dir)), plan, split)
+    cases = dataset_inputs(load_dataset(Path(data_dir)), spec, split)
     if not cases:
         raise DatasetError(f"{data_dir}: split {split!r} holds no case; choose train, val, test or all")
-    scores = score_model(model, cases, patch_size=plan.training.patch_size, options=options, full=True,
+    scores = score_model(model, cases, patch_size=spec.patch_size, options=options, full=True,
                          empty=policy, keep_going=True, on_case=on_case)
     return EvaluationResult(
         cases=[CaseResult(case_id=c.case_id, metrics=c.metrics, pred=f"model {model_name}", truth=c.source,

@@ -27,11 +27,11 @@ import numpy as np
 
 from fedseg.device import check_device_name, resolve_device
 from fedseg.errors import ConfigError, FedsegError
-from fedseg.federation.plan import Plan
 from fedseg.fsutil import remove_stale_temps
 from fedseg.inference.regions import label_to_convention, probabilities_to_label
 from fedseg.inference.sliding_window import sliding_window_predict
 from fedseg.inference.sources import InputCase, PreparedCase
+from fedseg.inference.spec import InferenceSpec
 from fedseg.model.config import REGIONS
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def _finished(case_id: str, out: Path, options: PredictOptions) -> bool:
 
 def predict_cases(
     model: torch.nn.Module,
-    plan: Plan,
+    spec: InferenceSpec,
     cases: Sequence[InputCase],
     out: Path,
     options: PredictOptions,
@@ -164,7 +164,7 @@ def predict_cases(
     outcomes = []
     for case in cases:
         start = clock()
-        outcome = _predict_one(model, plan, case, out, options, device)
+        outcome = _predict_one(model, spec, case, out, options, device)
         outcome.seconds = round(clock() - start, 3)
         outcomes.append(outcome)
         if on_case is not None:
@@ -172,7 +172,7 @@ def predict_cases(
     return outcomes
 
 
-def _predict_one(model: torch.nn.Module, plan: Plan, case: InputCase, out: Path, options: PredictOptions,
+def _predict_one(model: torch.nn.Module, spec: InferenceSpec, case: InputCase, out: Path, options: PredictOptions,
                  device: torch.device) -> CaseOutcome:
     cid = case.case_id
     if not _SAFE_ID.fullmatch(cid):
@@ -184,7 +184,7 @@ def _predict_one(model: torch.nn.Module, plan: Plan, case: InputCase, out: Path,
         return CaseOutcome(cid, "skipped", label_path=out / f"{cid}.nii.gz")
     try:
         prepared = case.load()
-        probs = predict_probabilities(model, prepared.image, plan.training.patch_size, options, device)
+        probs = predict_probabilities(model, prepared.image, spec.patch_size, options, device)
         path, volumes = _write_case(prepared, probs, cid, out, options)
     except (FedsegError, ValueError, RuntimeError, OSError, MemoryError) as exc:
         log.warning("case %s failed: %s", cid, exc)

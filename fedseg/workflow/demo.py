@@ -135,7 +135,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     from fedseg.synth import Layout, write_cases
     from fedseg.workflow.aggregate import aggregate_round
     from fedseg.workflow.init import init_federation
-    from fedseg.workflow.model_io import load_global_model
+    from fedseg.workflow.model_io import inference_spec, load_global_model
     from fedseg.workflow.rounds import global_filename, train_local
     from fedseg.workflow.simulate import plot_curves
 
@@ -233,11 +233,11 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     held_out: dict[str, dict[str, float]] = {}
     test_counts: dict[str, int] = {}
     options = PredictOptions(device=device)
-    final_model = load_global_model(plan, final, device)
+    final_model, spec = load_global_model(plan, final, device), inference_spec(plan)
     for site in site_ids:
         say(f"{site}: evaluating the final global on its validation and held-out test cases")
         for split, target in (("val", val_scores), ("test", held_out)):
-            evaluation = evaluate_model(final_model, plan, out / site / "data", split, model_name=str(final),
+            evaluation = evaluate_model(final_model, spec, out / site / "data", split, model_name=str(final),
                                         options=options)
             if evaluation.failures:
                 raise ConfigError(f"{site}: evaluation failed: {evaluation.failures[0].message}")

@@ -1,7 +1,8 @@
-"""Read a global model file into a network: the one step of prediction and evaluation that reads a ``.fedseg``.
+"""Read a global model file into a network, and what the network needs of its inputs, from the plan.
 
-It lives here, above ``federation`` and ``inference``, so ``inference`` works on a network it is handed and
-never reads an artifact itself (DESIGN.md §3: nothing below ``workflow`` reads a ``.fedseg`` file).
+Both live here, above ``federation`` and ``inference``, so ``inference`` works on a network and settings it is
+handed: it neither reads an artifact (DESIGN.md §3: nothing below ``workflow`` reads a ``.fedseg`` file) nor
+imports the plan.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fedseg.inference.spec import InferenceSpec
+
 if TYPE_CHECKING:
     import torch
 
     from fedseg.federation.plan import Plan
 
-__all__ = ["load_global_model"]
+__all__ = ["inference_spec", "load_global_model"]
 
 
 def load_global_model(plan: Plan, path: Path, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -30,3 +33,9 @@ def load_global_model(plan: Plan, path: Path, device: str | torch.device = "cpu"
     artifact = read_artifact(Path(path), plan, kind=Kind.GLOBAL, spec=model_tensor_spec(plan.model))
     model = build_model(plan.model, artifact.tensors)
     return model.to(device).eval()
+
+
+def inference_spec(plan: Plan) -> InferenceSpec:
+    """Return what the plan's network needs of its inputs: preprocessing, input channels, window (training patch)."""
+    return InferenceSpec(preprocessing=plan.preprocessing, in_channels=plan.model.in_channels,
+                         patch_size=plan.training.patch_size)

@@ -8,6 +8,7 @@ import torch
 from fedseg.errors import DatasetError
 from fedseg.inference.evaluate_model import evaluate_model
 from fedseg.inference.predict import PredictOptions
+from fedseg.workflow.model_io import inference_spec
 from tests.inference_fixtures import stored_label, write_site_dataset
 
 torch.set_num_threads(1)
@@ -17,7 +18,7 @@ CPU = PredictOptions(device="cpu")
 def test_evaluate_model_scores_on_the_stored_grid_and_writes_nothing(small, perfect, tmp_path) -> None:
     p, model, path, data = small
     before = sorted(str(f) for f in tmp_path.rglob("*"))
-    result = evaluate_model(model, p, data, "val", model_name=str(path), options=CPU)
+    result = evaluate_model(model, inference_spec(p), data, "val", model_name=str(path), options=CPU)
     assert sorted(str(f) for f in tmp_path.rglob("*")) == before
     assert [c.case_id for c in result.cases] == ["case-a", "case-b"] and result.ok
     for case in result.cases:
@@ -28,12 +29,12 @@ def test_evaluate_model_scores_on_the_stored_grid_and_writes_nothing(small, perf
     assert result.cases[0].metrics["WT"]["ref_ml"] == pytest.approx((stored_label() > 0).sum() * 8 / 1000)
     assert result.settings["split"] == "val" and result.settings["source"] == "model"
     with pytest.raises(DatasetError, match="split 'test' holds no case"):
-        evaluate_model(model, p, data, "test", model_name=str(path), options=CPU)
+        evaluate_model(model, inference_spec(p), data, "test", model_name=str(path), options=CPU)
 
 
 def test_evaluate_model_with_the_real_network(small) -> None:
     p, model, path, data = small
-    result = evaluate_model(model, p, data, "all", model_name=str(path), options=CPU)
+    result = evaluate_model(model, inference_spec(p), data, "all", model_name=str(path), options=CPU)
     assert len(result.cases) == 2 and not result.failures
     assert all(0.0 <= c.metrics["WT"]["dice"] <= 1.0 for c in result.cases)
 
@@ -42,7 +43,7 @@ def test_a_case_that_cannot_be_read_fails_alone(small, perfect, tmp_path) -> Non
     p, model, path, _ = small
     data = write_site_dataset(tmp_path / "two", ("bad", "good"), channels={"bad": 3})
     seen: list[tuple[int, int]] = []
-    result = evaluate_model(model, p, data, "val", model_name="global.fedseg", options=CPU,
+    result = evaluate_model(model, inference_spec(p), data, "val", model_name="global.fedseg", options=CPU,
                             on_case=lambda done, total: seen.append((done, total)))
     assert [c.case_id for c in result.cases] == ["good"] and not result.ok
     (failure,) = result.failures

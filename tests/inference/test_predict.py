@@ -14,7 +14,7 @@ from fedseg.errors import ConfigError, DeviceError
 from fedseg.imaging.inverse import to_original_grid
 from fedseg.inference.predict import PredictOptions, predict_cases, prepare_output_dir
 from fedseg.inference.sources import collect_inputs
-from fedseg.workflow.model_io import load_global_model
+from fedseg.workflow.model_io import inference_spec, load_global_model
 from tests.inference_fixtures import (
     ORIGINAL_DIRECTION,
     ORIGINAL_ORIGIN,
@@ -39,7 +39,7 @@ def _read(path: Path) -> tuple[np.ndarray, sitk.Image]:
 def test_labels_land_on_the_original_grid_in_the_input_convention(small, perfect, tmp_path) -> None:
     p, model, _, data = small
     out = tmp_path / "out"
-    outcomes = predict_cases(model, p, collect_inputs([data], p), out, PredictOptions(device="cpu", probabilities=True))
+    outcomes = predict_cases(model, inference_spec(p), collect_inputs([data], inference_spec(p)), out, PredictOptions(device="cpu", probabilities=True))
     assert [o.status for o in outcomes] == ["predicted", "predicted"]
     expected = sitk.GetArrayFromImage(to_original_grid(stored_label(), geometry(), interpolator="nearest"))
     for cid, et in (("case-a", 4), ("case-b", 3)):
@@ -66,7 +66,7 @@ def test_labels_land_on_the_original_grid_in_the_input_convention(small, perfect
 
 def test_real_network_runs_end_to_end_on_a_dataset(small, tmp_path) -> None:
     p, model, _, data = small
-    outcomes = predict_cases(model, p, collect_inputs([data], p), tmp_path / "out", PredictOptions(device="cpu", mirror=True))
+    outcomes = predict_cases(model, inference_spec(p), collect_inputs([data], inference_spec(p)), tmp_path / "out", PredictOptions(device="cpu", mirror=True))
     assert [o.status for o in outcomes] == ["predicted", "predicted"]
     arr, img = _read(tmp_path / "out" / "case-a.nii.gz")
     assert img.GetSize() == ORIGINAL_SIZE and set(np.unique(arr)) <= {0, 1, 2, 4}
@@ -89,12 +89,12 @@ def test_finished_cases_are_skipped_and_an_interrupted_run_leaves_no_partial_fil
 
     monkeypatch.setattr(sitk, "WriteImage", flaky)
     with pytest.raises(KeyboardInterrupt):
-        predict_cases(model, p, collect_inputs([data], p), out, CPU)
+        predict_cases(model, inference_spec(p), collect_inputs([data], inference_spec(p)), out, CPU)
     assert sorted(f.name for f in out.iterdir()) == ["case-a.nii.gz"]  # no temp, no partial case-b
     monkeypatch.setattr(sitk, "WriteImage", real)
     (out / ".case-b.nii.gz.stale.tmp").write_bytes(b"left by a crash")
     before = (out / "case-a.nii.gz").stat().st_mtime_ns
-    outcomes = predict_cases(model, p, collect_inputs([data], p), out, CPU)
+    outcomes = predict_cases(model, inference_spec(p), collect_inputs([data], inference_spec(p)), out, CPU)
     assert [o.status for o in outcomes] == ["skipped", "predicted"]
     assert (out / "case-a.nii.gz").stat().st_mtime_ns == before
     assert sorted(f.name for f in out.iterdir()) == ["case-a.nii.gz", "case-b.nii.gz"]
@@ -104,7 +104,7 @@ def test_a_failing_case_is_reported_and_the_others_go_on(plan, site_keys, tmp_pa
     p = tiny_plan(plan)
     model = load_global_model(p, write_global(p, site_keys["coordinator"], tmp_path / "g.fedseg"))
     data = write_site_dataset(tmp_path / "data", ("bad", "good"), channels={"bad": 3})
-    outcomes = predict_cases(model, p, collect_inputs([data], p), tmp_path / "out", CPU)
+    outcomes = predict_cases(model, inference_spec(p), collect_inputs([data], inference_spec(p)), tmp_path / "out", CPU)
     assert [o.status for o in outcomes] == ["failed", "predicted"]
     assert "case bad" in outcomes[0].error and "expected 4 channels" in outcomes[0].error
     assert "t1, t1ce, t2, flair" in outcomes[0].error
@@ -123,11 +123,11 @@ def test_output_folder_that_is_a_file_and_bad_options(tmp_path) -> None:
 
 def test_duplicate_and_unsafe_case_ids_fail_alone(small, perfect, tmp_path) -> None:
     p, model, _, data = small
-    cases = collect_inputs([data, data], p)
+    cases = collect_inputs([data, data], inference_spec(p))
     assert [c.problem is None for c in cases] == [True, True, False, False]
     assert "duplicate case id 'case-a'" in cases[2].problem
     evil = [cases[0].__class__("../evil", "x", cases[0].load)]
-    (outcome,) = predict_cases(model, p, evil, tmp_path / "out", CPU)
+    (outcome,) = predict_cases(model, inference_spec(p), evil, tmp_path / "out", CPU)
     assert outcome.status == "failed" and "safe file name" in outcome.error
     assert not (tmp_path / "evil.nii.gz").exists()
 
@@ -143,7 +143,7 @@ def test_raw_case_missing_a_modality_fails_alone_and_raw_inputs_are_not_modified
             img.SetSpacing((1.5, 1.5, 1.5))
             sitk.WriteImage(img, str(raw / cid / f"{cid}_{m}.nii.gz"))
     before = sorted((f.name, f.stat().st_mtime_ns) for f in raw.rglob("*"))
-    outcomes = {o.case_id: o for o in predict_cases(model, p, collect_inputs([raw], p), tmp_path / "out", CPU)}
+    outcomes = {o.case_id: o for o in predict_cases(model, inference_spec(p), collect_inputs([raw], inference_spec(p)), tmp_path / "out", CPU)}
     assert outcomes["bad"].status == "failed" and "missing modality flair" in outcomes["bad"].error
     assert outcomes["ok"].status == "predicted", outcomes["ok"].error
     arr, img = _read(tmp_path / "out" / "ok.nii.gz")

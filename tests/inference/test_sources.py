@@ -11,6 +11,7 @@ import pytest
 from fedseg.data.dataset import load_dataset
 from fedseg.errors import DatasetError, ImageError
 from fedseg.inference.sources import collect_inputs, dataset_inputs, is_site_dataset, reader_inputs
+from fedseg.workflow.model_io import inference_spec
 from tests.inference_fixtures import STORED_SHAPE, geometry, stored_label, tiny_plan, write_site_dataset
 
 
@@ -49,8 +50,8 @@ def test_reader_inputs_read_only_when_loaded(tmp_path: Path) -> None:
 def test_dataset_inputs_take_the_split_and_check_channels(plan, tmp_path: Path) -> None:
     p = tiny_plan(plan)
     dataset = load_dataset(write_site_dataset(tmp_path / "data", ("bad", "good"), channels={"bad": 3}))
-    assert dataset_inputs(dataset, p, "test") == []
-    bad, good = dataset_inputs(dataset, p, "val")
+    assert dataset_inputs(dataset, inference_spec(p), "test") == []
+    bad, good = dataset_inputs(dataset, inference_spec(p), "val")
     assert good.load().image.shape[0] == 4
     with pytest.raises(ImageError, match=r"case bad .*expected 4 channels \(t1, t1ce, t2, flair\).*shape \(3,"):
         bad.load()
@@ -60,9 +61,9 @@ def test_dataset_with_other_modalities_is_rejected(plan, tmp_path) -> None:
     p = tiny_plan(plan)
     data = write_site_dataset(tmp_path / "data", modalities=("t1", "t1ce", "flair"))
     with pytest.raises(DatasetError, match=r"modalities \['t1', 't1ce', 'flair'\].*expects \['t1', 't1ce', 't2', 'flair'\]"):
-        dataset_inputs(load_dataset(data), p)
+        dataset_inputs(load_dataset(data), inference_spec(p))
 
 
 def test_a_missing_input_is_refused(plan, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="nowhere: input not found"):
-        collect_inputs([tmp_path / "nowhere"], tiny_plan(plan))
+        collect_inputs([tmp_path / "nowhere"], inference_spec(tiny_plan(plan)))

@@ -7,7 +7,7 @@ import pytest
 from fedseg.errors import ArtifactError
 from fedseg.model.config import ModelConfig
 from fedseg.model.spec import initial_weights
-from fedseg.workflow.model_io import load_global_model
+from fedseg.workflow.model_io import inference_spec, load_global_model
 from tests.inference_fixtures import tiny_plan, write_global
 
 
@@ -27,3 +27,10 @@ def test_model_is_verified_and_mismatched_tensors_are_rejected(plan, site_keys, 
     with pytest.raises(ArtifactError):
         load_global_model(p, tampered)
 
+
+
+def test_inference_spec_takes_what_the_network_needs_from_the_plan(plan) -> None:
+    p = tiny_plan(plan)
+    spec = inference_spec(p)
+    assert spec.preprocessing == p.preprocessing and spec.in_channels == p.model.in_channels == 4
+    assert spec.patch_size == p.training.patch_size == (8, 8, 8)
