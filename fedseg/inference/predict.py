@@ -52,8 +52,8 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """How to predict: device (``auto | cpu | cuda | cuda:N``, see :mod:`fedseg.device`), mirroring TTA, window overlap and batch,
-    region thresholds (WT, TC, ET), small-component removal, probability output, AMP (CUDA only)."""
+    """How to predict: device (``auto | cpu | cuda | cuda:N``, see :mod:`fedseg.device`), mirroring TTA, window
+    overlap and batch, region thresholds (WT, TC, ET), small-component removal, probability output, AMP (CUDA only)."""
 
     device: str = "auto"
     mirror: bool = False
@@ -152,8 +152,8 @@ def predict_cases(
 ) -> list[CaseOutcome]:
     """Predict every case into ``out`` and return one outcome per case (failures do not stop the run).
 
-    ``model`` comes from :func:`fedseg.workflow.model_io.load_global_model` (verify first, so nothing is written for a bad
-    model). ``on_case`` is called after each case (progress display).
+    ``model`` comes from :func:`fedseg.workflow.model_io.load_global_model` (verify first, so nothing is written
+    for a bad model). ``on_case`` is called after each case (progress display).
     """
     import time
 

@@ -39,7 +39,8 @@ def _read(path: Path) -> tuple[np.ndarray, sitk.Image]:
 def test_labels_land_on_the_original_grid_in_the_input_convention(small, perfect, tmp_path) -> None:
     p, model, _, data = small
     out = tmp_path / "out"
-    outcomes = predict_cases(model, inference_spec(p), collect_inputs([data], inference_spec(p)), out, PredictOptions(device="cpu", probabilities=True))
+    spec = inference_spec(p)
+    outcomes = predict_cases(model, spec, collect_inputs([data], spec), out, PredictOptions(device="cpu", probabilities=True))
     assert [o.status for o in outcomes] == ["predicted", "predicted"]
     expected = sitk.GetArrayFromImage(to_original_grid(stored_label(), geometry(), interpolator="nearest"))
     for cid, et in (("case-a", 4), ("case-b", 3)):
@@ -66,7 +67,8 @@ def test_labels_land_on_the_original_grid_in_the_input_convention(small, perfect
 
 def test_real_network_runs_end_to_end_on_a_dataset(small, tmp_path) -> None:
     p, model, _, data = small
-    outcomes = predict_cases(model, inference_spec(p), collect_inputs([data], inference_spec(p)), tmp_path / "out", PredictOptions(device="cpu", mirror=True))
+    spec = inference_spec(p)
+    outcomes = predict_cases(model, spec, collect_inputs([data], spec), tmp_path / "out", PredictOptions(device="cpu", mirror=True))
     assert [o.status for o in outcomes] == ["predicted", "predicted"]
     arr, img = _read(tmp_path / "out" / "case-a.nii.gz")
     assert img.GetSize() == ORIGINAL_SIZE and set(np.unique(arr)) <= {0, 1, 2, 4}
@@ -143,7 +145,8 @@ def test_raw_case_missing_a_modality_fails_alone_and_raw_inputs_are_not_modified
             img.SetSpacing((1.5, 1.5, 1.5))
             sitk.WriteImage(img, str(raw / cid / f"{cid}_{m}.nii.gz"))
     before = sorted((f.name, f.stat().st_mtime_ns) for f in raw.rglob("*"))
-    outcomes = {o.case_id: o for o in predict_cases(model, inference_spec(p), collect_inputs([raw], inference_spec(p)), tmp_path / "out", CPU)}
+    spec = inference_spec(p)
+    outcomes = {o.case_id: o for o in predict_cases(model, spec, collect_inputs([raw], spec), tmp_path / "out", CPU)}
     assert outcomes["bad"].status == "failed" and "missing modality flair" in outcomes["bad"].error
     assert outcomes["ok"].status == "predicted", outcomes["ok"].error
     arr, img = _read(tmp_path / "out" / "ok.nii.gz")
