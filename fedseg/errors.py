@@ -6,7 +6,8 @@ into one red line on stderr and exit code 1. Messages say what was expected, wha
 
     FedsegError
     ├── ConfigError          a plan or configuration value is missing or nonsensical
-    │   └── PlanError        plan.toml does not parse or validate
+    │   ├── PlanError        plan.toml does not parse or validate
+    │   └── DeviceError      a --device value is not auto | cpu | cuda | cuda:N, or names a device not here
     ├── KeyFileError         a key file is malformed, encrypted without a passphrase, or would be overwritten
     ├── ArtifactError        a .fedseg file is malformed, truncated, too large, or its payload is unsafe
     │   ├── SignatureError   the signature, key id or signer does not verify against the plan
@@ -27,6 +28,7 @@ __all__ = [
     "BindingError",
     "ConfigError",
     "DatasetError",
+    "DeviceError",
     "FedsegError",
     "ImageError",
     "KeyFileError",
@@ -48,6 +50,10 @@ class ConfigError(FedsegError):
 
 class PlanError(ConfigError):
     """A federation plan does not parse or validate."""
+
+
+class DeviceError(ConfigError):
+    """A device name is not ``auto | cpu | cuda | cuda:N``, or names a device this machine lacks."""
 
 
 class KeyFileError(FedsegError):

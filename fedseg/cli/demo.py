@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fedseg.cli._console import stderr, stdout
+from fedseg.cli._options import DeviceOption
 
 
 def demo(
@@ -16,7 +17,7 @@ def demo(
     rounds: Annotated[int | None, typer.Option("--rounds", help="Federated rounds.")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Smallest run that exercises every step (about a minute).")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic scans and the model.")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "cpu",
+    device: DeviceOption = "cpu",
 ) -> None:
     """Run a whole federation of synthetic hospitals: synth, preprocess, keys, plan, rounds, evaluation.
 

@@ -15,6 +15,7 @@ import typer
 
 from fedseg.cli._console import case_progress, error_line, stderr, stdout
 from fedseg.cli._evaltable import render_evaluation, render_problems
+from fedseg.cli._options import DeviceOption
 
 if TYPE_CHECKING:
     from fedseg.metrics.report import EvaluationResult
@@ -68,7 +69,7 @@ def evaluate(
     ] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Site dataset folder whose cases are predicted and scored.")] = None,
     split: Annotated[Split, typer.Option("--split", help="Dataset split to score (with --model).")] = Split.val,
-    device: Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, or cuda[:N] (with --model).")] = "auto",
+    device: DeviceOption = "auto",
     tta: Annotated[bool, typer.Option("--tta", help="Mirroring test-time augmentation (with --model).")] = False,
 ) -> None:
     """Score segmentations against references with BraTS metrics per region (WT, TC, ET).
@@ -97,23 +98,26 @@ def _evaluate_model(
 ) -> EvaluationResult:
     """Verify the model, predict and score every case of the split, with a progress bar on stderr."""
 
+    from fedseg.device import resolve_device
     from fedseg.federation.plan import load_plan
     from fedseg.inference.evaluate_model import evaluate_model
     from fedseg.inference.predict import PredictOptions
+    from fedseg.workflow.model_io import inference_spec, load_global_model
 
     plan = load_plan(plan_path)
     options = PredictOptions(device=device, mirror=tta)
+    model = load_global_model(plan, model_path, resolve_device(device))  # verified before any case is read
     with case_progress("predicting + scoring") as progress:
         task = progress.add_task("cases", total=None)
         return evaluate_model(
-            plan,
-            model_path,
+            model,
+            inference_spec(plan),
             data,
             split.value,
+            model_name=str(model_path),
             options=options,
             empty=empty.value,
-            on_total=lambda n: progress.update(task, total=n),
-            on_done=lambda _case: progress.advance(task),
+            on_case=lambda done, total: progress.update(task, completed=done, total=total),
         )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from fedseg.cli._console import case_progress, error_line, print_json, stderr, stdout
+from fedseg.cli._options import DeviceOption
 
 __all__ = ["predict"]
 
@@ -17,7 +18,7 @@ def predict(
     plan_path: Annotated[Path, typer.Option("--plan", exists=True, dir_okay=False, help="The federation plan (plan.toml).")],
     model_path: Annotated[Path, typer.Option("--model", exists=True, dir_okay=False, help="A global model file (.fedseg).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for <ID>.nii.gz label maps (created if missing).")],
-    device: Annotated[str, typer.Option("--device", help="auto (CUDA when available), cpu, or cuda[:N].")] = "auto",
+    device: DeviceOption = "auto",
     tta: Annotated[bool, typer.Option("--tta", help="Mirroring test-time augmentation (8 flips; ~8x slower).")] = False,
     probabilities: Annotated[bool, typer.Option("--probabilities", help="Also write <ID>_probs.nii.gz (4D: WT, TC, ET).")] = False,
     overlap: Annotated[float, typer.Option("--overlap", min=0.0, max=0.95, help="Overlap of neighbouring windows.")] = 0.5,
@@ -33,9 +34,11 @@ def predict(
     Example: fedseg predict --plan fed/plan.toml --model fed/global-r0010.fedseg raw/case-017/ --out seg/
     """
 
+    from fedseg.device import resolve_device
     from fedseg.federation.plan import load_plan
-    from fedseg.inference.predict import PredictOptions, load_global_model, predict_cases, resolve_device
+    from fedseg.inference.predict import PredictOptions, predict_cases
     from fedseg.inference.sources import collect_inputs
+    from fedseg.workflow.model_io import inference_spec, load_global_model
 
     if out.exists() and not out.is_dir():
         error_line(f"{out}: the output folder is a file; expected a folder (or a path to create)")
@@ -45,12 +48,13 @@ def predict(
     plan = load_plan(plan_path)
     dev = resolve_device(options.device)
     model = load_global_model(plan, model_path, dev)  # verified before anything is written
-    cases = collect_inputs(inputs, plan)
+    spec = inference_spec(plan)
+    cases = collect_inputs(inputs, spec)
     err = stderr()
     err.print(f"predicting {len(cases)} case(s) on {dev} with {model_path.name}", highlight=False)
     with case_progress("{task.description}", console=err) as progress:
         task = progress.add_task("predicting", total=len(cases))
-        outcomes = predict_cases(model, plan, cases, out, options,
+        outcomes = predict_cases(model, spec, cases, out, options,
                                  on_case=lambda o: progress.update(task, advance=1, description=o.case_id))
     if json_out:
         print_json([_as_dict(o) for o in outcomes])

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fedseg.cli._console import print_json, stderr, stdout
+from fedseg.cli._options import DeviceOption
 
 
 def simulate(
@@ -19,7 +20,7 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the shared initial model and of training.")] = 0,
     steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps per site per round (default: the plan's).")] = None,
     split: Annotated[str, typer.Option("--split", help="Split scored after every round: val or test.")] = "val",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    device: DeviceOption = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON of every number instead of the table.")] = False,
 ) -> None:
     """Compare federated learning with pooled, incremental, cyclic and local training (Sheller et al. 2020).

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from fedseg.cli._console import print_json, stderr, stdout
+from fedseg.cli._options import DeviceOption
 from fedseg.cli.keys import passphrase_from_env
-
-
-class Device(str, enum.Enum):
-    AUTO = "auto"
-    CPU = "cpu"
-    CUDA = "cuda"
 
 
 def _fmt(value: float | None) -> str:
@@ -79,7 +73,7 @@ def train_local(
     out: Annotated[Path, typer.Option("--out", help="The update file to write, e.g. site-a-r0001.fedseg.")],
     epochs: Annotated[int | None, typer.Option("--epochs", help="Train this many epochs (ceil(train cases / batch) steps each).", min=1)] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Train this many optimizer steps (default: the plan's steps_per_round).", min=1)] = None,
-    device: Annotated[Device, typer.Option("--device", help="auto | cpu | cuda.")] = Device.AUTO,
+    device: DeviceOption = "auto",
     no_export: Annotated[bool, typer.Option("--no-export", help="Keep the checkpoint only; sign it later with `fedseg export`.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint folder.")] = False,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Checkpoint folder (default: OUT.ckpt/).")] = None,
@@ -108,7 +102,7 @@ def train_local(
     the_plan = load_plan(plan)
     the_key = load_private_key(key, passphrase_from_env(passphrase_env))
     with _Display(enabled=not as_json) as display:
-        result = run(the_plan, global_model, data, the_key, out, steps=steps, epochs=epochs, device=device.value,
+        result = run(the_plan, global_model, data, the_key, out, steps=steps, epochs=epochs, device=device,
                      export=not no_export, resume=resume, state_path=state, checkpoint_dir=checkpoint,
                      progress=display)
     if as_json:

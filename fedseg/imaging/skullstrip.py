@@ -119,10 +119,11 @@ def _run_deepbet(image: sitk.Image) -> sitk.Image:
 
 def _run_hdbet(image: sitk.Image) -> sitk.Image:
     import SimpleITK as sitk
-    import torch
     from HD_BET.hd_bet_prediction import get_hdbet_predictor, hdbet_predict  # type: ignore[import-not-found]
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from fedseg.device import resolve_device
+
+    device = resolve_device("auto")  # preprocessing takes no --device: HD-BET uses CUDA where there is one
     with tempfile.TemporaryDirectory(prefix="fedseg-hdbet-") as tmp:
         src, dst = Path(tmp) / "img.nii.gz", Path(tmp) / "out.nii.gz"
         sitk.WriteImage(image, str(src))

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fedseg.device import check_device_name, resolve_device
 from fedseg.errors import ConfigError, FedsegError
-from fedseg.federation.plan import Plan
 from fedseg.fsutil import remove_stale_temps
 from fedseg.inference.regions import label_to_convention, probabilities_to_label
 from fedseg.inference.sliding_window import sliding_window_predict
 from fedseg.inference.sources import InputCase, PreparedCase
+from fedseg.inference.spec import InferenceSpec
 from fedseg.model.config import REGIONS
 
 if TYPE_CHECKING:
@@ -39,11 +40,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CaseOutcome",
     "PredictOptions",
-    "load_global_model",
     "predict_cases",
     "predict_probabilities",
     "prepare_output_dir",
-    "resolve_device",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,8 +52,8 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """How to predict: device (``auto`` = CUDA when available), mirroring TTA, window overlap and batch,
-    region thresholds (WT, TC, ET), small-component removal, probability output, AMP (CUDA only)."""
+    """How to predict: device (``auto | cpu | cuda | cuda:N``, see :mod:`fedseg.device`), mirroring TTA, window
+    overlap and batch, region thresholds (WT, TC, ET), small-component removal, probability output, AMP (CUDA only)."""
 
     device: str = "auto"
     mirror: bool = False
@@ -72,8 +71,7 @@ class PredictOptions:
             raise ConfigError(f"batch size must lie in 1..256, got {self.batch_size}")
         if self.min_component_voxels < 0:
             raise ConfigError(f"minimum component size must be >= 0 voxels, got {self.min_component_voxels}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        check_device_name(self.device)
 
 
 @dataclass
@@ -88,36 +86,10 @@ class CaseOutcome:
     seconds: float = 0.0
 
 
-def resolve_device(name: str) -> torch.device:
-    """Return the torch device for ``auto`` | ``cpu`` | ``cuda[:N]``; ConfigError when CUDA is missing."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
-    return torch.device(name)
-
-
-def load_global_model(plan: Plan, path: Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Verify the global model file ``path`` against ``plan`` and return the network in eval mode.
-
-    The artifact is verified (signature, plan binding, kind global, tensor names and shapes of the
-    plan's architecture, finite values) before any byte of its payload is parsed; any failure raises
-    an ArtifactError subclass and nothing is returned.
-    """
-    from fedseg.federation.artifact import Kind, read_artifact
-    from fedseg.model.spec import build_model, model_tensor_spec
-
-    artifact = read_artifact(Path(path), plan, kind=Kind.GLOBAL, spec=model_tensor_spec(plan.model))
-    model = build_model(plan.model, artifact.tensors)
-    return model.to(device).eval()
-
-
-def predict_probabilities(model: torch.nn.Module, image: np.ndarray, plan: Plan, options: PredictOptions,
-                          device: str | torch.device = "cpu") -> np.ndarray:
-    """Return the WT/TC/ET probabilities [3, Z, Y, X] of a preprocessed image with the plan's patch size."""
-    return sliding_window_predict(model, image, patch_size=plan.training.patch_size, overlap=options.overlap,
+def predict_probabilities(model: torch.nn.Module, image: np.ndarray, patch_size: tuple[int, int, int],
+                          options: PredictOptions, device: str | torch.device = "cpu") -> np.ndarray:
+    """Return the WT/TC/ET probabilities [3, Z, Y, X] of a preprocessed image, windows of ``patch_size``."""
+    return sliding_window_predict(model, image, patch_size=patch_size, overlap=options.overlap,
                                   batch_size=options.batch_size, mirror=options.mirror, device=device,
                                   amp=options.amp)
 
@@ -170,7 +142,7 @@ def _finished(case_id: str, out: Path, options: PredictOptions) -> bool:
 
 def predict_cases(
     model: torch.nn.Module,
-    plan: Plan,
+    spec: InferenceSpec,
     cases: Sequence[InputCase],
     out: Path,
     options: PredictOptions,
@@ -180,8 +152,8 @@ def predict_cases(
 ) -> list[CaseOutcome]:
     """Predict every case into ``out`` and return one outcome per case (failures do not stop the run).
 
-    ``model`` comes from :func:`load_global_model` (verify first, so nothing is written for a bad
-    model). ``on_case`` is called after each case (progress display).
+    ``model`` comes from :func:`fedseg.workflow.model_io.load_global_model` (verify first, so nothing is written
+    for a bad model). ``on_case`` is called after each case (progress display).
     """
     import time
 
@@ -192,7 +164,7 @@ def predict_cases(
     outcomes = []
     for case in cases:
         start = clock()
-        outcome = _predict_one(model, plan, case, out, options, device)
+        outcome = _predict_one(model, spec, case, out, options, device)
         outcome.seconds = round(clock() - start, 3)
         outcomes.append(outcome)
         if on_case is not None:
@@ -200,7 +172,7 @@ def predict_cases(
     return outcomes
 
 
-def _predict_one(model: torch.nn.Module, plan: Plan, case: InputCase, out: Path, options: PredictOptions,
+def _predict_one(model: torch.nn.Module, spec: InferenceSpec, case: InputCase, out: Path, options: PredictOptions,
                  device: torch.device) -> CaseOutcome:
     cid = case.case_id
     if not _SAFE_ID.fullmatch(cid):
@@ -212,7 +184,7 @@ def _predict_one(model: torch.nn.Module, plan: Plan, case: InputCase, out: Path,
         return CaseOutcome(cid, "skipped", label_path=out / f"{cid}.nii.gz")
     try:
         prepared = case.load()
-        probs = predict_probabilities(model, prepared.image, plan, options, device)
+        probs = predict_probabilities(model, prepared.image, spec.patch_size, options, device)
         path, volumes = _write_case(prepared, probs, cid, out, options)
     except (FedsegError, ValueError, RuntimeError, OSError, MemoryError) as exc:
         log.warning("case %s failed: %s", cid, exc)

@@ -2,7 +2,8 @@
 
 An input path is a **site dataset** when it holds a ``dataset.json`` of the site-dataset format; anything
 else goes through raw-case discovery (every layout ``fedseg preprocess`` accepts: BraTS 2018-2022,
-BraTS 2023+, nnU-Net raw, CSV). A raw case is preprocessed with the plan's ``[preprocessing]`` settings
+BraTS 2023+, nnU-Net raw, CSV). A raw case is preprocessed with the plan's ``[preprocessing]`` settings (an
+:class:`~fedseg.inference.spec.InferenceSpec` carries them)
 into memory only; nothing is written into the input or the site's data. Its segmentation, if present,
 is **not** read during preprocessing (it must not steer the crop of a prediction) but decides the
 label convention of CSV inputs.
@@ -23,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fedseg.data.dataset import DATASET_FORMAT, CaseGeometry, SiteDataset, load_dataset
+from fedseg.data.dataset import DATASET_FORMAT, CaseGeometry, CaseReader, SiteDataset, load_dataset
 from fedseg.data.discovery import LabelConvention, RawCase, discover
 from fedseg.errors import DatasetError, ImageError
-from fedseg.federation.plan import Plan
+from fedseg.inference.spec import InferenceSpec
 
-__all__ = ["InputCase", "PreparedCase", "collect_inputs", "dataset_inputs", "is_site_dataset"]
+__all__ = ["InputCase", "PreparedCase", "collect_inputs", "dataset_inputs", "is_site_dataset", "reader_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -65,37 +66,54 @@ def is_site_dataset(path: Path) -> bool:
         return False
 
 
-def _check_channels(image: np.ndarray, plan: Plan, case_id: str, where: str) -> np.ndarray:
-    want = plan.model.in_channels
+def _check_channels(image: np.ndarray, spec: InferenceSpec, case_id: str, where: str) -> np.ndarray:
+    want = spec.in_channels
     if image.ndim != 4 or image.shape[0] != want:
         raise ImageError(f"case {case_id} ({where}): expected {want} channels "
-                         f"({', '.join(plan.preprocessing.modalities)}) as the plan's model takes, "
+                         f"({', '.join(spec.preprocessing.modalities)}) as the plan's model takes, "
                          f"got an image of shape {tuple(image.shape)}")
     return image
 
 
-def dataset_inputs(dataset: SiteDataset, plan: Plan, split: str = "all") -> list[InputCase]:
+def dataset_inputs(dataset: SiteDataset, spec: InferenceSpec, split: str = "all") -> list[InputCase]:
     """Return the cases of ``split`` of a site dataset; DatasetError if it was made for other modalities."""
-    modalities = tuple(plan.preprocessing.modalities)
+    modalities = tuple(spec.preprocessing.modalities)
     if dataset.modalities != modalities:
         raise DatasetError(f"{dataset.root}: the dataset holds modalities {list(dataset.modalities)}, "
                            f"the plan's model expects {list(modalities)}")
     stored = dataset.preprocessing.get("spacing")
-    if stored is not None and not np.allclose(stored, plan.preprocessing.spacing):
+    if stored is not None and not np.allclose(stored, spec.preprocessing.spacing):
         log.warning("%s: preprocessed at %s mm, the plan says %s mm; predictions may be poor",
-                    dataset.root, stored, plan.preprocessing.spacing)
+                    dataset.root, stored, spec.preprocessing.spacing)
 
-    def loader(case_id: str, path: Path) -> Callable[[], PreparedCase]:
+    def check(image: np.ndarray, case_id: str, where: str) -> np.ndarray:
+        return _check_channels(image, spec, case_id, where)
+
+    records = dataset.split(split)
+    return reader_inputs([dataset.reader(c) for c in records], [c.id for c in records], check=check)
+
+
+def reader_inputs(readers: Sequence[CaseReader], case_ids: Sequence[str] | None = None, *,
+                  check: Callable[[np.ndarray, str, str], np.ndarray] | None = None) -> list[InputCase]:
+    """Return one case per stored-case reader (ids default to the file names); each reads its file when loaded.
+
+    ``check(image, case_id, path)`` may refuse an image (raise) or return it; the label is read when the
+    case has one.
+    """
+    ids = list(case_ids) if case_ids is not None else [Path(r.path).stem for r in readers]
+
+    def loader(reader: CaseReader, case_id: str) -> Callable[[], PreparedCase]:
         def load() -> PreparedCase:
-            with dataset.reader(next(c for c in dataset.cases if c.id == case_id)) as reader:
-                image = _check_channels(reader.image(), plan, case_id, str(path))
+            with reader:
+                image = reader.image()
+                if check is not None:
+                    image = check(image, case_id, str(reader.path))
                 label = reader.label() if reader.has_label else None
                 return PreparedCase(image, reader.geometry(), reader.label_convention, label)
 
         return load
 
-    return [InputCase(c.id, str(dataset.root / c.file), loader(c.id, dataset.root / c.file))
-            for c in dataset.split(split)]
+    return [InputCase(case_id, str(reader.path), loader(reader, case_id)) for reader, case_id in zip(readers, ids)]
 
 
 def _raw_convention(case: RawCase) -> str:
@@ -110,31 +128,31 @@ def _raw_convention(case: RawCase) -> str:
     return LabelConvention.BRATS2021.value
 
 
-def _raw_loader(case: RawCase, plan: Plan) -> Callable[[], PreparedCase]:
+def _raw_loader(case: RawCase, spec: InferenceSpec) -> Callable[[], PreparedCase]:
     def load() -> PreparedCase:
         from fedseg.imaging.pipeline import preprocess_case
 
         convention = _raw_convention(case)
         # the segmentation must not steer preprocessing (the crop grows to contain labelled tumour)
-        result = preprocess_case(dataclasses.replace(case, seg=None), plan.preprocessing)
-        image = _check_channels(result.image, plan, case.id, str(case.images.get("t1ce", "")))
+        result = preprocess_case(dataclasses.replace(case, seg=None), spec.preprocessing)
+        image = _check_channels(result.image, spec, case.id, str(case.images.get("t1ce", "")))
         return PreparedCase(image, result.geometry, convention, None)
 
     return load
 
 
-def collect_inputs(inputs: Sequence[Path], plan: Plan) -> list[InputCase]:
+def collect_inputs(inputs: Sequence[Path], spec: InferenceSpec) -> list[InputCase]:
     """Return every case of ``inputs`` (site datasets and raw folders/CSVs), duplicates as problems."""
     found: list[InputCase] = []
     for path in map(Path, inputs):
         if not path.exists():
             raise DatasetError(f"{path}: input not found; expected a raw case folder, a CSV or a site dataset")
         if is_site_dataset(path):
-            found += dataset_inputs(load_dataset(path), plan)
+            found += dataset_inputs(load_dataset(path), spec)
             continue
         discovery = discover(path)
         found += [InputCase(p.case_id, str(path), None, p.reason) for p in discovery.problems]
-        found += [InputCase(c.id, str(c.images.get("t1ce", path)), _raw_loader(c, plan)) for c in discovery.cases]
+        found += [InputCase(c.id, str(c.images.get("t1ce", path)), _raw_loader(c, spec)) for c in discovery.cases]
     seen: dict[str, str] = {}
     out = []
     for case in found:

@@ -26,7 +26,7 @@ from fedseg.train.config import LrSchedule, OptimizerName, TrainingConfig
 from fedseg.train.losses import dice_bce_loss
 from fedseg.train.sampling import CaseIndex, PatchBatches
 
-__all__ = ["Phase", "StepInfo", "TrainOutcome", "lr_at", "make_optimizer", "resolve_device", "train"]
+__all__ = ["Phase", "StepInfo", "TrainOutcome", "lr_at", "make_optimizer", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +68,6 @@ class TrainOutcome:
         """Return the mean loss of the last tenth of the steps (at least one step)."""
         tail = self.losses[-max(1, len(self.losses) // 10):]
         return float(np.mean(tail)) if tail else float("nan")
-
-
-def resolve_device(device: str) -> torch.device:
-    """Return the torch device for ``auto`` | ``cpu`` | ``cuda``; TrainingError if CUDA is asked but absent."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda: no CUDA device is available to torch on this machine")
-    if device not in ("cpu", "cuda"):
-        raise TrainingError(f"device must be auto, cpu or cuda, got {device!r}")
-    return torch.device(device)
 
 
 def lr_at(step: int, total: int, base: float, schedule: LrSchedule) -> float:

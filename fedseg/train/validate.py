@@ -1,22 +1,23 @@
 """Validation Dice per region on whole (cropped) validation volumes, aggregated to site-level means.
 
-Each validation case is predicted with the same sliding-window inference as ``fedseg predict`` (Gaussian
-blending, no mirroring), turned into a label map with the region hierarchy, and scored with the metrics
-module's Dice under the BraTS empty-region convention (both empty: 1; exactly one empty: 0). Only the
-mean over cases leaves this function: per-case numbers are patient-level data and never enter an
-artifact. HD95 is not computed here (it is costly and not needed to compare before/after).
+Each validation case is predicted and scored by :func:`fedseg.inference.score.score_model`, the scorer of
+``fedseg evaluate --model`` and ``fedseg simulate``: the same sliding-window inference as ``fedseg
+predict`` (Gaussian blending, no mirroring), labels by the region hierarchy, Dice under the BraTS
+empty-region convention (both empty: 1; exactly one empty: 0). Only the mean over cases leaves this
+function: per-case numbers are patient-level data and never enter an artifact. HD95 is not computed
+here (it is costly and not needed to compare before/after).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from fedseg.data.dataset import CaseReader
-from fedseg.errors import DatasetError
-from fedseg.model.config import REGIONS
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["validate"]
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def validate(
-    model: object,
+    model: torch.nn.Module,
     readers: Sequence[CaseReader],
     *,
     patch_size: tuple[int, int, int],
@@ -35,31 +36,17 @@ def validate(
 ) -> dict[str, float] | None:
     """Return the mean Dice per region {"WT", "TC", "ET"} over ``readers``, or None when there are none.
 
+    ``device`` is ``auto | cpu | cuda | cuda:N``. A case without a label raises DatasetError.
     ``on_case(done, total)`` is called after each case (for a progress display).
     """
-    from fedseg.inference.regions import probabilities_to_label
-    from fedseg.inference.sliding_window import sliding_window_predict
-    from fedseg.metrics.empty import EmptyPolicy
-    from fedseg.metrics.overlap import dice
-    from fedseg.metrics.regions import LabelConvention, label_to_regions
+    from fedseg.inference.predict import PredictOptions
+    from fedseg.inference.score import score_model
+    from fedseg.inference.sources import reader_inputs
 
     if not readers:
         return None
-    scores: dict[str, list[float]] = {r: [] for r in REGIONS}
-    for i, reader in enumerate(readers):
-        with reader:
-            if not reader.has_label:
-                raise DatasetError(f"{reader.path}: a validation case needs a label")
-            image, ref = reader.image(), reader.label()
-        probs = sliding_window_predict(model, image, patch_size=patch_size, overlap=overlap,  # type: ignore[arg-type]
-                                       device=device, amp=amp)
-        pred = probabilities_to_label(probs)
-        pred_regions = label_to_regions(pred, LabelConvention.BRATS2023)
-        ref_regions = label_to_regions(ref, LabelConvention.BRATS2023)
-        for region in REGIONS:
-            scores[region].append(float(dice(pred_regions[region], ref_regions[region], empty=EmptyPolicy.BRATS)))
-        if on_case is not None:
-            on_case(i + 1, len(readers))
-    means = {r: float(np.mean(v)) for r, v in scores.items()}
+    options = PredictOptions(device=device, overlap=overlap, amp=amp)
+    scores = score_model(model, reader_inputs(readers), patch_size=patch_size, options=options, on_case=on_case)
+    means = scores.mean_dice()
     log.info("validation Dice over %d case(s): %s", len(readers), means)
     return means

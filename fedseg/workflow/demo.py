@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fedseg.device import resolve_device
 from fedseg.errors import ConfigError
 from fedseg.fsutil import atomic_write_json
 from fedseg.model.config import REGIONS
@@ -150,10 +151,12 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     from fedseg.workflow.aggregate import aggregate_round
     from fedseg.workflow.init import init_federation
     from fedseg.workflow.initial import global_filename
+    from fedseg.workflow.model_io import inference_spec, load_global_model
     from fedseg.workflow.simulate import plot_curves
     from fedseg.workflow.site.train import train_local
 
     say = say or (lambda message: log.info("%s", message))
+    device = str(resolve_device(device))  # a device this machine lacks fails here, before any work
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: expected a folder, found a file")
@@ -248,12 +251,14 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     held_out: dict[str, dict[str, float]] = {}
     test_counts: dict[str, int] = {}
     options = PredictOptions(device=device)
+    final_model, spec = load_global_model(plan, final, device), inference_spec(plan)
     for site in site_ids:
         say(f"{site}: evaluating the final global on its validation and held-out test cases")
         for split, target in (("val", val_scores), ("test", held_out)):
-            evaluation = evaluate_model(plan, final, out / site / "data", split, options=options)
+            evaluation = evaluate_model(final_model, spec, out / site / "data", split, model_name=str(final),
+                                        options=options)
             if evaluation.failures:
-                raise ConfigError(f"{site}: evaluation failed: {evaluation.failures[0].reason}")
+                raise ConfigError(f"{site}: evaluation failed: {evaluation.failures[0].message}")
             target[site] = {r: float(np.mean([c.metrics[r]["dice"] for c in evaluation.cases])) for r in REGIONS}
             if split == "test":
                 test_counts[site] = len(evaluation.cases)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from fedseg.device import resolve_device
 from fedseg.errors import ConfigError, DatasetError
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import atomic_write_json
@@ -84,11 +85,13 @@ class SimulationResult:
         return {r: (a[r] / b[r] if b[r] > 0 else float("nan")) for r in REGIONS}
 
     def to_dict(self) -> dict[str, Any]:
+        from fedseg.metrics.report import json_safe
+
         out: dict[str, Any] = {"config": self.config, "curves": self.curves, "final": {}}
         for mode in self.curves:
             out["final"][mode] = self.final(mode)
-        if "fl" in self.curves and "cds" in self.curves:
-            out["fl_over_cds"] = self.ratio("fl", "cds")
+        if "fl" in self.curves and "cds" in self.curves:  # undefined where CDS scores 0: null in JSON, not NaN
+            out["fl_over_cds"] = json_safe(self.ratio("fl", "cds"))
         return out
 
 
@@ -114,12 +117,16 @@ def _site_ids(dirs: Sequence[Path]) -> list[str]:
 def evaluate_weights(
     plan: Plan, weights: dict[str, np.ndarray], sites: Sequence[Site], split: str, device: str = "cpu"
 ) -> dict[str, Any]:
-    """Score ``weights`` on every site's ``split``: per-site mean Dice and the pooled mean over all cases."""
+    """Score ``weights`` on every site's ``split``: per-site mean Dice and the pooled mean over all cases.
+
+    Scored as train-local validation scores them (:func:`fedseg.train.validate.validate`, which calls
+    :func:`fedseg.inference.score.score_model`); ``device`` is ``auto | cpu | cuda | cuda:N``.
+    """
     from fedseg.data.dataset import load_dataset
     from fedseg.model.spec import build_model
     from fedseg.train.validate import validate
 
-    model = build_model(plan.model, weights).to(device)
+    model = build_model(plan.model, weights)
     per_site: dict[str, Any] = {}
     sums = dict.fromkeys(REGIONS, 0.0)
     total = 0
@@ -237,7 +244,7 @@ def _stable_salt(*parts: object) -> int:
 def _train_segments(run: _Runner, weights: dict[str, np.ndarray], segments: Sequence[tuple[tuple[int, ...], int]],
                     salt: int) -> dict[str, np.ndarray]:
     from fedseg.model.spec import build_model, state_to_numpy
-    from fedseg.train.loop import resolve_device, train
+    from fedseg.train.loop import train
 
     model = build_model(run.plan.model, weights)
     for k, (site_idx, steps) in enumerate(segments):
@@ -362,12 +369,14 @@ def simulate(
 
     ``plan`` supplies model, training and aggregation settings (its members are replaced by fresh simulation
     keys; preprocessing comes from the datasets). ``steps`` per site per round defaults to the plan's
-    ``training.steps_per_round``. Rerunning with the same ``out`` resumes.
+    ``training.steps_per_round``. ``device`` is ``auto | cpu | cuda | cuda:N`` (:mod:`fedseg.device`), resolved
+    once here so every mode runs on the same device. Rerunning with the same ``out`` resumes.
     """
     from fedseg.workflow.initial import global_filename
     from fedseg.workflow.site.received import read_global
 
     say = say or (lambda message: log.info("%s", message))
+    device = str(resolve_device(device))  # "auto" becomes the concrete device before any work
     modes = [Mode(m) for m in modes]
     if rounds < 1:
         raise ConfigError(f"--rounds must be >= 1, got {rounds}")

@@ -14,7 +14,7 @@ from fedseg.errors import TrainingError
 from fedseg.model.config import ModelConfig
 from fedseg.model.spec import build_model, state_to_numpy
 from fedseg.train.config import LrSchedule, TrainingConfig
-from fedseg.train.loop import lr_at, make_optimizer, resolve_device, train
+from fedseg.train.loop import lr_at, make_optimizer, train
 from fedseg.train.sampling import index_case
 from tests._train_data import make_dataset
 
@@ -88,8 +88,3 @@ def test_nan_loss_raises(tmp_path: Path) -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(TrainingError, match="no cases"):
         train(build_model(MODEL), [], _config(), total_steps=3, device=torch.device("cpu"))
-    with pytest.raises(TrainingError, match="device"):
-        resolve_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(TrainingError, match="no CUDA"):
-            resolve_device("cuda")

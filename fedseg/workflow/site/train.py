@@ -135,10 +135,11 @@ def train_local(
     no update file; an interruption leaves the last checkpoint, from which ``resume=True`` continues.
     """
     from fedseg.data.dataset import load_dataset
+    from fedseg.device import resolve_device
     from fedseg.federation.state import SiteState, default_state_path
     from fedseg.model.spec import build_model, numpy_to_state, state_to_numpy
     from fedseg.train import checkpoint as ckpt
-    from fedseg.train.loop import Phase, make_optimizer, resolve_device, train
+    from fedseg.train.loop import Phase, make_optimizer, train
     from fedseg.train.sampling import index_case
     from fedseg.train.validate import validate
     from fedseg.workflow.site.export import export_update

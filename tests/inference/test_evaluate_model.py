@@ -1,0 +1,53 @@
+"""Model evaluation on a site dataset split: every metric on the stored grid, nothing written, failures alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fedseg.errors import DatasetError
+from fedseg.inference.evaluate_model import evaluate_model
+from fedseg.inference.predict import PredictOptions
+from fedseg.workflow.model_io import inference_spec
+from tests.inference_fixtures import stored_label, write_site_dataset
+
+torch.set_num_threads(1)
+CPU = PredictOptions(device="cpu")
+
+
+def test_evaluate_model_scores_on_the_stored_grid_and_writes_nothing(small, perfect, tmp_path) -> None:
+    p, model, path, data = small
+    before = sorted(str(f) for f in tmp_path.rglob("*"))
+    result = evaluate_model(model, inference_spec(p), data, "val", model_name=str(path), options=CPU)
+    assert sorted(str(f) for f in tmp_path.rglob("*")) == before
+    assert [c.case_id for c in result.cases] == ["case-a", "case-b"] and result.ok
+    for case in result.cases:
+        for region in ("WT", "TC", "ET"):
+            assert case.metrics[region]["dice"] == pytest.approx(1.0)
+            assert case.metrics[region]["hd95"] == pytest.approx(0.0)
+    # ref volume in ml on the 2 mm stored grid: voxels * 8 mm^3
+    assert result.cases[0].metrics["WT"]["ref_ml"] == pytest.approx((stored_label() > 0).sum() * 8 / 1000)
+    assert result.settings["split"] == "val" and result.settings["source"] == "model"
+    with pytest.raises(DatasetError, match="split 'test' holds no case"):
+        evaluate_model(model, inference_spec(p), data, "test", model_name=str(path), options=CPU)
+
+
+def test_evaluate_model_with_the_real_network(small) -> None:
+    p, model, path, data = small
+    result = evaluate_model(model, inference_spec(p), data, "all", model_name=str(path), options=CPU)
+    assert len(result.cases) == 2 and not result.failures
+    assert all(0.0 <= c.metrics["WT"]["dice"] <= 1.0 for c in result.cases)
+
+
+def test_a_case_that_cannot_be_read_fails_alone(small, perfect, tmp_path) -> None:
+    p, model, path, _ = small
+    data = write_site_dataset(tmp_path / "two", ("bad", "good"), channels={"bad": 3})
+    seen: list[tuple[int, int]] = []
+    result = evaluate_model(model, inference_spec(p), data, "val", model_name="global.fedseg", options=CPU,
+                            on_case=lambda done, total: seen.append((done, total)))
+    assert [c.case_id for c in result.cases] == ["good"] and not result.ok
+    (failure,) = result.failures
+    assert failure.case_id == "bad" and "expected 4 channels" in failure.message
+    assert result.cases[0].pred == "model global.fedseg" and result.settings["model"] == "global.fedseg"
+    assert result.cases[0].truth.endswith("good.h5")
+    assert seen == [(1, 2), (2, 2)]
