@@ -232,16 +232,37 @@ def test_plan_check_errors(tmp_path):
 # --------------------------------------------------------------------------------------------- inspect
 
 
-def test_inspect_verified(fed):
-    result = run("inspect", fed / "fed" / "global-r0000.fedseg", "--plan", fed / "fed" / "plan.toml")
+@pytest.fixture(scope="module")
+def real_global(fed, keys) -> Path:
+    """A real round-0 global of the init fixture's plan (the init fixture writes a stand-in without the model)."""
+    from fedseg.federation.keys import load_private_key
+    from fedseg.federation.plan import load_plan
+    from fedseg.workflow.initial import write_initial_global
+
+    plan = load_plan(fed / "fed" / "plan.toml")
+    return write_initial_global(plan, load_private_key(keys / "coord.key"), fed / "real", seed=0)
+
+
+def test_inspect_verified(fed, real_global):
+    from fedseg.federation.plan import load_plan
+    from fedseg.model.spec import model_tensor_spec
+
+    name, spec = next(iter(model_tensor_spec(load_plan(fed / "fed" / "plan.toml").model).items()))
+    result = run("inspect", real_global, "--plan", fed / "fed" / "plan.toml")
     assert result.exit_code == 0, result.output
-    for text in ("verified", "global", "coordinator", "head.weight", "(3, 2)", "digest"):
+    for text in ("verified", "global", "coordinator", name, str(tuple(spec.shape)), "digest"):
         assert text in result.stdout
-    data = json.loads(run("inspect", fed / "fed" / "global-r0000.fedseg", "--plan", fed / "fed" / "plan.toml",
-                          "--json").stdout)
+    data = json.loads(run("inspect", real_global, "--plan", fed / "fed" / "plan.toml", "--json").stdout)
     assert data["verified"] is True and data["reason"] is None
-    assert data["tensors"] == [{"name": "head.weight", "shape": [3, 2], "dtype": "float32", "numel": 6}]
+    assert {"name": name, "shape": list(spec.shape), "dtype": "float32",
+            "numel": int(np.prod(spec.shape))} in data["tensors"]
     assert data["manifest"]["kind"] == "global" and data["manifest"]["round"] == 0
+
+
+def test_inspect_refuses_the_stand_in_global_that_train_local_would_refuse(fed):
+    # the init fixture's stand-in global has a tensor the plan's model does not have: not verified
+    result = run("inspect", fed / "fed" / "global-r0000.fedseg", "--plan", fed / "fed" / "plan.toml", "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["verified"] is False
 
 
 def test_inspect_without_plan_shows_unverified_manifest_and_exits_1(fed):
