@@ -127,25 +127,39 @@ def write_case(
 
 
 class CaseReader:
-    """Read access to one case file; the HDF5 handle opens on first use (safe to pickle into workers)."""
+    """Read access to one case file; the HDF5 handle opens on first use (safe to pickle into workers).
 
-    def __init__(self, path: Path) -> None:
+    The file is checked once, when first opened (:func:`~fedseg.data.case_check.check_case_file`:
+    channels = ``modalities`` when given, shapes, dtypes, label values, size bounds, geometry); a copy
+    pickled into a worker after that keeps the verdict and reopens without scanning again.
+    """
+
+    def __init__(self, path: Path, modalities: tuple[str, ...] | None = None) -> None:
         self.path = Path(path)
+        self.modalities = modalities
         self._file: Any = None
+        self._checked = False
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_file": None}  # workers reopen their own handle
+        return dict(self.__dict__, _file=None)  # workers reopen their own handle
 
     def _h5(self) -> Any:
         if self._file is None:
             import h5py
 
+            from fedseg.data.case_check import check_case_file, open_error
+
             try:
                 self._file = h5py.File(self.path, "r")
             except OSError as exc:
-                raise DatasetError(f"{self.path}: cannot open the case file ({exc})") from None
-            if "image" not in self._file or "brain_mask" not in self._file:
-                raise DatasetError(f"{self.path}: expected datasets 'image' and 'brain_mask'")
+                raise open_error(self.path, exc) from None
+            if not self._checked:
+                try:
+                    check_case_file(self._file, self.path, self.modalities)
+                except BaseException:
+                    self.close()
+                    raise
+                self._checked = True
         return self._file
 
     def close(self) -> None:
@@ -225,7 +239,7 @@ class SiteDataset:
         return [c for c in self.cases if c.split == name]
 
     def reader(self, case: CaseRecord) -> CaseReader:
-        return CaseReader(self.root / case.file)
+        return CaseReader(self.root / case.file, self.modalities)
 
     def readers(self, split: str) -> Iterator[tuple[CaseRecord, CaseReader]]:
         for case in self.split(split):
