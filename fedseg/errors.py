@@ -12,6 +12,7 @@ into one red line on stderr and exit code 1. Messages say what was expected, wha
     │   ├── SignatureError   the signature, key id or signer does not verify against the plan
     │   └── BindingError     a verified file belongs to another federation, plan, kind, round or parent
     ├── StateError           rollback/replay protection refused a round, or the ledger is broken
+    │   └── LockError        another run holds the folder's lock
     ├── ImageError           an image cannot be read or has the wrong shape, grid or values
     ├── DatasetError         raw-case discovery or a site dataset is invalid
     ├── MetricsError         evaluation inputs cannot be paired or scored
@@ -30,6 +31,7 @@ __all__ = [
     "FedsegError",
     "ImageError",
     "KeyFileError",
+    "LockError",
     "MetricsError",
     "PlanError",
     "SignatureError",
@@ -68,6 +70,10 @@ class BindingError(ArtifactError):
 
 class StateError(FedsegError):
     """Rollback/replay protection refused a round, or the ledger is broken."""
+
+
+class LockError(StateError):
+    """Another run holds the lock of the folder this one would write."""
 
 
 class ImageError(FedsegError):

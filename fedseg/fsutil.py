@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "folder_lock",
     "fsync_dir",
     "remove_stale_temps",
 ]
@@ -93,11 +96,64 @@ def atomic_write_json(dest: Path, obj: Any) -> None:
     atomic_write_text(dest, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def remove_stale_temps(directory: Path) -> int:
-    """Delete temp files an interrupted run left in ``directory``; return how many were removed."""
+def remove_stale_temps(directory: Path, pattern: re.Pattern[str] | None = None) -> int:
+    """Delete temp files an interrupted run left in ``directory``; return how many were removed.
+
+    ``pattern`` (matched against the whole name) limits it to one command's own kinds of temp file, so
+    it never touches another command's in-flight file in a shared folder; folders it matches (scratch
+    folders) are removed with their contents. Call it only while holding the folder's lock.
+    """
     removed = 0
-    for path in Path(directory).glob(f".*{TEMP_SUFFIX}"):
+    for path in Path(directory).glob(".*"):
+        if pattern is None and not path.name.endswith(TEMP_SUFFIX):
+            continue
+        if pattern is not None and not pattern.fullmatch(path.name):
+            continue
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            if pattern is not None and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
             removed += 1
     return removed
+
+
+@contextlib.contextmanager
+def folder_lock(directory: Path, name: str, *, holder: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on ``directory/name`` for the block; never wait.
+
+    LockError when another process (or another handle in this one) holds it. The lock file is removed
+    while still locked, at the end: a process that opened the old file then finds, once it holds the
+    lock, that the name no longer points at its inode and starts over, so two holders never coexist.
+    Where ``flock`` does not exist (Windows) the block runs unlocked.
+    """
+    from fedseg.errors import LockError
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise LockError(f"{directory}: another {holder} is running here (it holds {name}); let it finish, "
+                            "then run again") from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder before us removed the file after we opened it: lock the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.close(fd)

@@ -48,6 +48,7 @@ from fedseg.federation.plan import Plan
 from fedseg.federation.screening import Reason
 from fedseg.federation.strategies import Combine, WeightedMean, get_strategy, strategy_params
 from fedseg.workflow.delta_stream import consume, rebuild
+from fedseg.workflow.round_lock import holding_round_folders
 from fedseg.workflow.round_report import AggregateReport, QuorumError, UpdateVerdict
 from fedseg.workflow.round_write import check_current_global, write_round
 from fedseg.workflow.scratch import TensorFile, scratch_dir
@@ -88,6 +89,7 @@ def _sort_key(path: Path) -> tuple[str, str, str]:
         return ("\uffff", "", str(path))
 
 
+@holding_round_folders(default_ledger_path)  # one run per folder; it removes killed runs' temp files
 def aggregate_round(
     *,
     plan: Plan,
@@ -136,7 +138,8 @@ def aggregate_round(
     mean = strat.combine is Combine.MEAN
     acc = WeightedMean() if mean and not dry_run else None
 
-    with scratch_dir(out.parent if out.parent.is_dir() else None) as scratch, contextlib.ExitStack() as files:
+    near = out.parent.is_dir() and not dry_run  # a dry run holds no lock, so it writes nothing in the folder
+    with scratch_dir(out.parent if near else None) as scratch, contextlib.ExitStack() as files:
         g = files.enter_context(TensorFile(scratch / "global.bin", current.tensors))
         current = replace(current, tensors={})  # the global's tensors now live in scratch; the buffer is free
         spill = None if mean or dry_run else scratch
