@@ -13,9 +13,9 @@ shared folder, or any other file, is never touched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
-import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
