@@ -6,7 +6,8 @@ into one red line on stderr and exit code 1. Messages say what was expected, wha
 
     FedsegError
     ├── ConfigError          a plan or configuration value is missing or nonsensical
-    │   └── PlanError        plan.toml does not parse or validate
+    │   ├── PlanError        plan.toml does not parse or validate
+    │   └── OutputOverlapError  an output path is one of the command's own inputs
     ├── KeyFileError         a key file is malformed, encrypted without a passphrase, or would be overwritten
     ├── ArtifactError        a .fedseg file is malformed, truncated, too large, or its payload is unsafe
     │   ├── SignatureError   the signature, key id or signer does not verify against the plan
@@ -33,6 +34,7 @@ __all__ = [
     "KeyFileError",
     "LockError",
     "MetricsError",
+    "OutputOverlapError",
     "PlanError",
     "SignatureError",
     "StateError",
@@ -50,6 +52,10 @@ class ConfigError(FedsegError):
 
 class PlanError(ConfigError):
     """A federation plan does not parse or validate."""
+
+
+class OutputOverlapError(ConfigError):
+    """An output path (``--out``, ``--ledger``...) would overwrite one of the command's own inputs."""
 
 
 class KeyFileError(FedsegError):

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "atomic_write_text",
     "folder_lock",
     "fsync_dir",
+    "refuse_output_overlap",
     "remove_stale_temps",
 ]
 
@@ -157,3 +158,43 @@ def folder_lock(directory: Path, name: str, *, holder: str) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         os.close(fd)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Return whether ``a`` and ``b`` name one file: equal resolved paths, or the same (device, inode)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samestat(os.stat(a), os.stat(b))  # a hard link has its own path but the same inode
+    except OSError:
+        return False  # one of them does not exist: writing it cannot touch the other
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    resolved, root = path.resolve(), folder.resolve()
+    if resolved.is_relative_to(root):
+        return True
+    try:  # the output's folder may be the input folder under another name (a bind mount, a hard-linked dir)
+        return any(os.path.samestat(os.stat(parent), os.stat(folder)) for parent in resolved.parents)
+    except OSError:
+        return False
+
+
+def refuse_output_overlap(out: Path, inputs: Mapping[str, str | Path | None], *, what: str = "--out",
+                          folders: Mapping[str, Path | None] | None = None) -> None:
+    """Refuse an output that is one of the command's ``inputs`` (label -> path) or lies in one of ``folders``.
+
+    Compared by resolved path and by (device, inode), so neither a symbolic nor a hard link to the plan,
+    the global or a key gets it overwritten. ``None`` entries are skipped. OutputOverlapError otherwise.
+    """
+    from fedseg.errors import OutputOverlapError
+
+    out = Path(out)
+    for label, path in inputs.items():
+        if path is not None and _same_file(out, Path(path)):
+            raise OutputOverlapError(f"{what} {out} is the command's own {label} ({path}); refusing to overwrite "
+                                     "an input: choose another path")
+    for label, folder in (folders or {}).items():
+        if folder is not None and _inside(out, Path(folder)):
+            raise OutputOverlapError(f"{what} {out} lies inside the {label} ({folder}); refusing to write among "
+                                     "the command's inputs: choose another path")

@@ -48,7 +48,7 @@ from fedseg.federation.plan import Plan
 from fedseg.federation.screening import Reason
 from fedseg.federation.strategies import Combine, WeightedMean, get_strategy, strategy_params
 from fedseg.workflow.delta_stream import consume, rebuild
-from fedseg.workflow.round_lock import holding_round_folders
+from fedseg.workflow.round_lock import holding_round_folders, refuse_round_overlaps
 from fedseg.workflow.round_report import AggregateReport, QuorumError, UpdateVerdict
 from fedseg.workflow.round_write import check_current_global, write_round
 from fedseg.workflow.scratch import TensorFile, scratch_dir
@@ -114,6 +114,8 @@ def aggregate_round(
 
     out, global_path = Path(out), Path(global_path)
     ledger_path = Path(ledger_path) if ledger_path else default_ledger_path(out)
+    refuse_round_overlaps(out, ledger_path, plan=plan.source, global_=global_path, updates=update_paths,
+                          key=key.source if key is not None else None)
     if key is not None and key.key_id != plan.coordinator.key_id:
         raise AggregationError(f"--key {key.source}: key {key.key_id} is not the plan key of coordinator "
                                f"{plan.coordinator.id!r} ({plan.coordinator.key_id})")

@@ -16,13 +16,14 @@ import contextlib
 import functools
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fedseg.fsutil import folder_lock, remove_stale_temps
+from fedseg.fsutil import folder_lock, refuse_output_overlap, remove_stale_temps
+from fedseg.workflow.round_write import STATE_FILE
 
-__all__ = ["LOCK_NAME", "hold_round_folders", "holding_round_folders", "leftover_patterns"]
+__all__ = ["LOCK_NAME", "hold_round_folders", "holding_round_folders", "leftover_patterns", "refuse_round_overlaps"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ _SCRATCH = r"\.fedseg-scratch-[A-Za-z0-9_]+"
 # A global's temp: ``.<name>.<random>.tmp``, and the writer's own ``..<name>.<random>.tmp.<random>.tmp``,
 # for the default global names and this run's --out name (an earlier run's custom name is left alone).
 _GLOBAL_TEMP = r"\.{{1,2}}(?:global-r\d+\.fedseg|{out})\..+\.tmp"
-_LEDGER_TEMP = r"\.(?:{ledger}|{ledger}\.head|server-state\.h5)\.[^/]+\.tmp"
+_LEDGER_TEMP = r"\.(?:{ledger}|{ledger}\.head|{state})\.[^/]+\.tmp"
 
 
 def leftover_patterns(out: Path, ledger_path: Path) -> dict[Path, re.Pattern[str]]:
@@ -40,8 +41,19 @@ def leftover_patterns(out: Path, ledger_path: Path) -> dict[Path, re.Pattern[str
     kinds.setdefault(Path(out).parent.resolve(), []).extend(
         [_SCRATCH, _GLOBAL_TEMP.format(out=re.escape(Path(out).name))])
     kinds.setdefault(Path(ledger_path).parent.resolve(), []).append(
-        _LEDGER_TEMP.format(ledger=re.escape(Path(ledger_path).name)))
+        _LEDGER_TEMP.format(ledger=re.escape(Path(ledger_path).name), state=re.escape(STATE_FILE)))
     return {folder: re.compile("|".join(f"(?:{k})" for k in ks)) for folder, ks in kinds.items()}
+
+
+def refuse_round_overlaps(out: Path, ledger_path: Path, *, plan: Path | None, global_: Path,
+                          updates: Sequence[Path], key: str | None) -> None:
+    """Refuse an --out or --ledger that is the plan, the current global, an update, the key (or each other)."""
+    inputs: dict[str, Path | str | None] = {"plan": plan, "current global": global_, "coordinator key": key}
+    inputs.update({f"update {Path(u).name}": u for u in updates})
+    refuse_output_overlap(ledger_path, inputs, what="--ledger")
+    head = ledger_path.with_name(ledger_path.name + ".head")
+    refuse_output_overlap(out, dict(inputs, ledger=ledger_path, **{"ledger head": head},
+                                    **{"server state": ledger_path.parent / STATE_FILE}))
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from fedseg.configtools import config_from_mapping, config_to_dict
 from fedseg.errors import BindingError, DatasetError, PlanError, TrainingError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Member, Plan
+from fedseg.fsutil import refuse_output_overlap
 from fedseg.imaging.config import PreprocessConfig
 
 __all__ = ["TrainResult", "export_global", "export_update", "global_filename", "train_local", "write_initial_global"]
@@ -65,6 +66,7 @@ def write_initial_global(plan: Plan, key: PrivateKey, out_dir: Path, *, seed: in
     if key.key_id != plan.coordinator.key_id:
         raise PlanError(f"{key.source}: the round-0 global must be signed by the coordinator "
                         f"{plan.coordinator.id!r} (key id {plan.coordinator.key_id}), got key id {key.key_id}")
+    refuse_output_overlap(Path(out_dir) / global_filename(0), {"coordinator key": key.source, "plan": plan.source})
     created = _now()
     manifest = {
         "kind": Kind.GLOBAL.value,
@@ -209,6 +211,8 @@ def train_local(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out.with_name(out.name + ".ckpt")
     state_file = Path(state_path) if state_path is not None else ckpt_dir.parent / STATE_FILENAME
     dataset = load_dataset(data_dir)
+    refuse_output_overlap(out, {"plan": plan.source, "global": global_path, "key": key.source, "site state": state_file,
+                                "dataset file": dataset.root / "dataset.json"}, folders={"dataset": dataset.root / "cases"})
     _check_dataset(dataset, plan)
     train_cases, val_cases = dataset.split("train"), dataset.split("val")
     if not train_cases:
@@ -329,6 +333,8 @@ def export_update(checkpoint_dir: Path, plan: Plan, key: PrivateKey, out: Path, 
     if weights not in ("full", "delta"):
         raise TrainingError(f"weights must be full or delta, got {weights!r}")
     checkpoint_dir = Path(checkpoint_dir)
+    own = {f"checkpoint file {f.name}": f for f in checkpoint_dir.glob("*") if f.is_file()}
+    refuse_output_overlap(out, {"plan": plan.source, "key": key.source, **own})
     meta, local = ckpt.load_checkpoint(checkpoint_dir)
     if not meta.get("complete"):
         raise TrainingError(f"{checkpoint_dir}: training stopped at step {meta.get('step')} of "
