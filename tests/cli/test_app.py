@@ -255,3 +255,12 @@ def test_inspect_errors(fed, tmp_path):
     (tmp_path / "plan.toml").write_text("not toml [")
     bad_plan = run("inspect", fed / "fed" / "global-r0000.fedseg", "--plan", tmp_path / "plan.toml")
     assert bad_plan.exit_code == 1 and "does not parse" in bad_plan.stderr
+
+
+def test_inspect_of_an_oversized_file_names_the_limit_without_a_missing_option(tmp_path):
+    big = tmp_path / "big.fedseg"
+    with open(big, "wb") as fh:  # sparse: 5 GiB declared, nothing allocated
+        fh.truncate(5 << 30)
+    result = run("inspect", big)
+    assert result.exit_code == 1 and "the limit is 4294967296" in result.stderr
+    assert "--max-bytes" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
