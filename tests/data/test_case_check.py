@@ -144,3 +144,20 @@ def test_train_local_and_evaluate_refuse_a_tampered_dataset(fed, keydir: Path, t
                                  "--split", "val", "--device", "cpu", "--json", str(tmp_path / "e.json")])
     assert result.exit_code == 1, result.output
     assert "case-001.h5" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_dataset_checks_each_case_file_once_until_it_changes(tmp_path: Path, monkeypatch) -> None:
+    from fedseg.data import case_check
+
+    calls = []
+    real = case_check.check_case_file
+    monkeypatch.setattr(case_check, "check_case_file", lambda *a: (calls.append(a[1]), real(*a)))
+    ds = load_dataset(make_dataset(tmp_path / "d", train=1, val=0, shape=SHAPE))
+    for _ in range(3):
+        with ds.reader(ds.cases[0]) as reader:
+            assert reader.shape == SHAPE
+    assert len(calls) == 1
+    _tamper(ds.root / "cases" / "case-000.h5", label=_bad_label())  # a new file: checked again, and refused
+    with pytest.raises(DatasetError, match="label value 7"), ds.reader(ds.cases[0]) as reader:
+        reader.shape  # noqa: B018
+    assert len(calls) == 2
