@@ -7,12 +7,14 @@ into one red line on stderr and exit code 1. Messages say what was expected, wha
     FedsegError
     ├── ConfigError          a plan or configuration value is missing or nonsensical
     │   ├── PlanError        plan.toml does not parse or validate
-    │   └── DeviceError      a --device value is not auto | cpu | cuda | cuda:N, or names a device not here
+    │   ├── DeviceError      a --device value is not auto | cpu | cuda | cuda:N, or names a device not here
+    │   └── OutputOverlapError  an output path is one of the command's own inputs
     ├── KeyFileError         a key file is malformed, encrypted without a passphrase, or would be overwritten
     ├── ArtifactError        a .fedseg file is malformed, truncated, too large, or its payload is unsafe
     │   ├── SignatureError   the signature, key id or signer does not verify against the plan
     │   └── BindingError     a verified file belongs to another federation, plan, kind, round or parent
     ├── StateError           rollback/replay protection refused a round, or the ledger is broken
+    │   └── LockError        another run holds the folder's lock
     ├── ImageError           an image cannot be read or has the wrong shape, grid or values
     ├── DatasetError         raw-case discovery or a site dataset is invalid
     ├── MetricsError         evaluation inputs cannot be paired or scored
@@ -32,7 +34,9 @@ __all__ = [
     "FedsegError",
     "ImageError",
     "KeyFileError",
+    "LockError",
     "MetricsError",
+    "OutputOverlapError",
     "PlanError",
     "SignatureError",
     "StateError",
@@ -56,6 +60,10 @@ class DeviceError(ConfigError):
     """A device name is not ``auto | cpu | cuda | cuda:N``, or names a device this machine lacks."""
 
 
+class OutputOverlapError(ConfigError):
+    """An output path (``--out``, ``--ledger``...) would overwrite one of the command's own inputs."""
+
+
 class KeyFileError(FedsegError):
     """A key file is malformed, needs a passphrase, or would be overwritten."""
 
@@ -74,6 +82,10 @@ class BindingError(ArtifactError):
 
 class StateError(FedsegError):
     """Rollback/replay protection refused a round, or the ledger is broken."""
+
+
+class LockError(StateError):
+    """Another run holds the lock of the folder this one would write."""
 
 
 class ImageError(FedsegError):

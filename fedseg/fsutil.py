@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "folder_lock",
     "fsync_dir",
+    "refuse_output_overlap",
     "remove_stale_temps",
 ]
 
@@ -93,11 +97,104 @@ def atomic_write_json(dest: Path, obj: Any) -> None:
     atomic_write_text(dest, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def remove_stale_temps(directory: Path) -> int:
-    """Delete temp files an interrupted run left in ``directory``; return how many were removed."""
+def remove_stale_temps(directory: Path, pattern: re.Pattern[str] | None = None) -> int:
+    """Delete temp files an interrupted run left in ``directory``; return how many were removed.
+
+    ``pattern`` (matched against the whole name) limits it to one command's own kinds of temp file, so
+    it never touches another command's in-flight file in a shared folder; folders it matches (scratch
+    folders) are removed with their contents. Call it only while holding the folder's lock.
+    """
     removed = 0
-    for path in Path(directory).glob(f".*{TEMP_SUFFIX}"):
+    for path in Path(directory).glob(".*"):
+        if pattern is None and not path.name.endswith(TEMP_SUFFIX):
+            continue
+        if pattern is not None and not pattern.fullmatch(path.name):
+            continue
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            if pattern is not None and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
             removed += 1
     return removed
+
+
+@contextlib.contextmanager
+def folder_lock(directory: Path, name: str, *, holder: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on ``directory/name`` for the block; never wait.
+
+    LockError when another process (or another handle in this one) holds it. The lock file is removed
+    while still locked, at the end: a process that opened the old file then finds, once it holds the
+    lock, that the name no longer points at its inode and starts over, so two holders never coexist.
+    Where ``flock`` does not exist (Windows) the block runs unlocked.
+    """
+    from fedseg.errors import LockError
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise LockError(f"{directory}: another {holder} is running here (it holds {name}); let it finish, "
+                            "then run again") from None
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder before us removed the file after we opened it: lock the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.close(fd)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Return whether ``a`` and ``b`` name one file: equal resolved paths, or the same (device, inode)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samestat(os.stat(a), os.stat(b))  # a hard link has its own path but the same inode
+    except OSError:
+        return False  # one of them does not exist: writing it cannot touch the other
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    resolved, root = path.resolve(), folder.resolve()
+    if resolved.is_relative_to(root):
+        return True
+    try:  # the output's folder may be the input folder under another name (a bind mount, a hard-linked dir)
+        return any(os.path.samestat(os.stat(parent), os.stat(folder)) for parent in resolved.parents)
+    except OSError:
+        return False
+
+
+def refuse_output_overlap(out: Path, inputs: Mapping[str, str | Path | None], *, what: str = "--out",
+                          folders: Mapping[str, Path | None] | None = None) -> None:
+    """Refuse an output that is one of the command's ``inputs`` (label -> path) or lies in one of ``folders``.
+
+    Compared by resolved path and by (device, inode), so neither a symbolic nor a hard link to the plan,
+    the global or a key gets it overwritten. ``None`` entries are skipped. OutputOverlapError otherwise.
+    """
+    from fedseg.errors import OutputOverlapError
+
+    out = Path(out)
+    for label, path in inputs.items():
+        if path is not None and _same_file(out, Path(path)):
+            raise OutputOverlapError(f"{what} {out} is the command's own {label} ({path}); refusing to overwrite "
+                                     "an input: choose another path")
+    for label, folder in (folders or {}).items():
+        if folder is not None and _inside(out, Path(folder)):
+            raise OutputOverlapError(f"{what} {out} lies inside the {label} ({folder}); refusing to write among "
+                                     "the command's inputs: choose another path")

@@ -74,3 +74,98 @@ def test_remove_stale_temps(tmp_path):
     (tmp_path / "real.fedseg").write_bytes(b"")
     assert remove_stale_temps(tmp_path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.tmp", "real.fedseg"]
+
+
+# --- an output that is one of the command's own inputs is refused (resolved path, or device + inode) ---------
+
+
+def _snapshot(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_refuse_output_overlap_sees_through_links(tmp_path):
+    from fedseg.errors import OutputOverlapError
+    from fedseg.fsutil import refuse_output_overlap
+
+    plan = tmp_path / "fed" / "plan.toml"
+    plan.parent.mkdir()
+    plan.write_text("x")
+    os.link(plan, tmp_path / "hard.toml")
+    os.symlink(plan, tmp_path / "soft.toml")
+    for out in (plan, tmp_path / "fed" / ".." / "fed" / "plan.toml", tmp_path / "hard.toml", tmp_path / "soft.toml"):
+        with pytest.raises(OutputOverlapError, match="is the command's own plan"):
+            refuse_output_overlap(out, {"plan": plan, "key": None})
+    with pytest.raises(OutputOverlapError, match="lies inside the dataset"):
+        refuse_output_overlap(tmp_path / "fed" / "x" / "a.fedseg", {}, folders={"dataset": tmp_path / "fed"})
+    refuse_output_overlap(tmp_path / "other.toml", {"plan": plan}, folders={"dataset": tmp_path / "fed"})
+
+
+@pytest.fixture
+def coordinator(tmp_path, plan, site_keys, keydir):
+    import numpy as np
+
+    from fedseg.federation.plan import write_plan
+    from tests._aggregate_data import model, write_global, write_update
+
+    fed = tmp_path / "fed"
+    write_plan(plan, fed / "plan.toml")
+    g = write_global(plan, site_keys, fed / "global-r0000.fedseg", model(0.0))
+    ups = [write_update(plan, site_keys, tmp_path / f"{s}.fedseg", s, g.digest, model(0.0, np.random.default_rng(i)),
+                        num_examples=10) for i, s in enumerate(("site-a", "site-b"))]
+    os.link(fed / "plan.toml", tmp_path / "plan-link.toml")
+    return fed, ups
+
+
+@pytest.mark.parametrize("target", ["plan", "plan hard link", "global", "update", "key", "ledger is the plan"])
+def test_aggregate_refuses_to_overwrite_its_inputs(coordinator, tmp_path, keydir, target):
+    from typer.testing import CliRunner
+
+    from fedseg.cli.app import app
+
+    fed, ups = coordinator
+    out, ledger = fed / "global-r0001.fedseg", None
+    out = {"plan": fed / "plan.toml", "plan hard link": tmp_path / "plan-link.toml", "global": fed / "global-r0000.fedseg",
+           "update": ups[1], "key": keydir / "coordinator.key"}.get(target, out)
+    if target == "ledger is the plan":
+        ledger = fed / "plan.toml"
+    before = _snapshot(tmp_path)
+    args = ["aggregate", "--plan", str(fed / "plan.toml"), "--global", str(fed / "global-r0000.fedseg"),
+            "--key", str(keydir / "coordinator.key"), "--out", str(out), *map(str, ups)]
+    result = CliRunner().invoke(app, [*args, *(["--ledger", str(ledger)] if ledger else [])])
+    assert result.exit_code == 1, result.output
+    assert "refusing to overwrite an input" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert _snapshot(tmp_path) == before  # nothing written, nothing replaced
+
+
+def test_library_workflows_refuse_outputs_that_are_inputs(tmp_path, plan, site_keys, keydir):
+    from fedseg.errors import OutputOverlapError
+    from fedseg.federation.plan import load_plan, write_plan
+    from fedseg.workflow.init import init_federation
+    from fedseg.workflow.initial import write_initial_global
+    from fedseg.workflow.model_export import export_global
+    from fedseg.workflow.site.export import export_update
+    from fedseg.workflow.site.train import train_local
+    from tests._train_data import make_dataset, tiny_plan
+
+    write_plan(tiny_plan(plan), tmp_path / "plan.toml")
+    p = load_plan(tmp_path / "plan.toml")
+    g = write_initial_global(p, site_keys["coordinator"], tmp_path / "fed")
+    data = make_dataset(tmp_path / "data", train=1, val=0, shape=(8, 8, 8))
+    before = _snapshot(tmp_path)
+    for out in (g, tmp_path / "plan.toml", keydir / "site-a.key", data / "dataset.json", data / "cases" / "case-000.h5"):
+        with pytest.raises(OutputOverlapError):
+            train_local(p, g, data, site_keys["site-a"], out, device="cpu")
+    for out in (g, tmp_path / "plan.toml"):
+        with pytest.raises(OutputOverlapError):
+            export_global(g, p, out)
+        with pytest.raises(OutputOverlapError):
+            export_update(tmp_path / "fed", p, site_keys["site-a"], out)
+    with pytest.raises(OutputOverlapError, match="checkpoint file dataset.json"):
+        export_update(data, p, site_keys["site-a"], data / "dataset.json")
+    (tmp_path / "fed2").mkdir()
+    os.link(keydir / "coordinator.key", tmp_path / "fed2" / "global-r0000.fedseg")
+    with pytest.raises(OutputOverlapError, match="coordinator key"):
+        init_federation(name="x", coordinator_key=tmp_path / "fed2" / "global-r0000.fedseg",
+                        sites=[("site-a", keydir / "site-a.pub", None)], out_dir=tmp_path / "fed2")
+    assert {k: v for k, v in _snapshot(tmp_path).items() if k.parent.name != "fed2"} == before
+    assert sorted(p.name for p in (tmp_path / "fed2").iterdir()) == ["global-r0000.fedseg"]

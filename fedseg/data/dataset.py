@@ -16,6 +16,7 @@ Arrays are indexed [Z, Y, X] (SimpleITK's ``GetArrayFromImage`` order) while geo
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,25 +128,45 @@ def write_case(
 
 
 class CaseReader:
-    """Read access to one case file; the HDF5 handle opens on first use (safe to pickle into workers)."""
+    """Read access to one case file; the HDF5 handle opens on first use (safe to pickle into workers).
 
-    def __init__(self, path: Path) -> None:
+    The file is checked once, when first opened (:func:`~fedseg.data.case_check.check_case_file`:
+    channels = ``modalities`` when given, shapes, dtypes, label values, size bounds, geometry); a copy
+    pickled into a worker after that keeps the verdict and reopens without scanning again.
+    """
+
+    def __init__(self, path: Path, modalities: tuple[str, ...] | None = None,
+                 checked: set[tuple[int, ...]] | None = None) -> None:
         self.path = Path(path)
+        self.modalities = modalities
         self._file: Any = None
+        self._checked = False
+        self._seen = checked  # the dataset's record of files already checked (by inode, size, mtime)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_file": None}  # workers reopen their own handle
+        return dict(self.__dict__, _file=None)  # workers reopen their own handle
 
     def _h5(self) -> Any:
         if self._file is None:
             import h5py
 
+            from fedseg.data.case_check import check_case_file, open_error
+
             try:
                 self._file = h5py.File(self.path, "r")
             except OSError as exc:
-                raise DatasetError(f"{self.path}: cannot open the case file ({exc})") from None
-            if "image" not in self._file or "brain_mask" not in self._file:
-                raise DatasetError(f"{self.path}: expected datasets 'image' and 'brain_mask'")
+                raise open_error(self.path, exc) from None
+            st = os.fstat(self._file.id.get_vfd_handle()) if self._seen is not None else None
+            stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) if st is not None else ()
+            if not self._checked and stamp not in (self._seen or ()):
+                try:
+                    check_case_file(self._file, self.path, self.modalities)
+                except BaseException:
+                    self.close()
+                    raise
+                if self._seen is not None:
+                    self._seen.add(stamp)
+            self._checked = True
         return self._file
 
     def close(self) -> None:
@@ -203,6 +224,9 @@ class SiteDataset:
     root: Path
     meta: dict[str, Any]
     cases: list[CaseRecord]
+    # Case files already checked by one of this dataset's readers: training opens each case several
+    # times (label check, patch index, validation), and the label scan need not run on each.
+    checked: set[tuple[int, ...]] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -225,7 +249,7 @@ class SiteDataset:
         return [c for c in self.cases if c.split == name]
 
     def reader(self, case: CaseRecord) -> CaseReader:
-        return CaseReader(self.root / case.file)
+        return CaseReader(self.root / case.file, self.modalities, self.checked)
 
     def readers(self, split: str) -> Iterator[tuple[CaseRecord, CaseReader]]:
         for case in self.split(split):

@@ -93,7 +93,8 @@ def open_envelope(path: Path, fh: BinaryIO, size: int, max_bytes: int) -> Envelo
     if size == 0:
         raise ArtifactError(f"{where}: the file is empty; expected a fedseg artifact")
     if size > max_bytes:
-        raise ArtifactError(f"{where}: the file is {size} bytes; the limit is {max_bytes} (raise --max-bytes?)")
+        raise ArtifactError(f"{where}: the file is {size} bytes; the limit is {max_bytes} (far above any fedseg "
+                            "model: is this the right file?)")
     prefix = fh.read(_PREFIX)
     if len(prefix) < len(MAGIC):
         if MAGIC.startswith(prefix):

@@ -84,6 +84,8 @@ class Plan:
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
     # canonical JSON of the document this plan was parsed from; None for a plan built in memory
     stated: bytes | None = field(default=None, compare=False, repr=False)
+    # The file it was loaded from, so commands can refuse to overwrite it; not part of the plan's hash.
+    source: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -254,7 +256,7 @@ def load_plan(path: Path) -> Plan:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PlanError(f"{path}: expected a TOML plan, it does not parse ({exc})") from None
-    return plan_from_dict(data, str(path))
+    return replace(plan_from_dict(data, str(path)), source=path)
 
 
 def _toml_value(value: Any) -> str:

@@ -25,6 +25,7 @@ from enum import Enum
 import numpy as np
 
 from fedseg.errors import MetricsError
+from fedseg.metrics.voxel_report import format_values, where_voxels
 
 __all__ = [
     "REGIONS",
@@ -64,12 +65,12 @@ def label_values(label: np.ndarray) -> tuple[int, ...]:
         return tuple(int(v) for v in np.flatnonzero([(~a).any(), a.any()]))
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
-            raise MetricsError("expected integer label values, found NaN or infinity")
+            raise MetricsError(f"expected integer label values, found NaN or infinity in {where_voxels(~np.isfinite(a))}")
         rounded = np.rint(a)
         bad = a != rounded
         if bad.any():
             shown = ", ".join(f"{v:g}" for v in np.unique(a[bad])[:5])
-            raise MetricsError(f"expected integer label values, found non-integer values {shown}")
+            raise MetricsError(f"expected integer label values, found non-integer values {shown} in {where_voxels(bad)}")
         a = rounded.astype(np.int64)
     elif a.dtype.kind not in "iu":
         raise MetricsError(f"expected an integer label map, found dtype {a.dtype}")
@@ -133,4 +134,4 @@ def _regions(label: np.ndarray, resolved: LabelConvention) -> dict[str, np.ndarr
 
 
 def _fmt(values: set[int] | frozenset[int]) -> str:
-    return "{" + ", ".join(str(v) for v in sorted(values)) + "}"
+    return format_values(values)  # a few values and a count, never thousands

@@ -52,6 +52,7 @@ from fedseg.federation.plan import Plan
 from fedseg.federation.screening import Reason
 from fedseg.federation.strategies import Combine, WeightedMean, get_strategy, strategy_params, update_weights
 from fedseg.workflow.delta_stream import consume, direction_cosines, rebuild
+from fedseg.workflow.round_lock import holding_round_folders, refuse_round_overlaps
 from fedseg.workflow.round_report import AggregateReport, QuorumError, UpdateVerdict
 from fedseg.workflow.round_write import check_current_global, write_round
 from fedseg.workflow.scratch import TensorFile, scratch_dir
@@ -123,6 +124,7 @@ def _sort_key(path: Path) -> tuple[str, str, str]:
         return ("\uffff", "", str(path))
 
 
+@holding_round_folders(default_ledger_path)  # one run per folder; it removes killed runs' temp files
 def aggregate_round(
     *,
     plan: Plan,
@@ -147,6 +149,8 @@ def aggregate_round(
 
     out, global_path = Path(out), Path(global_path)
     ledger_path = Path(ledger_path) if ledger_path else default_ledger_path(out)
+    refuse_round_overlaps(out, ledger_path, plan=plan.source, global_=global_path, updates=update_paths,
+                          key=key.source if key is not None else None)
     if key is not None and key.key_id != plan.coordinator.key_id:
         raise AggregationError(f"--key {key.source}: key {key.key_id} is not the plan key of coordinator "
                                f"{plan.coordinator.id!r} ({plan.coordinator.key_id})")
@@ -179,7 +183,8 @@ def aggregate_round(
     acc = WeightedMean() if mean and not dry_run and weighting is not Weighting.CAPPED else None
     direction = config.direction_z > 0 and len(update_paths) >= screening.MIN_UPDATES_FOR_OUTLIERS
 
-    with scratch_dir(out.parent if out.parent.is_dir() else None) as scratch, contextlib.ExitStack() as files:
+    near = out.parent.is_dir() and not dry_run  # a dry run holds no lock, so it writes nothing in the folder
+    with scratch_dir(out.parent if near else None) as scratch, contextlib.ExitStack() as files:
         g = files.enter_context(TensorFile(scratch / "global.bin", current.tensors))
         current = replace(current, tensors={})  # the global's tensors now live in scratch; the buffer is free
         # The median strategies and the direction screen need every delta at once: they spill to scratch.

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedseg.errors import FedsegError, MetricsError
-from fedseg.fsutil import atomic_write_json, atomic_write_text
+from fedseg.fsutil import atomic_write_json, atomic_write_text, refuse_output_overlap
 from fedseg.metrics import (
     METRICS,
     REGIONS,
@@ -279,9 +279,18 @@ def write_csv(result: EvaluationResult, path: Path) -> None:
     writer.writeheader()
     for case in result.cases:
         writer.writerow(flat_row(case))
+    _refuse_inputs(result, Path(path), "--csv")
     atomic_write_text(Path(path), buf.getvalue())
 
 
 def write_json(result: EvaluationResult, path: Path) -> None:
     """Write settings, per-case rows, summary, failures and unpaired files as JSON to ``path`` atomically."""
+    _refuse_inputs(result, Path(path), "--json")
     atomic_write_json(Path(path), result.to_dict())
+
+
+def _refuse_inputs(result: EvaluationResult, path: Path, what: str) -> None:
+    """Refuse a report path that is one of the scored files (a prediction, a reference, a case file)."""
+    inputs = {f"input of case {c.case_id}": Path(f) for c in result.cases for f in (c.pred, c.truth)
+              if not f.startswith("model ")}
+    refuse_output_overlap(path, inputs, what=what)

@@ -9,6 +9,7 @@ from typing import Any
 from fedseg.errors import PlanError
 from fedseg.federation.keys import load_private_key, load_public_key
 from fedseg.federation.plan import Member, Plan, new_plan, write_plan
+from fedseg.fsutil import refuse_output_overlap
 
 __all__ = ["InitResult", "init_federation", "parse_site_option"]
 
@@ -58,6 +59,8 @@ def init_federation(
     if out_dir.exists() and not out_dir.is_dir():
         raise PlanError(f"--out {out_dir}: expected a folder, found a file")
     plan_path = out_dir / "plan.toml"
+    keys = {"coordinator key": coordinator_key, **{f"public key of {site_id}": pub for site_id, pub, _ in sites}}
+    refuse_output_overlap(plan_path, keys, what="--out")  # write_initial_global checks the global's path
     if plan_path.exists():
         raise PlanError(f"{plan_path} already exists; refusing to overwrite a federation plan")
     key = load_private_key(coordinator_key, passphrase)

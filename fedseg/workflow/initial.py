@@ -9,6 +9,7 @@ from fedseg.configtools import config_to_dict
 from fedseg.errors import PlanError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
+from fedseg.fsutil import refuse_output_overlap
 
 __all__ = ["global_filename", "write_initial_global"]
 
@@ -27,6 +28,7 @@ def write_initial_global(plan: Plan, key: PrivateKey, out_dir: Path, *, seed: in
     if key.key_id != plan.coordinator.key_id:
         raise PlanError(f"{key.source}: the round-0 global must be signed by the coordinator "
                         f"{plan.coordinator.id!r} (key id {plan.coordinator.key_id}), got key id {key.key_id}")
+    refuse_output_overlap(Path(out_dir) / global_filename(0), {"coordinator key": key.source, "plan": plan.source})
     manifest = initial_global_manifest(signer=plan.coordinator.id, model=config_to_dict(plan.model), seed=seed,
                                        created=datetime.now(timezone.utc),
                                        expiry_days=plan.aggregation.global_expiry_days)

@@ -24,7 +24,7 @@ import numpy as np
 from fedseg.configtools import config_to_dict
 from fedseg.errors import ConfigError
 from fedseg.federation.plan import Plan
-from fedseg.fsutil import atomic_path, atomic_write_bytes, atomic_write_json
+from fedseg.fsutil import atomic_path, atomic_write_bytes, atomic_write_json, refuse_output_overlap
 from fedseg.model.config import REGIONS
 
 __all__ = ["ExportFormat", "export_global", "read_safetensors", "safetensors_bytes"]
@@ -75,6 +75,9 @@ def export_global(global_path: Path, plan: Plan, out: Path, *, format: str | Exp
     from fedseg.workflow.site.received import read_global
 
     fmt = ExportFormat(format)
+    out = Path(out)
+    for path in (out, out.with_name(out.name + ".json")):
+        refuse_output_overlap(path, {"plan": plan.source, "global": global_path})
     art = read_global(plan, global_path)
     tensors = {name: np.asarray(arr, dtype=np.float32) for name, arr in art.tensors.items()}
     info = {

@@ -68,3 +68,18 @@ def test_cli_usage_and_timestamp_errors(tmp_path: Path, plan: Plan, site_keys: d
     result = runner.invoke(app, wrong_key)
     assert result.exit_code == 1 and "not the plan key" in result.stderr
     assert "Example:" in runner.invoke(app, ["aggregate", "--help"]).stdout
+
+
+def test_cli_while_another_aggregate_holds_the_folder(tmp_path: Path, plan: Plan, site_keys: dict[str, Any],
+                                                      keydir: Path) -> None:
+    from fedseg.fsutil import folder_lock
+    from fedseg.workflow.round_lock import LOCK_NAME
+
+    args = setup(tmp_path, plan, site_keys, keydir)
+    (tmp_path / "fed" / ".global-r0001.fedseg.live0001.tmp").write_bytes(b"a live run's file")
+    before = sorted(p.name for p in (tmp_path / "fed").iterdir())
+    with folder_lock(tmp_path / "fed", LOCK_NAME, holder="aggregate"):
+        result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "another aggregate is running here" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "fed").iterdir()) == before

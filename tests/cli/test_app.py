@@ -30,7 +30,7 @@ def test_help_is_fast_and_imports_nothing_heavy():
     """`python -m fedseg --help` (the entry point) lists the commands without importing torch & co."""
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "fedseg", "--help"], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, encoding="utf-8", timeout=60)  # not the locale's: ITK may have set it to C
     elapsed = time.perf_counter() - start
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
@@ -294,3 +294,12 @@ def test_inspect_errors(fed, tmp_path):
     (tmp_path / "plan.toml").write_text("not toml [")
     bad_plan = run("inspect", fed / "fed" / "global-r0000.fedseg", "--plan", tmp_path / "plan.toml")
     assert bad_plan.exit_code == 1 and "does not parse" in bad_plan.stderr
+
+
+def test_inspect_of_an_oversized_file_names_the_limit_without_a_missing_option(tmp_path):
+    big = tmp_path / "big.fedseg"
+    with open(big, "wb") as fh:  # sparse: 5 GiB declared, nothing allocated
+        fh.truncate(5 << 30)
+    result = run("inspect", big)
+    assert result.exit_code == 1 and "the limit is 4294967296" in result.stderr
+    assert "--max-bytes" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -142,3 +142,20 @@ def test_parallel_equals_inline_and_outputs(tmp_path: Path) -> None:
     assert doc["settings"]["empty"] == "nan" and len(doc["cases"]) == 3
     assert doc["summary"]["WT"]["dice"]["n"] == 3
     assert not list((tmp_path / "out").glob(".*"))  # no temp files left behind
+
+
+@pytest.mark.parametrize("option", ["--csv", "--json"])
+def test_a_report_path_that_is_a_scored_file_is_refused(tmp_path: Path, option: str) -> None:
+    from typer.testing import CliRunner
+
+    from fedseg.cli.app import app
+
+    pred = write(tmp_path / "pred" / "A1.nii.gz", label_map(shift=1))
+    truth = write(tmp_path / "truth" / "A1.nii.gz", label_map())
+    (tmp_path / "link.nii.gz").symlink_to(truth)
+    before = truth.read_bytes()
+    result = CliRunner().invoke(app, ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth"),
+                                      option, str(tmp_path / "link.nii.gz")])
+    assert result.exit_code == 1 and "refusing to overwrite an input" in result.stderr
+    assert "input of case A1" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert truth.read_bytes() == before and pred.exists() and (tmp_path / "link.nii.gz").is_symlink()

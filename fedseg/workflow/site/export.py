@@ -14,6 +14,7 @@ from fedseg.errors import BindingError, PlanError, TrainingError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.manifest import DType, WeightsKind, update_manifest
 from fedseg.federation.plan import Plan
+from fedseg.fsutil import refuse_output_overlap
 from fedseg.workflow.site.received import site_of_key
 from fedseg.workflow.site.record import CheckpointRecord
 
@@ -65,6 +66,8 @@ def export_update(checkpoint_dir: Path, plan: Plan, key: PrivateKey, out: Path, 
     except ValueError:
         raise TrainingError(f"weights must be full or delta, got {weights!r}") from None
     checkpoint_dir = Path(checkpoint_dir)
+    own = {f"checkpoint file {f.name}": f for f in checkpoint_dir.glob("*") if f.is_file()}
+    refuse_output_overlap(out, {"plan": plan.source, "key": key.source, **own})
     meta, local = ckpt.load_checkpoint(checkpoint_dir)
     record = CheckpointRecord.from_meta(meta, checkpoint_dir / ckpt.STATE_FILE)
     if not record.complete:

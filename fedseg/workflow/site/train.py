@@ -29,6 +29,7 @@ from fedseg.configtools import config_to_dict
 from fedseg.errors import DatasetError, TrainingError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
+from fedseg.fsutil import refuse_output_overlap
 from fedseg.workflow.site.received import check_dataset, read_global, site_of_key
 from fedseg.workflow.site.record import CheckpointRecord
 
@@ -152,6 +153,8 @@ def train_local(
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out.with_name(out.name + ".ckpt")
     state_file = Path(state_path) if state_path is not None else default_state_path(data_dir, plan.federation_id)
     dataset = load_dataset(data_dir)
+    refuse_output_overlap(out, {"plan": plan.source, "global": global_path, "key": key.source, "site state": state_file,
+                                "dataset file": dataset.root / "dataset.json"}, folders={"dataset": dataset.root / "cases"})
     check_dataset(dataset, plan)
     train_cases, val_cases = _labelled_splits(dataset)
     # Each round and site draws its own patch stream: the same seed every round would replay the same
