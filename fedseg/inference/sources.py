@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from fedseg.data.dataset import DATASET_FORMAT, CaseGeometry, SiteDataset, load_dataset
-from fedseg.data.discovery import LabelConvention, RawCase, discover
+from fedseg.data.discovery import RawCase, discover
+from fedseg.data.label_scan import decide_dataset_labels
 from fedseg.errors import DatasetError, ImageError
 from fedseg.federation.plan import Plan
+from fedseg.labels import REFERENCE_MODALITY
 
 __all__ = ["InputCase", "PreparedCase", "collect_inputs", "dataset_inputs", "is_site_dataset"]
 
@@ -98,26 +100,14 @@ def dataset_inputs(dataset: SiteDataset, plan: Plan, split: str = "all") -> list
             for c in dataset.split(split)]
 
 
-def _raw_convention(case: RawCase) -> str:
-    """Return the convention a raw case's labels are written in (AUTO: decided from its seg, else 2021)."""
-    if case.convention != LabelConvention.AUTO:
-        return case.convention.value
-    if case.seg is not None:
-        from fedseg.imaging.io import read_image, to_array
-
-        values = np.unique(to_array(read_image(case.seg)))
-        return (LabelConvention.BRATS2021 if 4 in values else LabelConvention.BRATS2023).value
-    return LabelConvention.BRATS2021.value
-
-
 def _raw_loader(case: RawCase, plan: Plan) -> Callable[[], PreparedCase]:
     def load() -> PreparedCase:
         from fedseg.imaging.pipeline import preprocess_case
 
-        convention = _raw_convention(case)
+        convention = case.convention.value  # decided over the whole input by decide_dataset_labels
         # the segmentation must not steer preprocessing (the crop grows to contain labelled tumour)
         result = preprocess_case(dataclasses.replace(case, seg=None), plan.preprocessing)
-        image = _check_channels(result.image, plan, case.id, str(case.images.get("t1ce", "")))
+        image = _check_channels(result.image, plan, case.id, str(case.images.get(REFERENCE_MODALITY, "")))
         return PreparedCase(image, result.geometry, convention, None)
 
     return load
@@ -132,9 +122,9 @@ def collect_inputs(inputs: Sequence[Path], plan: Plan) -> list[InputCase]:
         if is_site_dataset(path):
             found += dataset_inputs(load_dataset(path), plan)
             continue
-        discovery = discover(path)
+        discovery, _ = decide_dataset_labels(discover(path))
         found += [InputCase(p.case_id, str(path), None, p.reason) for p in discovery.problems]
-        found += [InputCase(c.id, str(c.images.get("t1ce", path)), _raw_loader(c, plan)) for c in discovery.cases]
+        found += [InputCase(c.id, str(c.images.get(REFERENCE_MODALITY, path)), _raw_loader(c, plan)) for c in discovery.cases]
     seen: dict[str, str] = {}
     out = []
     for case in found:

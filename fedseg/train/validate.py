@@ -16,7 +16,7 @@ import numpy as np
 
 from fedseg.data.dataset import CaseReader
 from fedseg.errors import DatasetError
-from fedseg.model.config import REGIONS
+from fedseg.labels import REGIONS
 
 __all__ = ["validate"]
 
@@ -39,9 +39,9 @@ def validate(
     """
     from fedseg.inference.regions import probabilities_to_label
     from fedseg.inference.sliding_window import sliding_window_predict
+    from fedseg.labels import LabelConvention, label_to_regions
     from fedseg.metrics.empty import EmptyPolicy
     from fedseg.metrics.overlap import dice
-    from fedseg.metrics.regions import LabelConvention, label_to_regions
 
     if not readers:
         return None

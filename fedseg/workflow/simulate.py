@@ -34,7 +34,7 @@ import numpy as np
 from fedseg.errors import ConfigError, DatasetError
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import atomic_write_json
-from fedseg.model.config import REGIONS
+from fedseg.labels import REGIONS
 
 __all__ = ["Mode", "SimulationResult", "evaluate_weights", "simulate"]
 

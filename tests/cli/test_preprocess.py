@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from fedseg.cli.app import app
 from fedseg.data.dataset import load_dataset
-from fedseg.synth import Layout, write_cases
+from fedseg.labels import Layout
+from fedseg.synth import write_cases
 
 runner = CliRunner()
 FAST = ["--spacing", "3", "--skull-strip", "none"]

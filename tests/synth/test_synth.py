@@ -11,12 +11,11 @@ import pytest
 import SimpleITK as sitk
 
 from fedseg.errors import ConfigError, DatasetError
-from fedseg.imaging.config import MODALITIES
 from fedseg.imaging.io import grid_of, read_image, same_grid
+from fedseg.labels import MODALITIES, Layout
 from fedseg.synth import (
     PROFILES,
     GridSpec,
-    Layout,
     SiteProfile,
     SynthCase,
     Tissue,

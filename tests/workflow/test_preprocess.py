@@ -16,7 +16,8 @@ from fedseg.data.build import assign_splits, build_dataset, config_sha256
 from fedseg.data.dataset import CaseReader, load_dataset
 from fedseg.errors import DatasetError
 from fedseg.imaging.config import PreprocessConfig, SkullStrip
-from fedseg.synth import Layout, write_cases
+from fedseg.labels import Layout
+from fedseg.synth import write_cases
 
 # Cheap settings: 3 mm voxels, no skull stripping (the pipeline tests cover it).
 FAST = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.NONE)
