@@ -253,7 +253,7 @@ def build_dataset(
     if jobs < 1:
         raise DatasetError(f"--jobs must be at least 1, got {jobs}")
     _prepare_out(out)
-    found, label_groups = decide_dataset_labels(discover(input_path, layout), labels)
+    found, label_groups = decide_dataset_labels(discover(input_path, layout), labels, jobs=jobs)
     label_meta = [g.to_dict() for g in label_groups]
     digest = config_sha256(config)
     previous = {} if force else _previous(out, digest)

@@ -26,7 +26,7 @@ from fedseg.data.discovery import Discovery, RawCase
 from fedseg.errors import FedsegError
 from fedseg.labels import LabelConvention, LabelDecision, Layout, decide_convention, label_values
 
-__all__ = ["LabelGroup", "decide_dataset_labels", "read_label_values"]
+__all__ = ["LabelGroup", "decide_dataset_labels", "read_label_values", "read_value_sets"]
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +53,28 @@ def read_label_values(path: Path) -> tuple[int, ...]:
     return label_values(to_array(read_image(path)))
 
 
-def _values(cases: Sequence[RawCase], reader: ValueReader) -> list[set[int]]:
-    out = []
-    for case in cases:
-        if case.seg is None:
-            continue
-        try:
-            out.append(set(reader(case.seg)))
-        except (FedsegError, OSError, RuntimeError) as exc:  # the case fails later, with its reason
-            log.debug("label scan: cannot read %s (%s)", case.seg, exc)
-    return out
+def _values_or_none(path: Path, reader: ValueReader = read_label_values) -> set[int] | None:
+    try:
+        return set(reader(path))
+    except (FedsegError, OSError, RuntimeError) as exc:  # its case fails later, with its reason
+        log.debug("label scan: cannot read %s (%s)", path, exc)
+        return None
+
+
+def read_value_sets(paths: Sequence[Path], *, jobs: int = 1,
+                    reader: ValueReader = read_label_values) -> list[set[int] | None]:
+    """Return the value set of each label file of ``paths``, None where it cannot be read (``jobs`` processes)."""
+    if jobs == 1 or len(paths) <= 1 or reader is not read_label_values:  # a test's reader stays in-process
+        found = [_values_or_none(p, reader) for p in paths]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the parent may hold threads (rich's progress refresher, ITK's pool).
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=ctx) as pool:
+            found = list(pool.map(_values_or_none, paths))
+    return found
 
 
 def _groups(found: Discovery) -> dict[str, tuple[list[RawCase], LabelConvention | None]]:
@@ -83,6 +95,7 @@ def decide_dataset_labels(
     found: Discovery,
     override: LabelConvention | str = LabelConvention.AUTO,
     *,
+    jobs: int = 1,
     reader: ValueReader = read_label_values,
 ) -> tuple[Discovery, list[LabelGroup]]:
     """Return ``found`` with every case's convention decided, and the decisions (logged, for the report)."""
@@ -100,7 +113,8 @@ def decide_dataset_labels(
                 stated = "nnU-Net dataset.json labels" if found.layout is Layout.NNUNET else "the CSV's convention column"
                 decision = LabelDecision(conv, f"stated by {stated}")
             else:
-                sets = _values(cases, reader)
+                read = read_value_sets([c.seg for c in cases if c.seg is not None], jobs=jobs, reader=reader)
+                sets = [v for v in read if v is not None]
                 if fallback is LabelConvention.AUTO:
                     fallback = LabelConvention.BRATS2023 if sets else LabelConvention.BRATS2021
                 decision = decide_convention(sets, fallback=fallback)

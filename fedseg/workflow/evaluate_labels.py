@@ -208,16 +208,6 @@ def _score(pair: CasePair, convention: LabelConvention, truth_convention: LabelC
         return CaseFailure(pair.case_id, str(exc))
 
 
-def _values_or_none(path: Path) -> tuple[int, ...] | None:
-    """Return the label values of one file, or None when it cannot be read (its case fails when scored)."""
-    from fedseg.data.label_scan import read_label_values
-
-    try:
-        return read_label_values(path)
-    except (FedsegError, OSError, RuntimeError):
-        return None
-
-
 def decide_sides(pairs: Sequence[CasePair], convention: LabelConvention, *,
                  jobs: int = 1) -> tuple[LabelDecision, LabelDecision]:
     """Decide the predictions' and the references' conventions, each over all its files (reading values only)."""
@@ -225,13 +215,9 @@ def decide_sides(pairs: Sequence[CasePair], convention: LabelConvention, *,
     if convention is not LabelConvention.AUTO:
         forced = decide_convention([], override=convention)
         return forced, forced
-    paths = [p.pred for p in pairs] + [p.truth for p in pairs]
-    if jobs == 1 or len(paths) <= 1:
-        values = [_values_or_none(p) for p in paths]
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=ctx) as pool:
-            values = list(pool.map(_values_or_none, paths))
+    from fedseg.data.label_scan import read_value_sets
+
+    values = read_value_sets([p.pred for p in pairs] + [p.truth for p in pairs], jobs=jobs)
     n = len(pairs)
     pred, truth = ([v for v in values[a:b] if v is not None] for a, b in ((0, n), (n, 2 * n)))
     decisions = decide_convention(pred), decide_convention(truth)
