@@ -37,8 +37,9 @@ import numpy as np
 
 from fedseg.data.build import build_dataset
 from fedseg.data.discovery import discover
-from fedseg.imaging.config import MODALITIES, PreprocessConfig
-from fedseg.synth import PROFILES, Layout, make_case, write_case
+from fedseg.imaging.config import PreprocessConfig
+from fedseg.labels import MODALITIES, Layout
+from fedseg.synth import PROFILES, make_case, write_case
 
 STEPS = ("load", "reorient", "resample", "zscore", "crop", "save")
 

@@ -25,7 +25,8 @@ def main() -> None:
 
     import SimpleITK as sitk
 
-    from fedseg.synth import PROFILES, Layout, make_case, write_case
+    from fedseg.labels import Layout
+    from fedseg.synth import PROFILES, make_case, write_case
 
     make_case(np.random.default_rng(0), PROFILES[0], case_id="warm", size_scale=0.2)  # imports, caches
     results = []

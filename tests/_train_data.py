@@ -9,7 +9,8 @@ import numpy as np
 from fedseg.configtools import config_to_dict
 from fedseg.data.dataset import CaseGeometry, CaseRecord, write_case, write_dataset_json
 from fedseg.hashing import sha256_json
-from fedseg.imaging.config import MODALITIES, PreprocessConfig
+from fedseg.imaging.config import PreprocessConfig
+from fedseg.labels import MODALITIES
 
 _EYE = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 

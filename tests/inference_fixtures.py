@@ -17,7 +17,8 @@ from fedseg.federation.artifact import Kind, write_artifact
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.hashing import sha256_json
-from fedseg.imaging.config import MODALITIES, PreprocessConfig
+from fedseg.imaging.config import PreprocessConfig
+from fedseg.labels import MODALITIES
 from fedseg.model.config import ModelConfig
 from fedseg.model.spec import initial_weights
 from fedseg.train.config import TrainingConfig

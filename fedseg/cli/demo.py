@@ -30,7 +30,7 @@ def demo(
 
     from rich.table import Table
 
-    from fedseg.model.config import REGIONS
+    from fedseg.labels import REGIONS
     from fedseg.workflow.demo import PRESETS, run_demo
 
     settings = PRESETS["fast" if fast else "default"]

@@ -16,19 +16,12 @@ import typer
 from fedseg.cli._console import case_progress, error_line, stderr, stdout
 from fedseg.cli._evaltable import render_evaluation, render_problems
 from fedseg.cli._options import DeviceOption
+from fedseg.labels import LabelConvention
 
 if TYPE_CHECKING:
     from fedseg.metrics.report import EvaluationResult
 
-__all__ = ["Empty", "Labels", "evaluate", "finish"]
-
-
-class Labels(str, Enum):
-    """--labels choices (mirrors fedseg.metrics.LabelConvention without importing numpy here)."""
-
-    auto = "auto"
-    brats2021 = "brats2021"
-    brats2023 = "brats2023"
+__all__ = ["Empty", "evaluate", "finish"]
 
 
 class Empty(str, Enum):
@@ -53,8 +46,11 @@ def evaluate(
     ] = None,
     truth: Annotated[Path | None, typer.Option("--truth", help="Reference label map, or a folder of them.")] = None,
     labels: Annotated[
-        Labels, typer.Option("--labels", help="Label convention: auto (detect), brats2021 (ET=4), brats2023 (ET=3).")
-    ] = Labels.auto,
+        LabelConvention,
+        typer.Option("--labels", case_sensitive=False,
+                     help="Label convention: auto (decided once per side over all files), brats2021 (ET=4), brats2023 "
+                          "(ET=3), nnunet-brats (1 ED, 2 NCR), brats2024-post (4 resection cavity, not tumour)."),
+    ] = LabelConvention.AUTO,
     empty: Annotated[
         Empty, typer.Option("--empty", help="Empty regions: brats (Dice 1/HD95 0 when both empty) or nan.")
     ] = Empty.brats,
@@ -121,10 +117,10 @@ def _evaluate_model(
         )
 
 
-def _evaluate_label_maps(pred: Path, truth: Path, *, labels: Labels, empty: Empty, jobs: int) -> EvaluationResult:
+def _evaluate_label_maps(pred: Path, truth: Path, *, labels: LabelConvention, empty: Empty, jobs: int) -> EvaluationResult:
     """Pair and score label maps on disk with a progress bar on stderr."""
 
-    from fedseg.metrics import EmptyPolicy, LabelConvention
+    from fedseg.metrics import EmptyPolicy
     from fedseg.workflow.evaluate_labels import evaluate_label_maps
 
     with case_progress("scoring") as progress:
@@ -132,7 +128,7 @@ def _evaluate_label_maps(pred: Path, truth: Path, *, labels: Labels, empty: Empt
         return evaluate_label_maps(
             pred,
             truth,
-            convention=LabelConvention(labels.value),
+            convention=labels,
             empty=EmptyPolicy(empty.value),
             jobs=jobs,
             on_paired=lambda n: progress.update(task, total=n),

@@ -9,6 +9,7 @@ import typer
 
 from fedseg.cli._console import case_progress, error_line, print_json, stderr, stdout
 from fedseg.cli._options import DeviceOption
+from fedseg.labels import REGIONS
 
 __all__ = ["predict"]
 
@@ -78,10 +79,9 @@ def _render(outcomes: list[Any]) -> None:
     from rich.table import Table
 
     table = Table(title="Predicted tumour volumes (ml)", title_justify="left")
-    for name, justify in (("case", "left"), ("status", "left"), ("WT", "right"), ("TC", "right"),
-                          ("ET", "right"), ("seconds", "right")):
+    for name, justify in (("case", "left"), ("status", "left"), *((r, "right") for r in REGIONS), ("seconds", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for o in outcomes:
-        vols = [f"{o.volumes_ml[r]:.2f}" if r in o.volumes_ml else "-" for r in ("WT", "TC", "ET")]
+        vols = [f"{o.volumes_ml[r]:.2f}" if r in o.volumes_ml else "-" for r in REGIONS]
         table.add_row(o.case_id, o.status, *vols, f"{o.seconds:.1f}")
     stdout().print(table)

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from fedseg.cli._console import error_line, print_json, stderr, stdout
+from fedseg.labels import LabelConvention, Layout
 
 # The CLI lists the choices without importing the library (which pulls numpy) at import time.
 _SKULL_STRIP = ("auto", "none", "classic", "deepbet", "hd-bet")
-_LAYOUTS = ("auto", "brats2021", "brats2023", "nnunet", "csv")
 
 
 def _spacing(text: str) -> tuple[float, float, float]:
@@ -48,7 +48,10 @@ def preprocess(
     n4: Annotated[bool, typer.Option("--n4", help="Apply N4 bias-field correction.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Cases processed in parallel.")] = 1,
     force: Annotated[bool, typer.Option("--force", help="Redo cases whose inputs and settings are unchanged.")] = False,
-    layout: Annotated[str, typer.Option("--layout", help=f"Force the input layout: {', '.join(_LAYOUTS)}.")] = "auto",
+    layout: Annotated[Layout, typer.Option("--layout", help="Force the input layout.", case_sensitive=False)] = Layout.AUTO,
+    labels: Annotated[LabelConvention, typer.Option(
+        "--labels", help="Label convention of the raw label maps (auto: decided once over the whole dataset).",
+        case_sensitive=False)] = LabelConvention.AUTO,
     plan: Annotated[Path | None, typer.Option("--plan", help="Take the preprocessing settings from this plan.toml.",
                                               exists=True, dir_okay=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -60,8 +63,6 @@ def preprocess(
     if skull_strip is not None and skull_strip not in _SKULL_STRIP:
         raise typer.BadParameter(f"expected one of {', '.join(_SKULL_STRIP)}, got {skull_strip!r}",
                                  param_hint="--skull-strip")
-    if layout not in _LAYOUTS:
-        raise typer.BadParameter(f"expected one of {', '.join(_LAYOUTS)}, got {layout!r}", param_hint="--layout")
     target = _spacing(spacing) if spacing is not None else None
 
     from rich.markup import escape
@@ -109,7 +110,7 @@ def preprocess(
             progress.update(task["id"], advance=1, last=outcome.case_id)
 
     with progress:
-        report = build_dataset(input_path, out, config, layout=layout, jobs=jobs, force=force,
+        report = build_dataset(input_path, out, config, layout=layout, labels=labels, jobs=jobs, force=force,
                                on_start=on_start, on_case=on_case)
 
     if as_json:
@@ -130,6 +131,9 @@ def preprocess(
                           _registration_cell(r.qc.get("registration", {})), escape("; ".join(r.warnings)))
         console = stdout()
         console.print(table)
+        for group in report.labels:
+            console.print(f"labels ({escape(str(group['group']))}): [bold]{group['convention']}[/] - "
+                          f"{escape(str(group['reason']))}", highlight=False)
         for o in report.failed:
             console.print(f"[red]failed[/] {escape(o.case_id)}: {escape(o.reason)}", highlight=False)
     if report.failed:

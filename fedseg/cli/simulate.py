@@ -33,7 +33,7 @@ def simulate(
     from rich.table import Table
 
     from fedseg.federation.plan import load_plan
-    from fedseg.model.config import REGIONS
+    from fedseg.labels import REGIONS
     from fedseg.workflow.simulate import Mode
     from fedseg.workflow.simulate import simulate as run_simulation
 

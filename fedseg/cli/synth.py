@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import time
 from pathlib import Path
 from typing import Annotated
@@ -10,21 +9,14 @@ from typing import Annotated
 import typer
 
 from fedseg.cli._console import case_progress, print_json, stdout
-
-
-class LayoutChoice(str, enum.Enum):
-    """Mirror of fedseg.synth.Layout (the library is imported only when the command runs)."""
-
-    BRATS2021 = "brats2021"
-    BRATS2023 = "brats2023"
-    NNUNET = "nnunet"
+from fedseg.labels import Layout
 
 
 def synth(
     out: Annotated[Path, typer.Argument(help="Output folder (created if missing).")],
     cases: Annotated[int, typer.Option("--cases", "-n", min=1, max=100000, help="Number of cases to write.")],
     profile: Annotated[int, typer.Option("--profile", "-p", help="Site profile K (0 iso/co-registered, 1 axial 3 mm RAS, 2 sagittal 5 mm).")] = 0,
-    layout: Annotated[LayoutChoice, typer.Option("--layout", help="Raw layout to write.", case_sensitive=False)] = LayoutChoice.BRATS2021,
+    layout: Annotated[Layout, typer.Option("--layout", help="Raw layout to write: brats2021, brats2023 or nnunet.", case_sensitive=False)] = Layout.BRATS2021,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed writes byte-identical files.")] = 0,
     size_scale: Annotated[float, typer.Option("--size-scale", min=0.1, max=2.0, help="Shrink (or grow) head and grid; 0.5 for quick tests.")] = 1.0,
     prefix: Annotated[str | None, typer.Option("--prefix", help="Case id prefix (default SYN<profile>); ids are <prefix>_<nnnn>.")] = None,
@@ -36,9 +28,9 @@ def synth(
     Example: fedseg synth raw/ --cases 8 --profile 2 --layout brats2023 --seed 1
     """
 
-    from fedseg.synth import Layout, check_outputs, write_cases
+    from fedseg.synth import check_outputs, write_cases
 
-    check_outputs(out, cases=cases, profile=profile, layout=Layout(layout.value), prefix=prefix, force=force)
+    check_outputs(out, cases=cases, profile=profile, layout=layout, prefix=prefix, force=force)
     started = time.perf_counter()
     with case_progress("[bold]synth[/] {task.description}", transient=False, eta=True) as bar:
         task = bar.add_task(f"profile {profile}", total=cases)
@@ -50,7 +42,7 @@ def synth(
             out,
             cases=cases,
             profile=profile,
-            layout=Layout(layout.value),
+            layout=layout,
             seed=seed,
             size_scale=size_scale,
             prefix=prefix,

@@ -20,10 +20,12 @@ def dice_table(before: dict[str, float] | None, after: dict[str, float] | None, 
     """Return a rich table of before/after validation Dice per region."""
     from rich.table import Table
 
+    from fedseg.labels import REGIONS
+
     table = Table(title=title)
     for column in ("region", "Dice before", "Dice after", "change"):
         table.add_column(column, justify="left" if column == "region" else "right")
-    for region in ("WT", "TC", "ET"):
+    for region in REGIONS:
         b = before.get(region) if before else None
         a = after.get(region) if after else None
         change = f"{a - b:+.4f}" if a is not None and b is not None else "—"

@@ -30,11 +30,13 @@ from typing import Any
 
 from fedseg.configtools import config_to_dict
 from fedseg.data.dataset import CASES_DIR, CaseRecord, load_dataset, write_case, write_dataset_json
-from fedseg.data.discovery import Discovery, Layout, RawCase, discover
+from fedseg.data.discovery import Discovery, RawCase, discover
+from fedseg.data.label_scan import decide_dataset_labels
 from fedseg.errors import DatasetError, FedsegError
 from fedseg.fsutil import atomic_write_json, remove_stale_temps
 from fedseg.hashing import sha256_file, sha256_json
-from fedseg.imaging.config import MODALITIES, PreprocessConfig
+from fedseg.imaging.config import PreprocessConfig
+from fedseg.labels import MODALITIES, LabelConvention, Layout
 
 __all__ = ["PIPELINE_VERSION", "BuildReport", "CaseOutcome", "assign_splits", "build_dataset", "config_sha256"]
 
@@ -69,6 +71,7 @@ class BuildReport:
     jobs: int
     seconds: float
     outcomes: list[CaseOutcome]
+    labels: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed(self) -> list[CaseOutcome]:
@@ -83,7 +86,7 @@ class BuildReport:
                        "timings": {k: round(v, 3) for k, v in o.timings.items()},
                        **({"split": o.record.split, "qc": o.record.qc, "warnings": o.record.warnings}
                           if o.record else {})} for o in self.outcomes],
-            "failed": len(self.failed),
+            "failed": len(self.failed), "labels": self.labels,
         }
 
 
@@ -227,6 +230,7 @@ def build_dataset(
     config: PreprocessConfig,
     *,
     layout: Layout | str = Layout.AUTO,
+    labels: LabelConvention | str = LabelConvention.AUTO,
     jobs: int = 1,
     force: bool = False,
     brain_ml_range: tuple[float, float] | None = None,
@@ -236,7 +240,9 @@ def build_dataset(
 ) -> BuildReport:
     """Preprocess every raw case under ``input_path`` into the site dataset ``out`` and return a report.
 
-    ``on_case(outcome)`` is called for every skipped or discovery-failed case, then ``on_start(discovery,
+    The label convention is decided once for the dataset (``labels``, default auto: see
+    :mod:`fedseg.data.label_scan`) before any case is processed, and recorded in the report and
+    dataset.json. ``on_case(outcome)`` is called for every skipped or discovery-failed case, then ``on_start(discovery,
     n_to_process)`` once, then ``on_case`` again as each processed case finishes (for progress bars).
     Raises DatasetError for an unusable input or output (per-case problems are outcomes, not errors).
     """
@@ -247,7 +253,8 @@ def build_dataset(
     if jobs < 1:
         raise DatasetError(f"--jobs must be at least 1, got {jobs}")
     _prepare_out(out)
-    found = discover(input_path, layout)
+    found, label_groups = decide_dataset_labels(discover(input_path, layout), labels, jobs=jobs)
+    label_meta = [g.to_dict() for g in label_groups]
     digest = config_sha256(config)
     previous = {} if force else _previous(out, digest)
     base = input_path.parent if input_path.is_file() else input_path
@@ -269,7 +276,7 @@ def build_dataset(
                                                                f"({exc.strerror})")
             continue
         old = previous.get(case.id)
-        if old is not None and old.sources == sources:
+        if old is not None and old.sources == sources and (case.seg is None or old.label_convention == case.convention.value):
             outcomes[case.id] = CaseOutcome(case.id, "skipped", record=old)
         else:
             todo.append((case, sources))
@@ -282,6 +289,7 @@ def build_dataset(
     def meta(complete: bool) -> dict[str, Any]:
         return {"modalities": list(MODALITIES), "preprocessing": config_to_dict(config), "config_sha256": digest,
                 "pipeline_version": PIPELINE_VERSION, "layout": found.layout.value, "complete": complete,
+                "labels": {"requested": LabelConvention(labels).value, "decided": label_meta},
                 "failed": [{"id": o.case_id, "reason": o.reason} for o in sorted(outcomes.values(),
                                                                                   key=lambda o: o.case_id)
                            if o.status == "failed"]}
@@ -325,5 +333,5 @@ def build_dataset(
         r.split = splits[r.id]
     write_dataset_json(out, meta(True), records)
     return BuildReport(input=input_path, out=out, layout=found.layout.value, config_sha256=digest, jobs=jobs,
-                       seconds=time.perf_counter() - started, outcomes=ordered)
+                       seconds=time.perf_counter() - started, outcomes=ordered, labels=label_meta)
 

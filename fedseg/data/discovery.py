@@ -20,7 +20,6 @@ report while the others are processed. Only a missing or unrecognisable input ra
 from __future__ import annotations
 
 import csv
-import enum
 import json
 import logging
 import re
@@ -30,74 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fedseg.errors import DatasetError
-from fedseg.imaging.config import MODALITIES
+from fedseg.labels import MODALITIES, LabelConvention, Layout
 
-__all__ = [
-    "LABEL_MAPS",
-    "Discovery",
-    "DiscoveryProblem",
-    "LabelConvention",
-    "Layout",
-    "RawCase",
-    "discover",
-    "from_internal",
-    "to_internal",
-]
+__all__ = ["Discovery", "DiscoveryProblem", "RawCase", "discover"]
 
 log = logging.getLogger(__name__)
-
-
-class Layout(str, enum.Enum):
-    AUTO = "auto"
-    BRATS2021 = "brats2021"
-    BRATS2023 = "brats2023"
-    NNUNET = "nnunet"
-    CSV = "csv"
-
-
-class LabelConvention(str, enum.Enum):
-    """How a raw label map numbers the tumour sub-regions."""
-
-    BRATS2021 = "brats2021"  # 1 NCR/NETC, 2 ED, 4 ET (BraTS 2018-2022)
-    BRATS2023 = "brats2023"  # 1 NCR, 2 ED/SNFH, 3 ET (BraTS 2023+, fedseg's internal numbering)
-    NNUNET_BRATS = "nnunet-brats"  # 1 ED, 2 NCR/NETC, 3 ET (nnU-Net's BraTS conversion, MSD Task01)
-    AUTO = "auto"  # decided from the values: a 4 means brats2021, else brats2023 (CSV inputs)
-
-
-#: Raw value -> internal value (0 background, 1 NCR/NETC, 2 ED/SNFH, 3 ET), per convention.
-LABEL_MAPS: dict[LabelConvention, dict[int, int]] = {
-    LabelConvention.BRATS2021: {0: 0, 1: 1, 2: 2, 4: 3},
-    LabelConvention.BRATS2023: {0: 0, 1: 1, 2: 2, 3: 3},
-    LabelConvention.NNUNET_BRATS: {0: 0, 1: 2, 2: 1, 3: 3},
-}
-
-
-def to_internal(label: np.ndarray, convention: LabelConvention | str) -> np.ndarray:
-    """Return ``label`` renumbered to the internal convention (uint8); unknown values raise ValueError."""
-    mapping = LABEL_MAPS[LabelConvention(convention)]
-    values = np.unique(label)
-    unknown = [int(v) for v in values if int(v) not in mapping or v != int(v)]
-    if unknown:
-        raise ValueError(f"unexpected label values {unknown}; the {LabelConvention(convention).value} "
-                         f"convention allows {sorted(mapping)}")
-    lut = np.zeros(max(mapping) + 1, dtype=np.uint8)
-    for raw, internal in mapping.items():
-        lut[raw] = internal
-    return lut[label.astype(np.int64)]
-
-
-def from_internal(label: np.ndarray, convention: LabelConvention | str) -> np.ndarray:
-    """Return an internal label map (0..3) renumbered to ``convention`` (uint8), e.g. 3 -> 4 for brats2021."""
-    mapping = LABEL_MAPS[LabelConvention(convention)]
-    lut = np.zeros(4, dtype=np.uint8)
-    for raw, internal in mapping.items():
-        lut[internal] = raw
-    if label.size and int(label.max()) > 3:
-        raise ValueError(f"internal labels must lie in 0..3, got a {int(label.max())}")
-    return lut[label.astype(np.int64)]
 
 
 @dataclass(frozen=True)

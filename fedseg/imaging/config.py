@@ -6,11 +6,9 @@ import enum
 from dataclasses import dataclass
 
 from fedseg.configtools import require
+from fedseg.labels import MODALITIES
 
-__all__ = ["MODALITIES", "PreprocessConfig", "SkullStrip"]
-
-#: The channel order of every site dataset and model input.
-MODALITIES: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
+__all__ = ["PreprocessConfig", "SkullStrip"]
 
 
 class SkullStrip(str, enum.Enum):

@@ -34,19 +34,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fedseg.data.dataset import CaseGeometry
-from fedseg.data.discovery import LABEL_MAPS, LabelConvention, RawCase, to_internal
-from fedseg.errors import ImageError
-from fedseg.imaging.config import MODALITIES, PreprocessConfig
+from fedseg.data.discovery import RawCase
+from fedseg.errors import ImageError, MetricsError
+from fedseg.imaging.config import PreprocessConfig
+from fedseg.labels import (
+    LABEL_MAPS,
+    MODALITIES,
+    REFERENCE_MODALITY,
+    LabelConvention,
+    decide_convention,
+    label_values,
+    to_internal,
+)
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-__all__ = ["BRAIN_ML_RANGE", "REFERENCE", "CaseResult", "preprocess_case"]
+__all__ = ["BRAIN_ML_RANGE", "CaseResult", "preprocess_case"]
 
 log = logging.getLogger(__name__)
 
-#: The modality every other one is registered to and whose original grid predictions are mapped back onto.
-REFERENCE = "t1ce"
 #: Plausible adult brain volume (ml); outside it the case gets a QC warning.
 BRAIN_ML_RANGE: tuple[float, float] = (800.0, 2000.0)
 # Registration results beyond these are implausible for modalities of one session: warn.
@@ -136,7 +143,10 @@ def _read_checked(path: Path, what: str) -> sitk.Image:
 
 def _read_label(path: Path, reference: sitk.Image, reference_path: Path,
                 convention: LabelConvention) -> tuple[sitk.Image, LabelConvention]:
-    """Read and validate a label map; resolve an ``auto`` convention from its values."""
+    """Read and validate a label map; an ``auto`` convention (a lone case) is decided from its values.
+
+    Datasets decide their convention once over all cases before preprocessing (fedseg.data.label_scan).
+    """
     import SimpleITK as sitk
 
     from fedseg.imaging.io import grid_of, read_image, same_grid
@@ -149,12 +159,12 @@ def _read_label(path: Path, reference: sitk.Image, reference_path: Path,
                          f"(size {rg.size}, spacing {tuple(round(s, 4) for s in rg.spacing)}, "
                          f"origin {tuple(round(o, 2) for o in rg.origin)})")
     arr = sitk.GetArrayViewFromImage(label)
-    values = np.unique(arr)
-    if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
-        raise ImageError(f"{path}: label values must be integers, found {values[:10].tolist()}")
-    ints = {int(v) for v in values}
+    try:
+        ints = set(label_values(arr))
+    except MetricsError as exc:
+        raise ImageError(f"{path}: label values must be integers ({exc})") from None
     if convention == LabelConvention.AUTO:
-        convention = LabelConvention.BRATS2021 if 4 in ints else LabelConvention.BRATS2023
+        convention = decide_convention([ints]).convention
     allowed = set(LABEL_MAPS[convention])
     unknown = sorted(ints - allowed)
     if unknown:
@@ -215,23 +225,23 @@ def preprocess_case(
 
     with timer.step("read"):
         raw = {m: _read_checked(case.images[m], m) for m in MODALITIES}
-        original = raw[REFERENCE]
+        original = raw[REFERENCE_MODALITY]
         label_img, convention = None, case.convention
         if case.seg is not None:
-            label_img, convention = _read_label(case.seg, original, case.images[REFERENCE], case.convention)
+            label_img, convention = _read_label(case.seg, original, case.images[REFERENCE_MODALITY], case.convention)
         elif convention == LabelConvention.AUTO:
             convention = LabelConvention.BRATS2021  # nothing to decide from; the BraTS 2018-2022 numbering
 
     with timer.step("reorient"):
         canon = {m: to_canonical(img) for m, img in raw.items()}
         label_canon = to_canonical(label_img) if label_img is not None else None
-    fixed = canon[REFERENCE]
+    fixed = canon[REFERENCE_MODALITY]
 
     registration: dict[str, Any] = {}
     transforms: dict[str, sitk.Transform | None] = dict.fromkeys(MODALITIES)
     with timer.step("register"):
         for m in MODALITIES:
-            if m == REFERENCE:
+            if m == REFERENCE_MODALITY:
                 continue
             if not config.register or grids_coincide(fixed, canon[m]):
                 registration[m] = {"skipped": True, "reason": "disabled" if not config.register else "same grid"}

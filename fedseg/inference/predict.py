@@ -32,7 +32,7 @@ from fedseg.inference.regions import label_to_convention, probabilities_to_label
 from fedseg.inference.sliding_window import sliding_window_predict
 from fedseg.inference.sources import InputCase, PreparedCase
 from fedseg.inference.spec import InferenceSpec
-from fedseg.model.config import REGIONS
+from fedseg.labels import REGIONS, region_masks
 
 if TYPE_CHECKING:
     import torch
@@ -130,8 +130,8 @@ def _write_case(prepared: PreparedCase, probs: np.ndarray, case_id: str, out: Pa
     path = out / f"{case_id}.nii.gz"
     write_image(label, path)
     voxel_ml = float(np.prod(reference.GetSpacing())) / 1000.0
-    wt, tc, et = internal > 0, (internal == 1) | (internal == 3), internal == 3
-    volumes = {name: round(float(np.count_nonzero(m)) * voxel_ml, 3) for name, m in zip(REGIONS, (wt, tc, et))}
+    regions = region_masks(internal)
+    volumes = {name: round(float(np.count_nonzero(regions[name])) * voxel_ml, 3) for name in REGIONS}
     return path, volumes
 
 

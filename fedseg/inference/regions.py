@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedseg.data.discovery import LabelConvention, from_internal
+from fedseg.labels import LabelConvention, from_internal, regions_to_label
 
 __all__ = ["label_to_convention", "probabilities_to_label", "remove_small_components"]
 
@@ -58,24 +58,14 @@ def probabilities_to_label(
     et = tc & (probs[2] > thresholds[2])
     if min_component_voxels > 1:
         et = remove_small_components(et, min_component_voxels)
-    label = np.zeros(probs.shape[1:], dtype=np.uint8)
-    label[wt] = 2
-    label[tc] = 1
-    label[et] = 3
-    return label
+    return regions_to_label(wt, tc, et)
 
 
 def label_to_convention(label_internal: np.ndarray, convention: LabelConvention | str) -> np.ndarray:
     """Return a uint8 copy of an internal label map numbered as ``convention`` wants.
 
-    ``brats2021`` writes ET as 4, ``brats2023`` as 3 (the internal numbering), ``nnunet-brats`` as
-    nnU-Net's BraTS conversion (1 ED, 2 NCR, 3 ET). ``auto`` is not a convention one can write.
+    ``brats2021`` writes ET as 4, ``brats2023`` and ``brats2024-post`` as 3 (the internal numbering; a
+    resection cavity is never predicted), ``nnunet-brats`` as nnU-Net's BraTS conversion (1 ED, 2 NCR,
+    3 ET). ``auto`` is not a convention one can write (ValueError, as for values outside 0..3).
     """
-    conv = LabelConvention(convention)
-    if conv == LabelConvention.AUTO:
-        raise ValueError("cannot write labels in the 'auto' convention; choose brats2021 or brats2023")
-    label = np.asarray(label_internal)
-    values = np.unique(label)
-    if not set(values.tolist()) <= {0, 1, 2, 3}:
-        raise ValueError(f"an internal label map holds only 0, 1, 2, 3; got values {values.tolist()}")
-    return from_internal(label, conv)
+    return from_internal(np.asarray(label_internal), LabelConvention(convention))

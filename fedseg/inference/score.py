@@ -30,7 +30,7 @@ from fedseg.errors import DatasetError, FedsegError
 from fedseg.inference.predict import PredictOptions, predict_probabilities
 from fedseg.inference.regions import probabilities_to_label
 from fedseg.inference.sources import InputCase, PreparedCase
-from fedseg.model.config import REGIONS
+from fedseg.labels import REGIONS
 
 if TYPE_CHECKING:
     import torch
@@ -67,7 +67,8 @@ class ModelScores:
 
 def _case_metrics(pred: np.ndarray, prepared: PreparedCase, *, full: bool, empty: EmptyPolicy
                   ) -> dict[str, dict[str, float]]:
-    from fedseg.metrics import LabelConvention, case_metrics, dice, label_to_regions
+    from fedseg.labels import LabelConvention, label_to_regions
+    from fedseg.metrics import case_metrics, dice
 
     assert prepared.label is not None
     if full:

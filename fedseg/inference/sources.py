@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from fedseg.data.dataset import DATASET_FORMAT, CaseGeometry, CaseReader, SiteDataset, load_dataset
-from fedseg.data.discovery import LabelConvention, RawCase, discover
+from fedseg.data.discovery import RawCase, discover
+from fedseg.data.label_scan import decide_dataset_labels
 from fedseg.errors import DatasetError, ImageError
 from fedseg.inference.spec import InferenceSpec
+from fedseg.labels import REFERENCE_MODALITY
 
 __all__ = ["InputCase", "PreparedCase", "collect_inputs", "dataset_inputs", "is_site_dataset", "reader_inputs"]
 
@@ -116,26 +118,14 @@ def reader_inputs(readers: Sequence[CaseReader], case_ids: Sequence[str] | None 
     return [InputCase(case_id, str(reader.path), loader(reader, case_id)) for reader, case_id in zip(readers, ids)]
 
 
-def _raw_convention(case: RawCase) -> str:
-    """Return the convention a raw case's labels are written in (AUTO: decided from its seg, else 2021)."""
-    if case.convention != LabelConvention.AUTO:
-        return case.convention.value
-    if case.seg is not None:
-        from fedseg.imaging.io import read_image, to_array
-
-        values = np.unique(to_array(read_image(case.seg)))
-        return (LabelConvention.BRATS2021 if 4 in values else LabelConvention.BRATS2023).value
-    return LabelConvention.BRATS2021.value
-
-
 def _raw_loader(case: RawCase, spec: InferenceSpec) -> Callable[[], PreparedCase]:
     def load() -> PreparedCase:
         from fedseg.imaging.pipeline import preprocess_case
 
-        convention = _raw_convention(case)
+        convention = case.convention.value  # decided over the whole input by decide_dataset_labels
         # the segmentation must not steer preprocessing (the crop grows to contain labelled tumour)
         result = preprocess_case(dataclasses.replace(case, seg=None), spec.preprocessing)
-        image = _check_channels(result.image, spec, case.id, str(case.images.get("t1ce", "")))
+        image = _check_channels(result.image, spec, case.id, str(case.images.get(REFERENCE_MODALITY, "")))
         return PreparedCase(image, result.geometry, convention, None)
 
     return load
@@ -150,9 +140,10 @@ def collect_inputs(inputs: Sequence[Path], spec: InferenceSpec) -> list[InputCas
         if is_site_dataset(path):
             found += dataset_inputs(load_dataset(path), spec)
             continue
-        discovery = discover(path)
+        discovery, _ = decide_dataset_labels(discover(path))
         found += [InputCase(p.case_id, str(path), None, p.reason) for p in discovery.problems]
-        found += [InputCase(c.id, str(c.images.get("t1ce", path)), _raw_loader(c, spec)) for c in discovery.cases]
+        found += [InputCase(c.id, str(c.images.get(REFERENCE_MODALITY, path)), _raw_loader(c, spec))
+                  for c in discovery.cases]
     seen: dict[str, str] = {}
     out = []
     for case in found:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from fedseg.errors import MetricsError
+from fedseg.labels import REGIONS, LabelConvention, check_labels, region_masks
 from fedseg.metrics.empty import EmptyPolicy
 from fedseg.metrics.overlap import confusion, dice_from, ratio_from, volume_ml
-from fedseg.metrics.regions import REGIONS, LabelConvention, _regions, check_labels
 from fedseg.metrics.surface import _check_spacing, bounding_box, hd95_cropped
 
 __all__ = ["METRICS", "case_metrics"]
@@ -29,6 +29,7 @@ def case_metrics(
     spacing: Sequence[float],
     *,
     convention: LabelConvention = LabelConvention.AUTO,
+    ref_convention: LabelConvention | None = None,
     empty: EmptyPolicy = EmptyPolicy.BRATS,
 ) -> dict[str, dict[str, float]]:
     """Return ``{"WT"|"TC"|"ET": {"dice", "hd95", "sensitivity", "specificity", "pred_ml", "ref_ml"}}``.
@@ -36,7 +37,8 @@ def case_metrics(
     ``spacing`` is in array axis order ((sz, sy, sx) for fedseg's [Z, Y, X] arrays); HD95 is in mm,
     volumes in ml. With ``convention=AUTO`` the convention of each label map is detected on its own
     (a fedseg prediction with ET = 3 can be scored against a BraTS 2021 reference with ET = 4);
-    a forced convention applies to both. Empty regions follow ``empty`` (see
+    a forced convention applies to both, unless ``ref_convention`` gives the reference its own (a
+    dataset-level decision per side, see :func:`fedseg.labels.decide_convention`). Empty regions follow ``empty`` (see
     :mod:`fedseg.metrics.empty`). Raises MetricsError for unexpected or non-integer label values
     (saying whether the prediction or the reference holds them) or mismatched shapes.
     """
@@ -45,13 +47,13 @@ def case_metrics(
         raise MetricsError(f"prediction and reference must have one shape, found {pred_label.shape} and {ref_label.shape}")
     sp = _check_spacing(spacing, pred_label.ndim)
     conv_p = _checked(pred_label, convention, "prediction")
-    conv_r = _checked(ref_label, convention, "reference")
+    conv_r = _checked(ref_label, convention if ref_convention is None else ref_convention, "reference")
 
     box = bounding_box((pred_label != 0) | (ref_label != 0), margin=1)
     if box is None:  # no tumour in either: every region is empty in both
         box = tuple(slice(0, 0) for _ in pred_label.shape)
-    pred_regions = _regions(pred_label[box], conv_p)
-    ref_regions = _regions(ref_label[box], conv_r)
+    pred_regions = region_masks(pred_label[box], conv_p)
+    ref_regions = region_masks(ref_label[box], conv_r)
 
     total = int(pred_label.size)
     out: dict[str, dict[str, float]] = {}

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from fedseg.labels import REGIONS
 from fedseg.metrics.case import METRICS
-from fedseg.metrics.regions import REGIONS
 from fedseg.metrics.summary import summarize
 
 __all__ = ["CaseFailure", "CaseResult", "EvaluationResult", "flat_row", "json_safe"]

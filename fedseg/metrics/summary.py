@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from fedseg.labels import REGIONS
 from fedseg.metrics.case import METRICS
-from fedseg.metrics.regions import REGIONS
 
 __all__ = ["STATISTICS", "summarize"]
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fedseg.configtools import require
+from fedseg.labels import REGIONS
 
-__all__ = ["REGIONS", "ModelConfig"]
-
-#: Output channels of the network, in order: whole tumour, tumour core, enhancing tumour (sigmoid each).
-REGIONS: tuple[str, ...] = ("WT", "TC", "ET")
+__all__ = ["ModelConfig"]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Synthetic multi-modal brain-tumour scans with skull, for demos, tests and benchmarks.
 
-    from fedseg.synth import PROFILES, Layout, make_case, write_cases
+    from fedseg.labels import Layout
+    from fedseg.synth import PROFILES, make_case, write_cases
 
     case = make_case(np.random.default_rng(0), PROFILES[1], case_id="x", size_scale=0.5)
     write_cases(Path("raw"), cases=4, profile=2, layout=Layout.BRATS2023, seed=1)
@@ -12,16 +13,14 @@ and the ground-truth files written beside each case.
 
 from __future__ import annotations
 
-from fedseg.synth.case import REFERENCE_MODALITY, SynthCase, make_case, motion_transform
+from fedseg.synth.case import SynthCase, make_case, motion_transform
 from fedseg.synth.phantom import Tissue
 from fedseg.synth.profiles import PROFILES, GridSpec, SiteProfile
-from fedseg.synth.writer import Layout, case_files, case_ids, check_outputs, truth_record, write_case, write_cases
+from fedseg.synth.writer import case_files, case_ids, check_outputs, truth_record, write_case, write_cases
 
 __all__ = [
     "PROFILES",
-    "REFERENCE_MODALITY",
     "GridSpec",
-    "Layout",
     "SiteProfile",
     "SynthCase",
     "Tissue",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fedseg.imaging.config import MODALITIES
+from fedseg.labels import MODALITIES, REFERENCE_MODALITY
 from fedseg.synth.contrast import tissue_table
 from fedseg.synth.phantom import Anatomy, Tissue, build_anatomy, physical_axes
 from fedseg.synth.profiles import SiteProfile
@@ -29,9 +29,8 @@ from fedseg.synth.tumour import TumourSpec, paint_tumour
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-__all__ = ["REFERENCE_MODALITY", "SynthCase", "make_case", "motion_transform"]
+__all__ = ["SynthCase", "make_case", "motion_transform"]
 
-REFERENCE_MODALITY = "t1ce"
 _NOMINAL_WM = 0.66  # T1 white-matter level that noise_sigma is relative to
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedseg.imaging.config import MODALITIES
+from fedseg.labels import MODALITIES
 
 __all__ = ["LPS", "PROFILES", "RAS", "SAGITTAL", "GridSpec", "SiteProfile"]
 

@@ -16,7 +16,6 @@ tumour that was drawn. Every file is written atomically; the same seed gives byt
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,26 +23,28 @@ import numpy as np
 
 from fedseg.errors import DatasetError
 from fedseg.fsutil import atomic_write_json
-from fedseg.imaging.config import MODALITIES
-from fedseg.synth.case import REFERENCE_MODALITY, SynthCase, make_case
+from fedseg.labels import FROM_INTERNAL, MODALITIES, REFERENCE_MODALITY, LabelConvention, Layout, from_internal
+from fedseg.synth.case import SynthCase, make_case
 from fedseg.synth.profiles import PROFILES
 
-__all__ = ["Layout", "case_files", "case_ids", "check_outputs", "truth_record", "write_case", "write_cases", "write_nnunet_dataset_json"]
+__all__ = ["case_files", "case_ids", "check_outputs", "truth_record", "write_case", "write_cases", "write_nnunet_dataset_json"]
 
 #: Called after each case with (cases done, cases in total, case id).
 Progress = Callable[[int, int, str], None]
 
 
-class Layout(str, enum.Enum):
-    """Raw dataset layouts ``fedseg synth`` writes (and ``fedseg preprocess`` discovers)."""
-
-    BRATS2021 = "brats2021"
-    BRATS2023 = "brats2023"
-    NNUNET = "nnunet"
-
-
 _BRATS2023_NAMES = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"}
-_ET_VALUE = {Layout.BRATS2021: 4, Layout.BRATS2023: 3, Layout.NNUNET: 3}
+#: The label convention each layout is written in (the nnU-Net dataset.json states brats2023 numbering).
+_CONVENTION = {Layout.BRATS2021: LabelConvention.BRATS2021, Layout.BRATS2023: LabelConvention.BRATS2023,
+               Layout.NNUNET: LabelConvention.BRATS2023}
+
+
+def _writable(layout: Layout | str) -> Layout:
+    layout = Layout(layout)
+    if layout not in _CONVENTION:
+        raise DatasetError(f"synth: expected a layout among {', '.join(lay.value for lay in _CONVENTION)}, "
+                           f"got {layout.value}")
+    return layout
 
 
 def case_files(out: Path, case_id: str, layout: Layout) -> dict[str, Path]:
@@ -82,7 +83,7 @@ def truth_record(case: SynthCase, *, layout: Layout, profile_index: int | None, 
     return {
         "case_id": case.case_id,
         "layout": layout.value,
-        "label_values": {"NCR": 1, "ED": 2, "ET": _ET_VALUE[layout]},
+        "label_values": {"NCR": 1, "ED": 2, "ET": FROM_INTERNAL[_CONVENTION[layout]][3]},
         "reference_modality": REFERENCE_MODALITY,
         "misalignment": case.misalignment,
         "misalignment_convention": (
@@ -115,10 +116,8 @@ def write_case(case: SynthCase, out: Path, layout: Layout, *, profile_index: int
     for modality in MODALITIES:
         write_image(case.images[modality], files[modality])
     label = case.label
-    if _ET_VALUE[layout] != 3:
-        array = sitk.GetArrayFromImage(label)
-        array[array == 3] = _ET_VALUE[layout]
-        label = sitk.GetImageFromArray(array)
+    if _CONVENTION[layout] is not LabelConvention.BRATS2023:  # the internal numbering is written as it is
+        label = sitk.GetImageFromArray(from_internal(sitk.GetArrayFromImage(label), _CONVENTION[layout]))
         label.CopyInformation(case.label)
     write_image(label, files["seg"])
     write_image(case.brain_mask, files["brainmask"])
@@ -156,7 +155,7 @@ def check_outputs(
     Raises DatasetError when ``out`` is a file, the profile or prefix is invalid, ``cases`` < 1, or a
     case's files already exist (unless ``force``).
     """
-    out = Path(out)
+    out, layout = Path(out), _writable(layout)
     if profile not in PROFILES:
         raise DatasetError(f"synth: expected a profile among {sorted(PROFILES)}, got {profile}")
     if cases < 1:
@@ -167,7 +166,7 @@ def check_outputs(
         raise DatasetError(f"synth: prefix {prefix!r} must be non-empty, not start with '.', and contain no '/', '\\', '-' or space")
     ids = case_ids(cases, profile, prefix)
     if not force:
-        existing = [p for cid in ids for p in case_files(out, cid, Layout(layout)).values() if p.exists()]
+        existing = [p for cid in ids for p in case_files(out, cid, layout).values() if p.exists()]
         if existing:
             raise DatasetError(f"{existing[0]}: already exists ({len(existing)} file(s) of these cases); use --force to overwrite")
     return ids
@@ -193,7 +192,7 @@ def write_cases(
     per case (its files are spread over imagesTr/labelsTr).
     """
     out = Path(out)
-    layout = Layout(layout)
+    layout = _writable(layout)
     ids = check_outputs(out, cases=cases, profile=profile, layout=layout, prefix=prefix, force=force)
     written: list[Path] = []
     for i, case_id in enumerate(ids):

@@ -12,21 +12,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["REGION_LABELS", "dice_bce_loss", "region_targets", "soft_dice_loss"]
+from fedseg.labels import REGIONS, region_masks
 
-#: Internal labels belonging to each output channel, in REGIONS order (WT, TC, ET).
-REGION_LABELS: tuple[tuple[int, ...], ...] = ((1, 2, 3), (1, 3), (3,))
+__all__ = ["dice_bce_loss", "region_targets", "soft_dice_loss"]
 
 SMOOTH = 1e-5
 
 
 def region_targets(label: torch.Tensor) -> torch.Tensor:
     """Return float targets [B, 3, ...] (WT, TC, ET) from an internal label map [B, ...] (0..3)."""
-    label = label.long()
-    wt = label > 0
-    tc = (label == 1) | (label == 3)
-    et = label == 3
-    return torch.stack((wt, tc, et), dim=1).float()
+    masks = region_masks(label.long())
+    return torch.stack([masks[r] for r in REGIONS], dim=1).float()
 
 
 def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

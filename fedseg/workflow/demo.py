@@ -20,7 +20,7 @@ import numpy as np
 from fedseg.device import resolve_device
 from fedseg.errors import ConfigError
 from fedseg.fsutil import atomic_write_json
-from fedseg.model.config import REGIONS
+from fedseg.labels import REGIONS
 
 __all__ = ["DemoSettings", "DemoResult", "PRESETS", "run_demo"]
 
@@ -146,8 +146,9 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     from fedseg.imaging.config import PreprocessConfig
     from fedseg.inference.evaluate_model import evaluate_model
     from fedseg.inference.predict import PredictOptions
+    from fedseg.labels import Layout
     from fedseg.model.config import ModelConfig
-    from fedseg.synth import Layout, write_cases
+    from fedseg.synth import write_cases
     from fedseg.workflow.aggregate import aggregate_round
     from fedseg.workflow.init import init_federation
     from fedseg.workflow.initial import global_filename

@@ -9,6 +9,11 @@ so a raw BraTS folder with its four modalities beside the segmentation works as 
 otherwise every top-level NIfTI file is a label map. Two explicit files are paired with each other
 whatever their names.
 
+With ``--labels auto`` the convention is decided once per side over all its files
+(:func:`fedseg.labels.decide_convention`: a 3 and a 4 anywhere among the references means BraTS 2024
+post-treatment, so a resection cavity is never scored as ET); predictions and references are decided
+separately, since fedseg writes ET as 3 or 4 after its input. The decisions go into ``settings``.
+
 A failure in one case (unreadable file, grid mismatch, bad label values) is recorded with a message
 naming the file and the other cases go on; files without a partner are listed as unpaired.
 """
@@ -27,16 +32,8 @@ from pathlib import Path
 
 from fedseg.errors import FedsegError, MetricsError
 from fedseg.fsutil import atomic_write_json, atomic_write_text, refuse_output_overlap
-from fedseg.metrics import (
-    METRICS,
-    REGIONS,
-    CaseFailure,
-    CaseResult,
-    EmptyPolicy,
-    EvaluationResult,
-    LabelConvention,
-    flat_row,
-)
+from fedseg.labels import REGIONS, LabelConvention, LabelDecision, decide_convention
+from fedseg.metrics import METRICS, CaseFailure, CaseResult, EmptyPolicy, EvaluationResult, flat_row
 
 __all__ = [
     "CasePair",
@@ -46,6 +43,7 @@ __all__ = [
     "evaluate_label_maps",
     "evaluate_pair",
     "evaluate_pairs",
+    "decide_sides",
     "pair_label_files",
     "write_csv",
     "write_json",
@@ -156,9 +154,15 @@ def _first(found: dict[str, Path]) -> str:
 
 
 def evaluate_pair(
-    pair: CasePair, *, convention: LabelConvention = LabelConvention.AUTO, empty: EmptyPolicy = EmptyPolicy.BRATS
+    pair: CasePair,
+    *,
+    convention: LabelConvention = LabelConvention.AUTO,
+    truth_convention: LabelConvention | None = None,
+    empty: EmptyPolicy = EmptyPolicy.BRATS,
 ) -> CaseResult:
     """Read one pair, check that it shares a grid and valid labels, and return its metrics.
+
+    ``convention`` is the predictions', ``truth_convention`` the references' (default: the same).
 
     Raises ImageError / MetricsError whose message names the offending file.
     """
@@ -176,13 +180,15 @@ def evaluate_pair(
         raise MetricsError(f"{pair.pred}: grid differs from the reference {pair.truth}: " + "; ".join(diffs))
     pred_arr, truth_arr = to_array(pred_img), to_array(truth_img)
     conventions = []
-    for arr, path in ((pred_arr, pair.pred), (truth_arr, pair.truth)):
+    truth_convention = convention if truth_convention is None else truth_convention
+    for arr, path, conv in ((pred_arr, pair.pred, convention), (truth_arr, pair.truth, truth_convention)):
         try:
-            conventions.append(check_labels(arr, convention))
+            conventions.append(check_labels(arr, conv))
         except MetricsError as exc:
             raise MetricsError(f"{path}: {exc}") from None
     spacing_zyx = tuple(reversed(gt.spacing))  # ITK (x, y, z) -> array order (z, y, x)
-    metrics = case_metrics(pred_arr, truth_arr, spacing_zyx, convention=convention, empty=empty)
+    metrics = case_metrics(pred_arr, truth_arr, spacing_zyx, convention=conventions[0],
+                           ref_convention=conventions[1], empty=empty)
     return CaseResult(
         case_id=pair.case_id,
         metrics=metrics,
@@ -193,18 +199,38 @@ def evaluate_pair(
     )
 
 
-def _score(pair: CasePair, convention: LabelConvention, empty: EmptyPolicy) -> CaseResult | CaseFailure:
+def _score(pair: CasePair, convention: LabelConvention, truth_convention: LabelConvention | None,
+           empty: EmptyPolicy) -> CaseResult | CaseFailure:
     """Evaluate one pair, turning a FedsegError into a CaseFailure (runs in a worker process)."""
     try:
-        return evaluate_pair(pair, convention=convention, empty=empty)
+        return evaluate_pair(pair, convention=convention, truth_convention=truth_convention, empty=empty)
     except FedsegError as exc:
         return CaseFailure(pair.case_id, str(exc))
+
+
+def decide_sides(pairs: Sequence[CasePair], convention: LabelConvention, *,
+                 jobs: int = 1) -> tuple[LabelDecision, LabelDecision]:
+    """Decide the predictions' and the references' conventions, each over all its files (reading values only)."""
+    convention = LabelConvention(convention)
+    if convention is not LabelConvention.AUTO:
+        forced = decide_convention([], override=convention)
+        return forced, forced
+    from fedseg.data.label_scan import read_value_sets
+
+    values = read_value_sets([p.pred for p in pairs] + [p.truth for p in pairs], jobs=jobs)
+    n = len(pairs)
+    pred, truth = ([v for v in values[a:b] if v is not None] for a, b in ((0, n), (n, 2 * n)))
+    decisions = decide_convention(pred), decide_convention(truth)
+    for side, decision in zip(("predictions", "references"), decisions):
+        log.info("labels of the %s: %s; %s", side, decision.convention.value, decision.reason)
+    return decisions
 
 
 def evaluate_pairs(
     pairs: Sequence[CasePair],
     *,
     convention: LabelConvention = LabelConvention.AUTO,
+    truth_convention: LabelConvention | None = None,
     empty: EmptyPolicy = EmptyPolicy.BRATS,
     jobs: int = 1,
     on_done: Callable[[str], None] | None = None,
@@ -219,14 +245,14 @@ def evaluate_pairs(
     outcomes: list[CaseResult | CaseFailure] = []
     if jobs == 1 or len(pairs) <= 1:
         for pair in pairs:
-            outcomes.append(_score(pair, convention, empty))
+            outcomes.append(_score(pair, convention, truth_convention, empty))
             if on_done:
                 on_done(pair.case_id)
     else:
         # spawn, not fork: the parent may hold threads (rich's progress refresher) or torch state.
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(pairs)), mp_context=ctx) as pool:
-            futures = {pool.submit(_score, pair, convention, empty): pair for pair in pairs}
+            futures = {pool.submit(_score, pair, convention, truth_convention, empty): pair for pair in pairs}
             for future in as_completed(futures):
                 outcomes.append(future.result())
                 if on_done:
@@ -251,12 +277,14 @@ def evaluate_label_maps(
     """Pair, check and score label maps; return an EvaluationResult (failures and unpaired files listed).
 
     ``on_paired(n)`` is called with the number of pairs before scoring starts (to size a progress
-    bar), ``on_done(case_id)`` after each case.
+    bar), ``on_done(case_id)`` after each case. The conventions are decided first (:func:`decide_sides`).
     """
     paired = pair_label_files(pred, truth)
+    decided = decide_sides(paired.pairs, convention, jobs=jobs)
     if on_paired:
         on_paired(len(paired.pairs))
-    cases, failures = evaluate_pairs(paired.pairs, convention=convention, empty=empty, jobs=jobs, on_done=on_done)
+    cases, failures = evaluate_pairs(paired.pairs, convention=decided[0].convention,
+                                     truth_convention=decided[1].convention, empty=empty, jobs=jobs, on_done=on_done)
     return EvaluationResult(
         cases=cases,
         failures=failures,
@@ -266,6 +294,7 @@ def evaluate_label_maps(
             "pred": str(pred),
             "truth": str(truth),
             "labels": LabelConvention(convention).value,
+            "label_decision": {"pred": decided[0].to_dict(), "truth": decided[1].to_dict()},
             "empty": EmptyPolicy(empty).value,
         },
     )

@@ -25,7 +25,7 @@ from fedseg.configtools import config_to_dict
 from fedseg.errors import ConfigError
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import atomic_path, atomic_write_bytes, atomic_write_json, refuse_output_overlap
-from fedseg.model.config import REGIONS
+from fedseg.labels import REGIONS
 
 __all__ = ["ExportFormat", "export_global", "read_safetensors", "safetensors_bytes"]
 

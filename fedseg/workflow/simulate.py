@@ -35,7 +35,7 @@ from fedseg.device import resolve_device
 from fedseg.errors import ConfigError, DatasetError
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import atomic_write_json
-from fedseg.model.config import REGIONS
+from fedseg.labels import REGIONS
 
 __all__ = ["Mode", "SimulationResult", "evaluate_weights", "simulate"]
 

@@ -97,3 +97,52 @@ def test_empty_folder_and_usage_errors(tmp_path: Path) -> None:
 def test_help_has_example() -> None:
     res = runner.invoke(app, ["evaluate", "--help"])
     assert res.exit_code == 0 and "Example:" in res.stdout
+
+
+def _nnunet(lab: np.ndarray) -> np.ndarray:
+    """Renumber a BraTS 2023 label map as nnU-Net's BraTS conversion (1 ED, 2 NCR, 3 ET)."""
+    out = lab.copy()
+    out[lab == 1], out[lab == 2] = 2, 1
+    return out
+
+
+def test_nnunet_and_brats2024_post_pairs_via_labels(tmp_path: Path) -> None:
+    nn = _nnunet(_lab(et=3))
+    _write(tmp_path / "nn" / "p.nii.gz", nn)
+    _write(tmp_path / "nn" / "t.nii.gz", nn)
+    res = runner.invoke(app, ["evaluate", "--pred", str(tmp_path / "nn" / "p.nii.gz"), "--truth",
+                              str(tmp_path / "nn" / "t.nii.gz"), "--labels", "nnunet-brats", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["settings"]["labels"] == "nnunet-brats" and doc["cases"][0]["pred_convention"] == "nnunet-brats"
+    assert doc["settings"]["label_decision"]["truth"] == {"convention": "nnunet-brats", "reason": "forced: --labels nnunet-brats"}
+    # TC is NCR + ET, which nnU-Net numbers 2 and 3 (read as brats2023 it would be labels 1 and 3)
+    voxel_tc = int(np.count_nonzero((nn == 2) | (nn == 3)))
+    assert doc["cases"][0]["metrics"]["TC"]["ref_ml"] == pytest.approx(voxel_tc / 1000.0)
+    post = _lab(et=3)
+    post[6:8, 0:2, 0:2] = 4  # a resection cavity: no tumour region
+    _write(tmp_path / "post" / "p.nii.gz", _lab(et=3))
+    _write(tmp_path / "post" / "t.nii.gz", post)
+    res = runner.invoke(app, ["evaluate", "--pred", str(tmp_path / "post" / "p.nii.gz"), "--truth",
+                              str(tmp_path / "post" / "t.nii.gz"), "--labels", "brats2024-post", "--json", "-"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.stdout)["cases"][0]["metrics"]
+    assert all(metrics[r]["dice"] == 1.0 for r in ("WT", "TC", "ET"))  # the cavity is not scored as tumour
+
+
+def test_auto_decides_each_side_over_all_its_files_and_reports_why(tmp_path: Path) -> None:
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    cavity_only = _lab(et=2)  # no ET in this case ...
+    cavity_only[6:8, 0:2, 0:2] = 4  # ... but a resection cavity
+    for cid, ref in (("c1", _lab(et=3)), ("c2", cavity_only)):
+        _write(truth / f"{cid}.nii.gz", ref)
+        _write(pred / f"{cid}.nii.gz", ref if cid == "c1" else _lab(et=2))
+    res = runner.invoke(app, ["evaluate", "--pred", str(pred), "--truth", str(truth), "--json", "-"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    decision = doc["settings"]["label_decision"]
+    assert decision["truth"]["convention"] == "brats2024-post" and "label 3 in 1 and label 4 in 1" in decision["truth"]["reason"]
+    assert decision["pred"]["convention"] == "brats2023"
+    c2 = next(c for c in doc["cases"] if c["case"] == "c2")
+    assert c2["truth_convention"] == "brats2024-post"
+    assert c2["metrics"]["ET"]["ref_ml"] == 0.0  # case by case, c2's 4 would have been read as ET

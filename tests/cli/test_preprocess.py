@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from fedseg.cli.app import app
 from fedseg.data.dataset import load_dataset
-from fedseg.synth import Layout, write_cases
+from fedseg.labels import Layout
+from fedseg.synth import write_cases
 
 runner = CliRunner()
 FAST = ["--spacing", "3", "--skull-strip", "none"]
@@ -30,6 +31,7 @@ def test_table_then_rerun_skips(raw: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "SYN0_0000" in result.stdout and "SYN0_0001" in result.stdout and "done" in result.stdout
     assert "brats2023 layout" in result.stdout
+    assert "labels (brats2023 naming): brats2023 - 2 label map(s) read" in " ".join(result.stdout.split())
     ds = load_dataset(out)
     assert ds.preprocessing["skull_strip"] == "none" and ds.cases[0].label_convention == "brats2023"
     again = runner.invoke(app, ["preprocess", str(raw), "--out", str(out), *FAST, "--json"])
@@ -37,8 +39,13 @@ def test_table_then_rerun_skips(raw: Path, tmp_path: Path) -> None:
     report = json.loads(again.stdout)
     assert [c["status"] for c in report["cases"]] == ["skipped", "skipped"] and report["failed"] == 0
     assert "2 unchanged case(s) skipped" in again.stderr
-    forced = runner.invoke(app, ["preprocess", str(raw), "--out", str(out), *FAST, "--json", "--force"])
-    assert [c["status"] for c in json.loads(forced.stdout)["cases"]] == ["done", "done"]
+    assert report["labels"][0]["convention"] == "brats2023"
+    forced = runner.invoke(app, ["preprocess", str(raw), "--out", str(out), *FAST, "--json", "--force",
+                                 "--labels", "brats2024-post"])
+    forced_report = json.loads(forced.stdout)
+    assert [c["status"] for c in forced_report["cases"]] == ["done", "done"]
+    assert forced_report["labels"][0]["reason"] == "forced: --labels brats2024-post"
+    assert load_dataset(out).cases[0].label_convention == "brats2024-post"
 
 
 def test_failed_case_exits_1_and_the_rest_is_written(raw: Path, tmp_path: Path) -> None:
@@ -67,7 +74,7 @@ def test_user_errors(raw: Path, tmp_path: Path) -> None:
     wrong_layout = runner.invoke(app, ["preprocess", str(raw), "--out", str(tmp_path / "o"), "--layout", "brats2021"])
     assert wrong_layout.exit_code == 1 and "no raw cases found" in wrong_layout.stderr
     for bad in (["--skull-strip", "magic"], ["--spacing", "abc"], ["--spacing", "1,2"], ["--layout", "x"],
-                ["--jobs", "0"]):
+                ["--labels", "brats2019"], ["--jobs", "0"]):
         usage = runner.invoke(app, ["preprocess", str(raw), "--out", str(tmp_path / "o"), *bad])
         assert usage.exit_code == 2, bad
     spacing = runner.invoke(app, ["preprocess", str(raw), "--out", str(tmp_path / "o"), "--spacing", "50"])

@@ -46,6 +46,8 @@ def test_synth_error_paths(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "profile" in result.stderr
     assert runner.invoke(app, ["synth", str(tmp_path / "o"), "--cases", "0"]).exit_code == 2
     assert runner.invoke(app, ["synth", str(tmp_path / "o"), "--cases", "1", "--layout", "dicom"]).exit_code == 2
+    auto = runner.invoke(app, ["synth", str(tmp_path / "o"), "--cases", "1", "--layout", "auto"])
+    assert auto.exit_code == 1 and "expected a layout among brats2021, brats2023, nnunet" in auto.stderr
     assert runner.invoke(app, ["synth", str(tmp_path / "o")]).exit_code == 2  # --cases is required
     assert not (tmp_path / "o").exists()
 

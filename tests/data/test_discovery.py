@@ -10,15 +10,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fedseg.data.discovery import (
-    LabelConvention,
-    Layout,
-    discover,
-    from_internal,
-    to_internal,
-)
+from fedseg.data.discovery import discover
 from fedseg.errors import DatasetError
 from fedseg.imaging.io import read_image
+from fedseg.labels import LabelConvention, Layout
 
 BRATS21 = {"t1": "t1", "t1ce": "t1ce", "t2": "t2", "flair": "flair"}
 BRATS23 = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"}
@@ -234,20 +229,6 @@ def test_missing_or_empty_input(tmp_path: Path) -> None:
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(DatasetError, match="expected a folder of raw cases or a .csv"):
         discover(tmp_path / "x.txt")
-
-
-def test_label_conventions_round_trip() -> None:
-    raw21 = np.array([0, 1, 2, 4, 4], dtype=np.uint8)
-    internal = to_internal(raw21, "brats2021")
-    assert internal.tolist() == [0, 1, 2, 3, 3]
-    assert from_internal(internal, LabelConvention.BRATS2021).tolist() == raw21.tolist()
-    assert from_internal(internal, "brats2023").tolist() == [0, 1, 2, 3, 3]
-    msd = np.array([0, 1, 2, 3], dtype=np.uint8)  # 1 edema, 2 necrosis, 3 enhancing
-    assert to_internal(msd, "nnunet-brats").tolist() == [0, 2, 1, 3]
-    with pytest.raises(ValueError, match=r"unexpected label values \[3\]"):
-        to_internal(np.array([0, 3]), "brats2021")
-    with pytest.raises(ValueError, match="0..3"):
-        from_internal(np.array([5]), "brats2023")
 
 
 @pytest.mark.parametrize("layout", ["brats2023", "nnunet"])

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fedseg.data.discovery import LabelConvention, RawCase, discover
+from fedseg.data.discovery import RawCase, discover
 from fedseg.errors import ImageError
 from fedseg.imaging import pipeline
-from fedseg.imaging.config import MODALITIES, PreprocessConfig, SkullStrip
+from fedseg.imaging.config import PreprocessConfig, SkullStrip
 from fedseg.imaging.inverse import to_original_grid
 from fedseg.imaging.io import read_image
 from fedseg.imaging.orient import to_canonical
 from fedseg.imaging.pipeline import preprocess_case
 from fedseg.imaging.resample import reference_grid, resample_to_spacing
-from fedseg.synth import Layout, write_cases
+from fedseg.labels import MODALITIES, LabelConvention, Layout
+from fedseg.synth import write_cases
 from tests.data.test_discovery import write_dicom_series
 
 

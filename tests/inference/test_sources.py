@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fedseg.data.dataset import load_dataset
-from fedseg.errors import DatasetError, ImageError
+from fedseg.errors import DatasetError
 from fedseg.inference.sources import collect_inputs, dataset_inputs, is_site_dataset, reader_inputs
 from fedseg.workflow.model_io import inference_spec
 from tests.inference_fixtures import STORED_SHAPE, geometry, stored_label, tiny_plan, write_site_dataset
@@ -53,7 +53,8 @@ def test_dataset_inputs_take_the_split_and_check_channels(plan, tmp_path: Path) 
     assert dataset_inputs(dataset, inference_spec(p), "test") == []
     bad, good = dataset_inputs(dataset, inference_spec(p), "val")
     assert good.load().image.shape[0] == 4
-    with pytest.raises(ImageError, match=r"case bad .*expected 4 channels \(t1, t1ce, t2, flair\).*shape \(3,"):
+    # the case file itself is checked when opened (data.case_check), before inference sees it
+    with pytest.raises(DatasetError, match=r"case bad .*expected 4 channels \(t1, t1ce, t2, flair\).*shape \(3,"):
         bad.load()
 
 

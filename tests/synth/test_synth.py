@@ -11,12 +11,11 @@ import pytest
 import SimpleITK as sitk
 
 from fedseg.errors import ConfigError, DatasetError
-from fedseg.imaging.config import MODALITIES
 from fedseg.imaging.io import grid_of, read_image, same_grid
+from fedseg.labels import MODALITIES, Layout
 from fedseg.synth import (
     PROFILES,
     GridSpec,
-    Layout,
     SiteProfile,
     SynthCase,
     Tissue,
@@ -226,6 +225,8 @@ def test_write_cases_refuses_bad_targets(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(DatasetError, match="found a file"):
         write_cases(tmp_path / "file", cases=1)
+    with pytest.raises(DatasetError, match="expected a layout among brats2021, brats2023, nnunet, got csv"):
+        write_cases(tmp_path / "csv", cases=1, layout=Layout.CSV)
     with pytest.raises(DatasetError, match="profile"):
         write_cases(target, cases=1, profile=99)
     with pytest.raises(DatasetError, match="prefix"):

@@ -17,7 +17,7 @@ from fedseg.cli.app import app
 from fedseg.federation.artifact import Kind, read_artifact
 from fedseg.federation.ledger import Ledger
 from fedseg.federation.plan import load_plan
-from fedseg.model.config import REGIONS
+from fedseg.labels import REGIONS
 from fedseg.model.spec import model_tensor_spec
 
 runner = CliRunner()

@@ -16,7 +16,8 @@ from fedseg.data.build import assign_splits, build_dataset, config_sha256
 from fedseg.data.dataset import CaseReader, load_dataset
 from fedseg.errors import DatasetError
 from fedseg.imaging.config import PreprocessConfig, SkullStrip
-from fedseg.synth import Layout, write_cases
+from fedseg.labels import Layout
+from fedseg.synth import write_cases
 
 # Cheap settings: 3 mm voxels, no skull stripping (the pipeline tests cover it).
 FAST = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.NONE)
@@ -229,3 +230,38 @@ def test_splits_are_stable_when_cases_are_added() -> None:
     assert list(assign_splits(["a", "b"], PreprocessConfig(val_fraction=0.2)).values()).count("val") == 1
     assert set(assign_splits(["a", "b"], PreprocessConfig(val_fraction=0.0)).values()) == {"train"}
     assert assign_splits(["a"], PreprocessConfig()) == {"a": "train"}
+
+
+def _relabel(seg: Path, value_of_et: int) -> None:
+    """Rewrite a synthetic BraTS 2023 seg so that its enhancing tumour (or, without one, its core) is ``value_of_et``."""
+    img = sitk.ReadImage(str(seg))
+    arr = sitk.GetArrayFromImage(img)
+    target = arr == 3 if (arr == 3).any() else arr == 1
+    arr[target] = value_of_et
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(img)
+    sitk.WriteImage(out, str(seg))
+
+
+def test_label_convention_is_decided_over_the_whole_dataset(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    write_cases(raw, cases=2, profile=0, layout=Layout.BRATS2023, seed=5, size_scale=0.3)
+    _relabel(raw / "SYN0_0001" / "SYN0_0001-seg.nii.gz", 4)  # a resection cavity, never read as ET
+    _relabel(raw / "SYN0_0000" / "SYN0_0000-seg.nii.gz", 4)
+    out = tmp_path / "ds"
+    first = build_dataset(raw, out, FAST, layout=Layout.BRATS2023)
+    assert not first.failed and [g["convention"] for g in first.labels] == ["brats2021"]  # 4s, no 3 anywhere
+    _relabel(raw / "SYN0_0000" / "SYN0_0000-seg.nii.gz", 3)  # its core becomes ET: a 3 in one case, 4s in both
+    report = build_dataset(raw, out, FAST)
+    assert not report.failed and [g["convention"] for g in report.labels] == ["brats2024-post"]
+    assert [o.status for o in report.outcomes] == ["done", "done"]  # the unchanged case is redone: its labels changed
+    assert "label 3 in 1 and label 4 in 2" in report.labels[0]["reason"] and report.to_dict()["labels"] == report.labels
+    ds = load_dataset(out)
+    assert ds.meta["labels"] == {"requested": "auto", "decided": report.labels}
+    assert {c.label_convention for c in ds.cases} == {"brats2024-post"}
+    cavity_case = next(c for c in ds.cases if c.id == "SYN0_0001")
+    with ds.reader(cavity_case) as reader:
+        assert 3 not in np.unique(reader.label())  # the cavity became background, not ET
+    forced = build_dataset(raw, tmp_path / "forced", FAST, labels="brats2021")  # --labels overrides the decision
+    assert [o.case_id for o in forced.failed] == ["SYN0_0000"] and "unknown label values [3]" in forced.failed[0].reason
+    assert forced.labels[0]["reason"] == "forced: --labels brats2021"

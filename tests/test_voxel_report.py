@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from fedseg.cli.app import app
 from fedseg.errors import MetricsError
 from fedseg.metrics import LabelConvention, check_labels
-from fedseg.metrics.voxel_report import format_values, where_voxels
+from fedseg.voxel_report import format_values, where_voxels
 
 
 def test_where_voxels_counts_and_shows_the_first_three() -> None:
