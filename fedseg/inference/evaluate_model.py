@@ -23,7 +23,7 @@ from fedseg.inference.sources import dataset_inputs
 if TYPE_CHECKING:
     import torch
 
-    from fedseg.metrics import EmptyPolicy, EvaluationResult
+    from fedseg.metrics import EmptyPolicy, EvaluationResult, ScoringOptions
 
 __all__ = ["evaluate_model"]
 
@@ -41,15 +41,18 @@ def evaluate_model(
     model: torch.nn.Module | None = None,
     on_total: Callable[[int], None] | None = None,
     on_done: Callable[[str], None] | None = None,
+    scoring: ScoringOptions | None = None,
 ) -> EvaluationResult:
     """Predict and score every case of ``split`` (train, val, test or all) of the dataset ``data_dir``.
 
     The model file is verified against the plan before anything else (pass ``model`` to reuse an
     already verified network). ``on_total(n)`` is called once with the number of cases, ``on_done``
-    after each case. Raises DatasetError when the split holds no case.
+    after each case; ``scoring`` picks legacy and/or lesion-wise metrics (default: legacy).
+    Raises DatasetError when the split holds no case.
     """
     from fedseg.data.dataset import load_dataset
-    from fedseg.metrics import CaseFailure, CaseResult, EmptyPolicy, EvaluationResult, LabelConvention, case_metrics
+    from fedseg.metrics import CaseFailure, CaseResult, EmptyPolicy, EvaluationResult, LabelConvention
+    from fedseg.metrics.scoring import ScoringOptions, score_case
 
     options = options or PredictOptions()
     empty = EmptyPolicy(empty)
@@ -73,10 +76,11 @@ def evaluate_model(
             probs = predict_probabilities(net, prepared.image, plan, options, device)
             pred = probabilities_to_label(probs, options.thresholds, min_component_voxels=options.min_component_voxels)
             spacing_zyx = tuple(reversed(prepared.geometry.spacing))
-            metrics = case_metrics(pred, prepared.label, spacing_zyx, convention=LabelConvention.BRATS2023,
-                                   empty=empty)
+            metrics, lesionwise = score_case(pred, prepared.label, spacing_zyx, convention=LabelConvention.BRATS2023,
+                                             empty=empty, scoring=scoring)
             results.append(CaseResult(case_id=case.case_id, metrics=metrics, pred=f"model {model_path}",
-                                      truth=case.source, pred_convention="internal", truth_convention="internal"))
+                                      truth=case.source, pred_convention="internal", truth_convention="internal",
+                                      lesionwise=lesionwise))
         except (FedsegError, ValueError, RuntimeError, OSError, MemoryError) as exc:
             log.warning("case %s failed: %s", case.case_id, exc)
             failures.append(CaseFailure(case.case_id, str(exc)))
@@ -95,5 +99,6 @@ def evaluate_model(
             "empty": empty.value,
             "mirror": options.mirror,
             "overlap": options.overlap,
+            **(scoring or ScoringOptions()).settings(),
         },
     )

@@ -31,7 +31,7 @@ from scipy import ndimage
 
 from fedseg.errors import MetricsError
 
-__all__ = ["components", "match_one_to_one", "merge_by_dilation", "overlap_table", "pair_dice", "touching"]
+__all__ = ["components", "dilate_18", "match_one_to_one", "merge_by_dilation", "overlap_table", "pair_dice", "touching"]
 
 _FULL_3D = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 _MATCH_THRESHOLD = 1e-6  # brats-evaluation 0.0.10 config_gli.yaml, matching_threshold
@@ -51,7 +51,16 @@ def overlap_table(a: np.ndarray, b: np.ndarray, n_b: int) -> tuple[np.ndarray, n
     """Return (a_ids, b_ids, voxels) for every pair of labels of ``a`` and ``b`` sharing voxels."""
     both = (a > 0) & (b > 0)
     codes = a[both].astype(np.int64) * (n_b + 1) + b[both].astype(np.int64)
-    pairs, counts = np.unique(codes, return_counts=True)
+    if codes.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    top = int(codes.max()) + 1
+    if top <= 4 * codes.size + 1_000_000:  # a histogram beats sorting a million codes by ~10x
+        counts = np.bincount(codes, minlength=top)
+        pairs = np.flatnonzero(counts)
+        counts = counts[pairs]
+    else:
+        pairs, counts = np.unique(codes, return_counts=True)
     return pairs // (n_b + 1), pairs % (n_b + 1), counts
 
 
@@ -91,10 +100,33 @@ def merge_by_dilation(ref: np.ndarray, iterations: int) -> tuple[np.ndarray, np.
     is that labelled dilation, the region in which a predicted component "touches" a lesion.
     """
     r = np.asarray(ref, dtype=bool)
-    dilated = ndimage.binary_dilation(r, structure=ndimage.generate_binary_structure(3, 2), iterations=iterations)
+    dilated = r
+    for _ in range(iterations):
+        dilated = dilate_18(dilated)
     dilated_cc, n = components(dilated)
     merged = np.where(r, dilated_cc, 0)
     return merged, dilated_cc, n
+
+
+def dilate_18(mask: np.ndarray) -> np.ndarray:
+    """Return one binary dilation with the 18-connected structure, outside the array as background.
+
+    Equal to ``ndimage.binary_dilation(mask, generate_binary_structure(3, 2))``: that structure is
+    the union of the three axis-aligned 3x3 squares, and each square is two 1D dilations, so the
+    result is built from a few shifted ORs (about 3x faster than the generic routine).
+    """
+    line = [_dilate_1d(mask, axis) for axis in range(3)]
+    return _dilate_1d(line[0], 1) | _dilate_1d(line[0], 2) | _dilate_1d(line[1], 2)
+
+
+def _dilate_1d(mask: np.ndarray, axis: int) -> np.ndarray:
+    out = mask.copy()
+    lo = [slice(None)] * mask.ndim
+    hi = [slice(None)] * mask.ndim
+    lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+    out[tuple(lo)] |= mask[tuple(hi)]
+    out[tuple(hi)] |= mask[tuple(lo)]
+    return out
 
 
 def touching(dilated_cc: np.ndarray, n: int, pred_cc: np.ndarray, n_pred: int) -> list[np.ndarray]:

@@ -50,6 +50,7 @@ from enum import Enum
 import numpy as np
 from scipy import ndimage
 
+from fedseg.errors import MetricsError
 from fedseg.metrics.lesion_match import components, match_one_to_one, merge_by_dilation, pair_dice, touching
 from fedseg.metrics.lesion_surface import robust_hd95
 from fedseg.metrics.regions import REGIONS, LabelConvention, label_to_regions
@@ -96,6 +97,8 @@ def lesionwise_case(
     keeps every component, dilation and surface as on the full arrays.
     """
     pred_label, ref_label = np.asarray(pred_label), np.asarray(ref_label)
+    if pred_label.shape != ref_label.shape:
+        raise MetricsError(f"prediction and reference must have one shape, found {pred_label.shape} and {ref_label.shape}")
     sp = _check_spacing(spacing, pred_label.ndim)
     box = bounding_box((pred_label != 0) | (ref_label != 0), margin=_MARGIN)
     if box is not None:
@@ -108,10 +111,17 @@ def lesionwise_case(
 def lesionwise_region(
     pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], *, definition: LesionDefinition = LesionDefinition.BRATS
 ) -> dict[str, float]:
-    """Return lesion-wise Dice, HD95 and the counts of one region's binary masks."""
+    """Return lesion-wise Dice, HD95 and the counts of one region's binary masks.
+
+    The masks are cropped to their union plus a margin first (TC and ET are far smaller than WT).
+    """
+    p, r = np.asarray(pred, bool), np.asarray(ref, bool)
+    box = bounding_box(p | r, margin=_MARGIN)
+    if box is not None:
+        p, r = p[box], r[box]
     if LesionDefinition(definition) is LesionDefinition.BRATS2023:
-        return _brats2023(np.asarray(pred, bool), np.asarray(ref, bool), tuple(spacing))
-    return _brats(np.asarray(pred, bool), np.asarray(ref, bool), tuple(spacing))
+        return _brats2023(p, r, tuple(spacing))
+    return _brats(p, r, tuple(spacing))
 
 
 def _brats(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> dict[str, float]:

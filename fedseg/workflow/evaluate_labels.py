@@ -35,7 +35,9 @@ from fedseg.metrics import (
     EmptyPolicy,
     EvaluationResult,
     LabelConvention,
+    ScoringOptions,
     flat_row,
+    lesion_columns,
 )
 
 __all__ = [
@@ -156,14 +158,20 @@ def _first(found: dict[str, Path]) -> str:
 
 
 def evaluate_pair(
-    pair: CasePair, *, convention: LabelConvention = LabelConvention.AUTO, empty: EmptyPolicy = EmptyPolicy.BRATS
+    pair: CasePair,
+    *,
+    convention: LabelConvention = LabelConvention.AUTO,
+    empty: EmptyPolicy = EmptyPolicy.BRATS,
+    scoring: ScoringOptions | None = None,
 ) -> CaseResult:
     """Read one pair, check that it shares a grid and valid labels, and return its metrics.
+
+    ``scoring`` chooses legacy and/or lesion-wise metrics (default: legacy only).
 
     Raises ImageError / MetricsError whose message names the offending file.
     """
     from fedseg.imaging.io import grid_of, read_image, same_grid, to_array
-    from fedseg.metrics import case_metrics, check_labels
+    from fedseg.metrics import check_labels, score_case
 
     pred_img, truth_img = read_image(pair.pred), read_image(pair.truth)
     gp, gt = grid_of(pred_img), grid_of(truth_img)
@@ -182,7 +190,7 @@ def evaluate_pair(
         except MetricsError as exc:
             raise MetricsError(f"{path}: {exc}") from None
     spacing_zyx = tuple(reversed(gt.spacing))  # ITK (x, y, z) -> array order (z, y, x)
-    metrics = case_metrics(pred_arr, truth_arr, spacing_zyx, convention=convention, empty=empty)
+    metrics, lesionwise = score_case(pred_arr, truth_arr, spacing_zyx, convention=convention, empty=empty, scoring=scoring)
     return CaseResult(
         case_id=pair.case_id,
         metrics=metrics,
@@ -190,13 +198,16 @@ def evaluate_pair(
         truth=str(pair.truth),
         pred_convention=conventions[0].value,
         truth_convention=conventions[1].value,
+        lesionwise=lesionwise,
     )
 
 
-def _score(pair: CasePair, convention: LabelConvention, empty: EmptyPolicy) -> CaseResult | CaseFailure:
+def _score(
+    pair: CasePair, convention: LabelConvention, empty: EmptyPolicy, scoring: ScoringOptions | None = None
+) -> CaseResult | CaseFailure:
     """Evaluate one pair, turning a FedsegError into a CaseFailure (runs in a worker process)."""
     try:
-        return evaluate_pair(pair, convention=convention, empty=empty)
+        return evaluate_pair(pair, convention=convention, empty=empty, scoring=scoring)
     except FedsegError as exc:
         return CaseFailure(pair.case_id, str(exc))
 
@@ -208,6 +219,7 @@ def evaluate_pairs(
     empty: EmptyPolicy = EmptyPolicy.BRATS,
     jobs: int = 1,
     on_done: Callable[[str], None] | None = None,
+    scoring: ScoringOptions | None = None,
 ) -> tuple[list[CaseResult], list[CaseFailure]]:
     """Score every pair, inline (``jobs=1``) or in ``jobs`` processes; call ``on_done(case_id)`` after each.
 
@@ -219,14 +231,14 @@ def evaluate_pairs(
     outcomes: list[CaseResult | CaseFailure] = []
     if jobs == 1 or len(pairs) <= 1:
         for pair in pairs:
-            outcomes.append(_score(pair, convention, empty))
+            outcomes.append(_score(pair, convention, empty, scoring))
             if on_done:
                 on_done(pair.case_id)
     else:
         # spawn, not fork: the parent may hold threads (rich's progress refresher) or torch state.
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(pairs)), mp_context=ctx) as pool:
-            futures = {pool.submit(_score, pair, convention, empty): pair for pair in pairs}
+            futures = {pool.submit(_score, pair, convention, empty, scoring): pair for pair in pairs}
             for future in as_completed(futures):
                 outcomes.append(future.result())
                 if on_done:
@@ -247,6 +259,7 @@ def evaluate_label_maps(
     jobs: int = 1,
     on_paired: Callable[[int], None] | None = None,
     on_done: Callable[[str], None] | None = None,
+    scoring: ScoringOptions | None = None,
 ) -> EvaluationResult:
     """Pair, check and score label maps; return an EvaluationResult (failures and unpaired files listed).
 
@@ -256,7 +269,9 @@ def evaluate_label_maps(
     paired = pair_label_files(pred, truth)
     if on_paired:
         on_paired(len(paired.pairs))
-    cases, failures = evaluate_pairs(paired.pairs, convention=convention, empty=empty, jobs=jobs, on_done=on_done)
+    cases, failures = evaluate_pairs(
+        paired.pairs, convention=convention, empty=empty, jobs=jobs, on_done=on_done, scoring=scoring
+    )
     return EvaluationResult(
         cases=cases,
         failures=failures,
@@ -267,6 +282,7 @@ def evaluate_label_maps(
             "truth": str(truth),
             "labels": LabelConvention(convention).value,
             "empty": EmptyPolicy(empty).value,
+            **(scoring or ScoringOptions()).settings(),
         },
     )
 
@@ -274,6 +290,8 @@ def evaluate_label_maps(
 def write_csv(result: EvaluationResult, path: Path) -> None:
     """Write one row per scored case (``<REGION>_<metric>`` columns, NaN as empty) to ``path`` atomically."""
     columns = ["case", "pred", "truth"] + [f"{r}_{m}" for r in REGIONS for m in METRICS]
+    if any(case.lesionwise is not None for case in result.cases):
+        columns += [f"{r}_lesionwise_{k}" for r in REGIONS for k in lesion_columns()]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
