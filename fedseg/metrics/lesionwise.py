@@ -202,7 +202,8 @@ def summarize_lesionwise(rows: Iterable[Mapping[str, Mapping[str, float]]]) -> d
     out: dict[str, dict[str, object]] = {}
     for region in REGIONS:
         values = [row.get(region, {}) for row in rows]
-        out[region] = {m: describe(np.array([float(v.get(m, math.nan)) for v in values])) for m in LESION_METRICS}
+        with np.errstate(invalid="ignore"):  # inf - inf inside std/percentile: NaN is the right answer
+            out[region] = {m: describe(np.array([float(v.get(m, math.nan)) for v in values])) for m in LESION_METRICS}
         for count in COUNTS:
             out[region][count] = int(sum(int(v.get(count, 0)) for v in values))
     return out

@@ -101,7 +101,8 @@ def flat_row(case: CaseResult) -> dict[str, Any]:
             row[f"{region}_{metric}"] = "" if math.isnan(value) else repr(float(value))
         for key in lesion_columns() if case.lesionwise is not None else ():
             value = float(case.lesionwise.get(region, {}).get(key, math.nan))
-            row[f"{region}_lesionwise_{key}"] = "" if math.isnan(value) else repr(value)
+            text = str(int(value)) if key in COUNTS else repr(value)
+            row[f"{region}_lesionwise_{key}"] = "" if math.isnan(value) else text
     return row
 
 
