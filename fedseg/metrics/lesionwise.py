@@ -92,8 +92,10 @@ def lesionwise_case(
 ) -> dict[str, dict[str, float]]:
     """Return ``{"WT"|"TC"|"ET": {"dice", "hd95", "gt_lesions", "pred_lesions", "matched", "fp", "missed"}}``.
 
-    Regions come from :func:`~fedseg.metrics.regions.label_to_regions` (each map's convention is
-    detected on its own under AUTO). Both maps are cropped first to their tumour plus a margin that
+    ``brats2023`` adds ``small_lesions`` (reference lesions of <= 50 mm^3, left out of everything else).
+    ``spacing`` is in array axis order (see the module docstring for how ``brats`` uses it). Regions
+    come from :func:`~fedseg.metrics.regions.label_to_regions` (each map's convention is detected on
+    its own under AUTO). Both maps are cropped first to their tumour plus a margin that
     keeps every component, dilation and surface as on the full arrays.
     """
     pred_label, ref_label = np.asarray(pred_label), np.asarray(ref_label)
@@ -132,7 +134,7 @@ def _brats(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> dic
     ref_boxes, pred_boxes = ndimage.find_objects(ref_cc), ndimage.find_objects(pred_cc)
     dices, hds = [], []
     for r, p, d in matches:
-        box = _union_box(ref_boxes[r - 1], pred_boxes[p - 1], ref.shape)
+        box = _boxes_union([ref_boxes[r - 1], pred_boxes[p - 1]], ref.shape)
         dices.append(d)
         hds.append(hd95_cropped(pred_cc[box] == p, ref_cc[box] == r, itk_spacing, full_shape=ref.shape, empty="brats"))
     if matches:
@@ -178,10 +180,6 @@ def _brats2023(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) ->
     hd95 = (sum(hds) + _PENALTY_2023 * n_fp) / denom if denom else 0.0
     return {"dice": dice, "hd95": hd95, "gt_lesions": len(dices), "pred_lesions": n_pred, "matched": found,
             "fp": n_fp, "missed": len(dices) - found, "small_lesions": small}
-
-
-def _union_box(a: tuple[slice, ...], b: tuple[slice, ...], shape: Sequence[int]) -> tuple[slice, ...]:
-    return _boxes_union([a, b], shape)
 
 
 def _boxes_union(boxes: Sequence[tuple[slice, ...]], shape: Sequence[int], margin: int = 1) -> tuple[slice, ...]:
