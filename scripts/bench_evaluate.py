@@ -15,7 +15,13 @@ does, so HD95 should agree to ~1e-12 mm. MONAI takes the MAX of the two directed
 (and works in float32), a different definition; its numbers are compared against fedseg's
 surface distances reduced the MONAI way ("hd95_directed_max").
 
-Example: .venv/bin/python scripts/bench_evaluate.py --cases 3
+Lesion-wise (BraTS 2023+): fedseg.metrics.lesionwise_case is timed on the same pairs (labels
+turned into BraTS 2023 numbering, ET = 3, which the official glioma config expects), for both
+definitions; with ``--peer-python PATH`` (a venv holding brats-evaluation 0.0.10 / panoptica 2.1.7)
+the official package runs on the same arrays in the same run (scripts/_lesion_peer.py), and with
+``--brats2023-repo PATH`` also the BraTS 2023 reference scripts; their numbers are compared too.
+
+Example: .venv/bin/python scripts/bench_evaluate.py --cases 3 --peer-python /work/wt/lesion-peer-venv/bin/python
 """
 
 from __future__ import annotations
@@ -24,13 +30,16 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from fedseg.metrics import REGIONS, case_metrics, label_to_regions
+from fedseg.metrics import REGIONS, LesionDefinition, case_metrics, label_to_regions, lesionwise_case
 from fedseg.metrics.surface import bounding_box, surface_distances
 
 SHAPE = (155, 240, 240)  # [Z, Y, X]
@@ -121,12 +130,51 @@ def timed(fn, *args, repeat: int) -> tuple[float, object]:
     return min(best), result
 
 
+def bench_lesionwise(pairs: list, spacing: tuple[float, ...], args: argparse.Namespace) -> dict:
+    """Time lesion-wise metrics (both definitions) and, if given, the official code on the same pairs."""
+    pairs = [(np.where(p == 4, 3, p), np.where(r == 4, 3, r)) for p, r in pairs]  # BraTS 2023 labels
+    times: dict[str, list[float]] = {d.value: [] for d in LesionDefinition}
+    ours: dict[str, list] = {d.value: [] for d in LesionDefinition}
+    for pred, ref in pairs:
+        for d in LesionDefinition:
+            t, res = timed(lambda p, r, d=d: lesionwise_case(p, r, spacing, definition=d), pred, ref, repeat=args.repeat)
+            times[d.value].append(t)
+            ours[d.value].append(res)
+    out: dict = {"seconds_per_case_median": {f"fedseg_{k}": round(statistics.median(v), 4) for k, v in times.items()}}
+    if args.peer_python is None:
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        names = [f"case-{i:03d}" for i in range(len(pairs))]
+        for name, (pred, ref) in zip(names, pairs):
+            np.save(Path(tmp) / f"{name}-pred.npy", pred)
+            np.save(Path(tmp) / f"{name}-ref.npy", ref)
+        (Path(tmp) / "pairs.json").write_text(json.dumps({"spacing_zyx": list(spacing), "cases": names}))
+        cmd = [args.peer_python, str(Path(__file__).with_name("_lesion_peer.py")), tmp]
+        if args.brats2023_repo:
+            cmd += ["--brats2023-repo", args.brats2023_repo]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        peer = json.loads((Path(tmp) / "peer.json").read_text())
+    for ours_key, peer_key in (("brats", "brats"), ("brats2023", "brats2023")):
+        if not peer[peer_key]["seconds"]:
+            continue
+        label = "official_brats" if peer_key == "brats" else "reference_brats2023"
+        out["seconds_per_case_median"][label] = round(statistics.median(peer[peer_key]["seconds"]), 4)
+        out[f"speedup_vs_{label}"] = round(statistics.median(peer[peer_key]["seconds"]) / statistics.median(times[ours_key]), 1)
+        for metric in ("dice", "hd95", "matched"):
+            diffs = [abs(float(o[r][metric]) - float(m[r][metric])) for o, m in zip(ours[ours_key], peer[peer_key]["metrics"])
+                     for r in REGIONS if np.isfinite(float(m[r][metric])) and np.isfinite(float(o[r][metric]))]
+            out.setdefault("max_abs_diff", {})[f"{ours_key}_{metric}"] = float(f"{max(diffs, default=0.0):.3g}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=3, help="fedseg repeats per case (min taken); peers run once")
     ap.add_argument("--spacing", type=float, nargs=3, default=(1.0, 1.0, 1.0), help="array order (sz sy sx)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--peer-python", help="python of a venv with brats-evaluation 0.0.10 (times the official package)")
+    ap.add_argument("--brats2023-repo", help="checkout of BraTS-2023-Metrics (with --peer-python: times it too)")
     args = ap.parse_args()
     spacing = tuple(args.spacing)
 
@@ -143,8 +191,10 @@ def main() -> None:
              "monai_hd95_vs_fedseg_pooled": 0.0, "monai_hd95_vs_fedseg_directed_max": 0.0}
     available = {"medpy": True, "monai": torch is not None}
     example = None
+    pairs = []
     for _ in range(args.cases):
         pred, ref = make_case(rng)
+        pairs.append((pred, ref))
         t, ours = timed(run_fedseg, pred, ref, spacing, repeat=args.repeat)
         times["fedseg"].append(t)
         example = example or {r: {k: round(v, 4) for k, v in ours[r].items()} for r in REGIONS}
@@ -185,6 +235,7 @@ def main() -> None:
         "speedup_vs_fastest_peer": round(min(peers) / per_case["fedseg"], 1) if peers else None,
         "max_abs_diff": {k: float(f"{v:.3g}") for k, v in diffs.items()},
         "example_case_metrics": example,
+        "lesionwise": bench_lesionwise(pairs, spacing, args),
         "python": sys.version.split()[0],
         "machine": platform.machine(),
         "notes": "medpy: same pooled HD95 definition; MONAI: max of directed 95th percentiles in float32, "

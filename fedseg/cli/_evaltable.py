@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from fedseg.cli._lesiontable import render_lesionwise
+
 if TYPE_CHECKING:
     from fedseg.metrics.report import EvaluationResult
 
@@ -41,6 +43,8 @@ def render_evaluation(result: EvaluationResult, console: Console) -> None:
         highlight=False,
     )
     for region, metrics in summary.items():
+        if settings.get("metrics") == "lesion-wise":
+            break  # legacy metrics were not computed
         table = Table(title=f"{region}", title_justify="left")
         table.add_column("metric")
         for stat in _STATS:
@@ -48,6 +52,7 @@ def render_evaluation(result: EvaluationResult, console: Console) -> None:
         for metric, stats in metrics.items():
             table.add_row(_METRIC_LABELS.get(metric, metric), *(_fmt(stat, stats[stat]) for stat in _STATS))
         console.print(table)
+    render_lesionwise(result, console)
 
 
 def render_problems(result: EvaluationResult, console: Console) -> None:

@@ -19,9 +19,10 @@ from fedseg.cli._options import DeviceOption
 from fedseg.labels import LabelConvention
 
 if TYPE_CHECKING:
+    from fedseg.metrics import ScoringOptions
     from fedseg.metrics.report import EvaluationResult
 
-__all__ = ["Empty", "evaluate", "finish"]
+__all__ = ["Empty", "LesionDef", "Metrics", "evaluate", "finish"]
 
 
 class Empty(str, Enum):
@@ -29,6 +30,21 @@ class Empty(str, Enum):
 
     brats = "brats"
     nan = "nan"
+
+
+class Metrics(str, Enum):
+    """--metrics choices (mirrors fedseg.metrics.MetricSet)."""
+
+    legacy = "legacy"
+    lesion_wise = "lesion-wise"
+    both = "both"
+
+
+class LesionDef(str, Enum):
+    """--lesion-definition choices (mirrors fedseg.metrics.LesionDefinition)."""
+
+    brats = "brats"
+    brats2023 = "brats2023"
 
 
 class Split(str, Enum):
@@ -67,6 +83,13 @@ def evaluate(
     split: Annotated[Split, typer.Option("--split", help="Dataset split to score (with --model).")] = Split.val,
     device: DeviceOption = "auto",
     tta: Annotated[bool, typer.Option("--tta", help="Mirroring test-time augmentation (with --model).")] = False,
+    metrics: Annotated[
+        Metrics, typer.Option("--metrics", help="legacy (BraTS <= 2021 whole-region), lesion-wise (BraTS 2023+), or both.")
+    ] = Metrics.both,
+    lesion_definition: Annotated[
+        LesionDef,
+        typer.Option("--lesion-definition", help="brats (official brats-evaluation 0.0.10) or brats2023 (2023 scripts)."),
+    ] = LesionDef.brats,
 ) -> None:
     """Score segmentations against references with BraTS metrics per region (WT, TC, ET).
 
@@ -75,22 +98,32 @@ def evaluate(
 
     Example: fedseg evaluate --pred preds/ --truth labels/ --csv metrics.csv --jobs 4
     """
+    scoring = _scoring(metrics, lesion_definition)
     if model_path is not None or data is not None or plan_path is not None:
         if pred is not None or truth is not None:
             raise typer.BadParameter("give either --pred/--truth or --plan/--model/--data, not both")
         if model_path is None or data is None or plan_path is None:
             raise typer.BadParameter("model evaluation needs --plan, --model and --data")
-        result = _evaluate_model(plan_path, model_path, data, split=split, empty=empty, device=device, tta=tta)
+        result = _evaluate_model(
+            plan_path, model_path, data, split=split, empty=empty, device=device, tta=tta, scoring=scoring
+        )
         finish(result, json_out=json_out, csv_out=csv_out)
         return
     if pred is None or truth is None:
         raise typer.BadParameter("give both --pred and --truth (label maps or folders of them)")
-    result = _evaluate_label_maps(pred, truth, labels=labels, empty=empty, jobs=jobs)
+    result = _evaluate_label_maps(pred, truth, labels=labels, empty=empty, jobs=jobs, scoring=scoring)
     finish(result, json_out=json_out, csv_out=csv_out)
 
 
+def _scoring(metrics: Metrics, definition: LesionDef) -> ScoringOptions:
+    from fedseg.metrics import LesionDefinition, MetricSet, ScoringOptions
+
+    return ScoringOptions(metrics=MetricSet(metrics.value), definition=LesionDefinition(definition.value))
+
+
 def _evaluate_model(
-    plan_path: Path, model_path: Path, data: Path, *, split: Split, empty: Empty, device: str, tta: bool
+    plan_path: Path, model_path: Path, data: Path, *, split: Split, empty: Empty, device: str, tta: bool,
+    scoring: ScoringOptions | None = None,
 ) -> EvaluationResult:
     """Verify the model, predict and score every case of the split, with a progress bar on stderr."""
 
@@ -114,10 +147,13 @@ def _evaluate_model(
             options=options,
             empty=empty.value,
             on_case=lambda done, total: progress.update(task, completed=done, total=total),
+            scoring=scoring,
         )
 
 
-def _evaluate_label_maps(pred: Path, truth: Path, *, labels: LabelConvention, empty: Empty, jobs: int) -> EvaluationResult:
+def _evaluate_label_maps(
+    pred: Path, truth: Path, *, labels: LabelConvention, empty: Empty, jobs: int, scoring: ScoringOptions | None = None
+) -> EvaluationResult:
     """Pair and score label maps on disk with a progress bar on stderr."""
 
     from fedseg.metrics import EmptyPolicy
@@ -133,6 +169,7 @@ def _evaluate_label_maps(pred: Path, truth: Path, *, labels: LabelConvention, em
             jobs=jobs,
             on_paired=lambda n: progress.update(task, total=n),
             on_done=lambda _case: progress.advance(task),
+            scoring=scoring,
         )
 
 

@@ -23,7 +23,7 @@ from fedseg.inference.spec import InferenceSpec
 if TYPE_CHECKING:
     import torch
 
-    from fedseg.metrics import EmptyPolicy, EvaluationResult
+    from fedseg.metrics import EmptyPolicy, EvaluationResult, ScoringOptions
 
 __all__ = ["evaluate_model"]
 
@@ -38,14 +38,16 @@ def evaluate_model(
     options: PredictOptions | None = None,
     empty: EmptyPolicy | str = "brats",
     on_case: Callable[[int, int], None] | None = None,
+    scoring: ScoringOptions | None = None,
 ) -> EvaluationResult:
     """Predict and score every case of ``split`` (train, val, test or all) of the dataset ``data_dir``.
 
     ``model_name`` (e.g. the model file's path) is what the result names as the prediction source.
-    ``on_case(done, total)`` is called after each case. Raises DatasetError when the split holds no case.
+    ``on_case(done, total)`` is called after each case; ``scoring`` picks legacy and/or lesion-wise metrics
+    (default: legacy). Raises DatasetError when the split holds no case.
     """
     from fedseg.data.dataset import load_dataset
-    from fedseg.metrics import CaseFailure, CaseResult, EmptyPolicy, EvaluationResult
+    from fedseg.metrics import CaseFailure, CaseResult, EmptyPolicy, EvaluationResult, ScoringOptions
 
     options = options or PredictOptions()
     policy = EmptyPolicy(empty)
@@ -53,10 +55,11 @@ def evaluate_model(
     if not cases:
         raise DatasetError(f"{data_dir}: split {split!r} holds no case; choose train, val, test or all")
     scores = score_model(model, cases, patch_size=spec.patch_size, options=options, full=True,
-                         empty=policy, keep_going=True, on_case=on_case)
+                         empty=policy, keep_going=True, on_case=on_case, scoring=scoring)
     return EvaluationResult(
         cases=[CaseResult(case_id=c.case_id, metrics=c.metrics, pred=f"model {model_name}", truth=c.source,
-                          pred_convention="internal", truth_convention="internal") for c in scores.cases],
+                          pred_convention="internal", truth_convention="internal", lesionwise=c.lesionwise)
+               for c in scores.cases],
         failures=[CaseFailure(case_id, reason) for case_id, reason in scores.failures],
         unpaired=[],
         settings={
@@ -68,5 +71,6 @@ def evaluate_model(
             "empty": policy.value,
             "mirror": options.mirror,
             "overlap": options.overlap,
+            **(scoring or ScoringOptions()).settings(),
         },
     )

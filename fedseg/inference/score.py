@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from fedseg.labels import REGIONS
 if TYPE_CHECKING:
     import torch
 
-    from fedseg.metrics import EmptyPolicy
+    from fedseg.metrics import EmptyPolicy, ScoringOptions
 
 __all__ = ["CaseScore", "ModelScores", "score_model"]
 
@@ -49,6 +49,7 @@ class CaseScore:
     case_id: str
     source: str
     metrics: dict[str, dict[str, float]]
+    lesionwise: dict[str, dict[str, float]] | None = None
 
 
 @dataclass
@@ -65,18 +66,20 @@ class ModelScores:
         return {r: float(np.mean([c.metrics[r]["dice"] for c in self.cases])) for r in REGIONS}
 
 
-def _case_metrics(pred: np.ndarray, prepared: PreparedCase, *, full: bool, empty: EmptyPolicy
-                  ) -> dict[str, dict[str, float]]:
+def _case_metrics(pred: np.ndarray, prepared: PreparedCase, *, full: bool, empty: EmptyPolicy,
+                  scoring: ScoringOptions | None) -> tuple[dict[str, dict[str, float]], dict[str, Any] | None]:
+    """Return (legacy metrics, lesion-wise metrics or None): Dice only unless ``full``."""
     from fedseg.labels import LabelConvention, label_to_regions
-    from fedseg.metrics import case_metrics, dice
+    from fedseg.metrics import dice, score_case
 
     assert prepared.label is not None
     if full:
         spacing_zyx = tuple(reversed(prepared.geometry.spacing))
-        return case_metrics(pred, prepared.label, spacing_zyx, convention=LabelConvention.BRATS2023, empty=empty)
+        return score_case(pred, prepared.label, spacing_zyx, convention=LabelConvention.BRATS2023, empty=empty,
+                          scoring=scoring)
     pred_regions = label_to_regions(pred, LabelConvention.BRATS2023)
     ref_regions = label_to_regions(prepared.label, LabelConvention.BRATS2023)
-    return {r: {"dice": float(dice(pred_regions[r], ref_regions[r], empty=empty))} for r in REGIONS}
+    return {r: {"dice": float(dice(pred_regions[r], ref_regions[r], empty=empty))} for r in REGIONS}, None
 
 
 def score_model(
@@ -89,12 +92,14 @@ def score_model(
     empty: EmptyPolicy | str = "brats",
     keep_going: bool = False,
     on_case: Callable[[int, int], None] | None = None,
+    scoring: ScoringOptions | None = None,
 ) -> ModelScores:
     """Predict and score every case of ``cases`` with ``model`` on ``options.device``; return per-case metrics.
 
     ``patch_size`` is the sliding window (the plan's training patch); ``options`` sets device, overlap,
     batch, mirroring, thresholds, small-component removal and AMP. ``on_case(done, total)`` is called
-    after each case, failed or not (progress display).
+    after each case, failed or not (progress display). With ``full``, ``scoring`` picks legacy and/or
+    lesion-wise metrics (default legacy); without it only Dice is computed.
     """
     from fedseg.metrics import EmptyPolicy
 
@@ -112,8 +117,8 @@ def score_model(
                 raise DatasetError(f"{case.source}: case has no reference label to score against")
             probs = predict_probabilities(model, prepared.image, patch_size, options, device)
             pred = probabilities_to_label(probs, options.thresholds, min_component_voxels=options.min_component_voxels)
-            metrics = _case_metrics(pred, prepared, full=full, empty=policy)
-            scores.cases.append(CaseScore(case.case_id, case.source, metrics))
+            metrics, lesionwise = _case_metrics(pred, prepared, full=full, empty=policy, scoring=scoring)
+            scores.cases.append(CaseScore(case.case_id, case.source, metrics, lesionwise))
         except (FedsegError, ValueError, RuntimeError, OSError, MemoryError) as exc:
             if not keep_going:
                 raise

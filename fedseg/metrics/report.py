@@ -13,9 +13,10 @@ from typing import Any
 
 from fedseg.labels import REGIONS
 from fedseg.metrics.case import METRICS
+from fedseg.metrics.lesionwise import COUNTS, LESION_METRICS, summarize_lesionwise
 from fedseg.metrics.summary import summarize
 
-__all__ = ["CaseFailure", "CaseResult", "EvaluationResult", "flat_row", "json_safe"]
+__all__ = ["CaseFailure", "CaseResult", "EvaluationResult", "flat_row", "json_safe", "lesion_columns"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class CaseResult:
     truth: str = ""  # reference source
     pred_convention: str = ""  # resolved label convention of each side ("brats2021" / "brats2023")
     truth_convention: str = ""
+    lesionwise: dict[str, dict[str, float]] | None = None  # as lesionwise_case returns, when computed
 
 
 @dataclass(frozen=True)
@@ -55,27 +57,39 @@ class EvaluationResult:
         """Return ``summarize`` over the scored cases."""
         return summarize(c.metrics for c in self.cases)
 
+    def lesionwise_summary(self) -> dict[str, dict[str, object]] | None:
+        """Return ``summarize_lesionwise`` over the cases that carry lesion-wise metrics, or None."""
+        rows = [c.lesionwise for c in self.cases if c.lesionwise is not None]
+        return summarize_lesionwise(rows) if rows else None
+
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (NaN becomes null)."""
-        return json_safe(
-            {
-                "settings": self.settings,
-                "cases": [
-                    {
-                        "case": c.case_id,
-                        "pred": c.pred,
-                        "truth": c.truth,
-                        "pred_convention": c.pred_convention,
-                        "truth_convention": c.truth_convention,
-                        "metrics": c.metrics,
-                    }
-                    for c in self.cases
-                ],
-                "summary": self.summary(),
-                "failures": [{"case": f.case_id, "message": f.message} for f in self.failures],
-                "unpaired": list(self.unpaired),
-            }
-        )
+        """Return a JSON-ready dict (NaN and infinity become null; lesion-wise keys only when computed)."""
+        doc = self._legacy_dict()
+        lesion_summary = self.lesionwise_summary()
+        if lesion_summary is not None:
+            for row, case in zip(doc["cases"], self.cases, strict=True):
+                row["lesionwise"] = case.lesionwise
+            doc["lesionwise_summary"] = lesion_summary
+        return json_safe(doc)
+
+    def _legacy_dict(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings,
+            "cases": [
+                {
+                    "case": c.case_id,
+                    "pred": c.pred,
+                    "truth": c.truth,
+                    "pred_convention": c.pred_convention,
+                    "truth_convention": c.truth_convention,
+                    "metrics": c.metrics,
+                }
+                for c in self.cases
+            ],
+            "summary": self.summary(),
+            "failures": [{"case": f.case_id, "message": f.message} for f in self.failures],
+            "unpaired": list(self.unpaired),
+        }
 
 
 def flat_row(case: CaseResult) -> dict[str, Any]:
@@ -85,7 +99,16 @@ def flat_row(case: CaseResult) -> dict[str, Any]:
         for metric in METRICS:
             value = case.metrics.get(region, {}).get(metric, math.nan)
             row[f"{region}_{metric}"] = "" if math.isnan(value) else repr(float(value))
+        for key in lesion_columns() if case.lesionwise is not None else ():
+            value = float(case.lesionwise.get(region, {}).get(key, math.nan))
+            text = str(int(value)) if key in COUNTS else repr(value)
+            row[f"{region}_lesionwise_{key}"] = "" if math.isnan(value) else text
     return row
+
+
+def lesion_columns() -> tuple[str, ...]:
+    """Return the per-region lesion-wise CSV column suffixes (``<REGION>_lesionwise_<key>``)."""
+    return LESION_METRICS + COUNTS
 
 
 def json_safe(obj: Any) -> Any:

@@ -33,7 +33,16 @@ from pathlib import Path
 from fedseg.errors import FedsegError, MetricsError
 from fedseg.fsutil import atomic_write_json, atomic_write_text, refuse_output_overlap
 from fedseg.labels import REGIONS, LabelConvention, LabelDecision, decide_convention
-from fedseg.metrics import METRICS, CaseFailure, CaseResult, EmptyPolicy, EvaluationResult, flat_row
+from fedseg.metrics import (
+    METRICS,
+    CaseFailure,
+    CaseResult,
+    EmptyPolicy,
+    EvaluationResult,
+    ScoringOptions,
+    flat_row,
+    lesion_columns,
+)
 
 __all__ = [
     "CasePair",
@@ -159,15 +168,17 @@ def evaluate_pair(
     convention: LabelConvention = LabelConvention.AUTO,
     truth_convention: LabelConvention | None = None,
     empty: EmptyPolicy = EmptyPolicy.BRATS,
+    scoring: ScoringOptions | None = None,
 ) -> CaseResult:
     """Read one pair, check that it shares a grid and valid labels, and return its metrics.
 
-    ``convention`` is the predictions', ``truth_convention`` the references' (default: the same).
+    ``convention`` is the predictions', ``truth_convention`` the references' (default: the same);
+    ``scoring`` chooses legacy and/or lesion-wise metrics (default: legacy only).
 
     Raises ImageError / MetricsError whose message names the offending file.
     """
     from fedseg.imaging.io import grid_of, read_image, same_grid, to_array
-    from fedseg.metrics import case_metrics, check_labels
+    from fedseg.metrics import check_labels, score_case
 
     pred_img, truth_img = read_image(pair.pred), read_image(pair.truth)
     gp, gt = grid_of(pred_img), grid_of(truth_img)
@@ -187,8 +198,8 @@ def evaluate_pair(
         except MetricsError as exc:
             raise MetricsError(f"{path}: {exc}") from None
     spacing_zyx = tuple(reversed(gt.spacing))  # ITK (x, y, z) -> array order (z, y, x)
-    metrics = case_metrics(pred_arr, truth_arr, spacing_zyx, convention=conventions[0],
-                           ref_convention=conventions[1], empty=empty)
+    metrics, lesionwise = score_case(pred_arr, truth_arr, spacing_zyx, convention=conventions[0],
+                                     ref_convention=conventions[1], empty=empty, scoring=scoring)
     return CaseResult(
         case_id=pair.case_id,
         metrics=metrics,
@@ -196,14 +207,16 @@ def evaluate_pair(
         truth=str(pair.truth),
         pred_convention=conventions[0].value,
         truth_convention=conventions[1].value,
+        lesionwise=lesionwise,
     )
 
 
 def _score(pair: CasePair, convention: LabelConvention, truth_convention: LabelConvention | None,
-           empty: EmptyPolicy) -> CaseResult | CaseFailure:
+           empty: EmptyPolicy, scoring: ScoringOptions | None = None) -> CaseResult | CaseFailure:
     """Evaluate one pair, turning a FedsegError into a CaseFailure (runs in a worker process)."""
     try:
-        return evaluate_pair(pair, convention=convention, truth_convention=truth_convention, empty=empty)
+        return evaluate_pair(pair, convention=convention, truth_convention=truth_convention, empty=empty,
+                             scoring=scoring)
     except FedsegError as exc:
         return CaseFailure(pair.case_id, str(exc))
 
@@ -234,6 +247,7 @@ def evaluate_pairs(
     empty: EmptyPolicy = EmptyPolicy.BRATS,
     jobs: int = 1,
     on_done: Callable[[str], None] | None = None,
+    scoring: ScoringOptions | None = None,
 ) -> tuple[list[CaseResult], list[CaseFailure]]:
     """Score every pair, inline (``jobs=1``) or in ``jobs`` processes; call ``on_done(case_id)`` after each.
 
@@ -245,14 +259,15 @@ def evaluate_pairs(
     outcomes: list[CaseResult | CaseFailure] = []
     if jobs == 1 or len(pairs) <= 1:
         for pair in pairs:
-            outcomes.append(_score(pair, convention, truth_convention, empty))
+            outcomes.append(_score(pair, convention, truth_convention, empty, scoring))
             if on_done:
                 on_done(pair.case_id)
     else:
         # spawn, not fork: the parent may hold threads (rich's progress refresher) or torch state.
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(pairs)), mp_context=ctx) as pool:
-            futures = {pool.submit(_score, pair, convention, truth_convention, empty): pair for pair in pairs}
+            futures = {pool.submit(_score, pair, convention, truth_convention, empty, scoring): pair
+                       for pair in pairs}
             for future in as_completed(futures):
                 outcomes.append(future.result())
                 if on_done:
@@ -273,6 +288,7 @@ def evaluate_label_maps(
     jobs: int = 1,
     on_paired: Callable[[int], None] | None = None,
     on_done: Callable[[str], None] | None = None,
+    scoring: ScoringOptions | None = None,
 ) -> EvaluationResult:
     """Pair, check and score label maps; return an EvaluationResult (failures and unpaired files listed).
 
@@ -284,7 +300,8 @@ def evaluate_label_maps(
     if on_paired:
         on_paired(len(paired.pairs))
     cases, failures = evaluate_pairs(paired.pairs, convention=decided[0].convention,
-                                     truth_convention=decided[1].convention, empty=empty, jobs=jobs, on_done=on_done)
+                                     truth_convention=decided[1].convention, empty=empty, jobs=jobs, on_done=on_done,
+                                     scoring=scoring)
     return EvaluationResult(
         cases=cases,
         failures=failures,
@@ -296,6 +313,7 @@ def evaluate_label_maps(
             "labels": LabelConvention(convention).value,
             "label_decision": {"pred": decided[0].to_dict(), "truth": decided[1].to_dict()},
             "empty": EmptyPolicy(empty).value,
+            **(scoring or ScoringOptions()).settings(),
         },
     )
 
@@ -303,6 +321,8 @@ def evaluate_label_maps(
 def write_csv(result: EvaluationResult, path: Path) -> None:
     """Write one row per scored case (``<REGION>_<metric>`` columns, NaN as empty) to ``path`` atomically."""
     columns = ["case", "pred", "truth"] + [f"{r}_{m}" for r in REGIONS for m in METRICS]
+    if any(case.lesionwise is not None for case in result.cases):
+        columns += [f"{r}_lesionwise_{k}" for r in REGIONS for k in lesion_columns()]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

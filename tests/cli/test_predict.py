@@ -115,6 +115,17 @@ def test_evaluate_with_a_model_on_a_dataset(setup, tmp_path) -> None:
     assert partial.exit_code == 2 and "--plan" in partial.output
 
 
+def test_evaluate_model_lesion_wise_metrics(setup) -> None:
+    plan, model, data = setup
+    args = ["evaluate", "--plan", str(plan), "--model", str(model), "--data", str(data), "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--metrics", "lesion-wise", "--lesion-definition", "brats2023", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["settings"]["metrics"] == "lesion-wise" and body["settings"]["lesion_definition"] == "brats2023"
+    assert body["cases"][0]["metrics"] == {} and set(body["cases"][0]["lesionwise"]) == {"WT", "TC", "ET"}
+    assert set(body["lesionwise_summary"]["WT"]) >= {"dice", "hd95", "gt_lesions", "matched", "fp", "missed"}
+
+
 def test_help_has_an_example() -> None:
     for cmd in ("predict", "evaluate"):
         result = runner.invoke(app, [cmd, "--help"])

@@ -32,6 +32,19 @@ def test_evaluate_model_scores_on_the_stored_grid_and_writes_nothing(small, perf
         evaluate_model(model, inference_spec(p), data, "test", model_name=str(path), options=CPU)
 
 
+def test_evaluate_model_lesion_wise_through_the_same_scoring(small, perfect) -> None:
+    from fedseg.metrics import LesionDefinition, MetricSet, ScoringOptions
+
+    p, model, path, data = small
+    scoring = ScoringOptions(metrics=MetricSet.BOTH, definition=LesionDefinition.BRATS)
+    result = evaluate_model(model, inference_spec(p), data, "val", model_name=str(path), options=CPU, scoring=scoring)
+    assert result.settings["metrics"] == "both" and result.settings["lesion_definition"] == "brats"
+    for case in result.cases:
+        assert case.metrics["WT"]["dice"] == pytest.approx(1.0)  # legacy still there
+        wt = case.lesionwise["WT"]
+        assert (wt["dice"], wt["hd95"], wt["fp"], wt["missed"]) == (1.0, 0.0, 0, 0) and wt["matched"] >= 1
+
+
 def test_evaluate_model_with_the_real_network(small) -> None:
     p, model, path, data = small
     result = evaluate_model(model, inference_spec(p), data, "all", model_name=str(path), options=CPU)
