@@ -260,9 +260,11 @@ def preprocess_case(
                      if label_canon is not None else None)
 
     with timer.step("skullstrip"):
-        mask_img, method_used = strip_skull(images, config.skull_strip)
+        mask_img, method_used, qc["skull_strip_reason"] = strip_skull(images, config.skull_strip)
         mask = sitk.GetArrayFromImage(mask_img).astype(bool)
     qc["skull_strip"] = method_used
+    if "fell back" in qc["skull_strip_reason"]:
+        warnings.append(f"skull stripping {qc['skull_strip_reason']}")
     if not mask.any():
         raise ImageError(f"case {case.id}: skull stripping ({method_used}) found no brain voxel")
 

@@ -53,7 +53,7 @@ def test_classic_dice_on_synthetic_heads(profile: int) -> None:
         for m in ("t1", "t2", "flair")
     }
     images["t1ce"] = ref
-    mask, method = strip_skull(images, SkullStrip.CLASSIC)
+    mask, method, _ = strip_skull(images, SkullStrip.CLASSIC)
     assert method == "classic"
     assert _dice(_mask(mask), _mask(case.brain_mask)) >= 0.95  # measured 0.967-0.998
 
@@ -70,7 +70,7 @@ def test_looks_skull_stripped(real_head: tuple[sitk.Image, np.ndarray]) -> None:
     noisy.CopyInformation(t1)
     assert not looks_skull_stripped(noisy)
 
-    mask, method = strip_skull({"t1": stripped, "t1ce": stripped}, SkullStrip.AUTO)
+    mask, method, _ = strip_skull({"t1": stripped, "t1ce": stripped}, SkullStrip.AUTO)
     assert method == "already-stripped"
     assert _dice(_mask(mask), truth) > 0.99
 
@@ -87,11 +87,11 @@ def _small_head() -> sitk.Image:
 
 def test_dispatch_none_auto_and_missing_extractors(monkeypatch: pytest.MonkeyPatch) -> None:
     img = _small_head()
-    ones, method = strip_skull({"t1ce": img}, SkullStrip.NONE)
+    ones, method, _ = strip_skull({"t1ce": img}, SkullStrip.NONE)
     assert method == "none" and _mask(ones).all()
     monkeypatch.setattr(ss, "_deepbet_available", lambda: False)
     monkeypatch.setattr(ss, "_hdbet_weights", lambda: None)
-    mask, method = strip_skull({"t1": img, "t1ce": img}, "auto")
+    mask, method, _ = strip_skull({"t1": img, "t1ce": img}, "auto")
     assert method == "classic" and 0 < _mask(mask).sum() < _mask(ones).sum()
     with pytest.raises(ImageError, match=r"pip install 'fedseg\[deepbet\]'"):
         strip_skull({"t1": img}, SkullStrip.DEEPBET)
