@@ -26,6 +26,7 @@ import functools
 import importlib.util
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,9 @@ def _deepbet_model(device: str) -> Any:
     """Load deepbet's two networks once per process and device (they are read-only afterwards)."""
     from deepbet import BrainExtraction  # type: ignore[import-not-found]
 
-    bet = BrainExtraction(no_gpu=True)
+    with warnings.catch_warnings():  # torch.jit.load's deprecation notice is deepbet's, not the user's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        bet = BrainExtraction(no_gpu=True)
     dev = _torch_device(device)
     bet.model.to(dev)
     bet.bbox_model.to(dev)
@@ -93,7 +96,7 @@ def working_grid(image: sitk.Image, voxels: int = WORK_VOXELS) -> sitk.Image:
                         for c in np.ndindex(2, 2, 2)])
     lo, hi = corners.min(axis=0), corners.max(axis=0)
     spacing = max(float((hi - lo).max()) / (voxels - 1), _MIN_WORK_SPACING)
-    dims = [int(np.floor((hi[i] - lo[i]) / spacing)) + 1 for i in range(3)]
+    dims = [int(np.ceil((hi[i] - lo[i]) / spacing - 1e-6)) + 1 for i in range(3)]
     grid = sitk.Image(dims, sitk.sitkFloat32)
     grid.SetSpacing((spacing,) * 3)
     grid.SetDirection(_RAS)

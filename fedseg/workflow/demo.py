@@ -149,8 +149,11 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     t0 = time.perf_counter()
 
     # 1. Each hospital has its own scanner (site profile) and raw layout.
+    # The phantoms are heads scaled by size_scale: the QC gate's absolute volume bounds scale with them
+    # (its brain-share-of-the-head check does not depend on size).
+    qc_brain_ml = tuple(round(v * s.size_scale**3, 1) for v in PreprocessConfig().qc_brain_ml)
     preprocessing = PreprocessConfig(spacing=(s.spacing_mm,) * 3, val_fraction=0.2, test_fraction=0.2,
-                                     skull_strip=SkullStrip(s.skull_strip))
+                                     skull_strip=SkullStrip(s.skull_strip), qc_brain_ml=qc_brain_ml)
     for i, site in enumerate(site_ids):
         raw = out / "raw" / site
         if not raw.exists():
@@ -166,8 +169,9 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
         say(f"{site}: preprocessing (register, resample to {s.spacing_mm} mm, skull-strip with {s.skull_strip} "
             "to fit the demo's time, normalize, crop)")
         report = build_dataset(out / "raw" / site, out / site / "data", preprocessing)
-        if report.failed:
-            raise ConfigError(f"{site}: preprocessing failed for {', '.join(o.case_id for o in report.failed)}")
+        if report.failed or report.flagged:
+            bad = report.failed + report.flagged
+            raise ConfigError(f"{site}: preprocessing failed or flagged {', '.join(o.case_id for o in bad)}")
     timings["preprocess"] = time.perf_counter() - t
 
     # 3. Keys and plan: every member makes its key pair; the coordinator writes the plan and round-0 global.
@@ -194,7 +198,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
                                   "seed": s.seed},
                         aggregation={"min_sites": len(site_ids)},
                         preprocessing={"spacing": preprocessing.spacing, "val_fraction": 0.2, "test_fraction": 0.2,
-                                       "skull_strip": preprocessing.skull_strip})
+                                       "skull_strip": preprocessing.skull_strip, "qc_brain_ml": qc_brain_ml})
     plan = load_plan(plan_path)
     keys = {m: load_private_key(keydir / f"{m}.key") for m in ["coordinator", *site_ids]}
 

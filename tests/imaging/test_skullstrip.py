@@ -89,11 +89,12 @@ def test_dispatch_none_auto_and_missing_extractors(monkeypatch: pytest.MonkeyPat
     img = _small_head()
     ones, method, _ = strip_skull({"t1ce": img}, SkullStrip.NONE)
     assert method == "none" and _mask(ones).all()
-    monkeypatch.setattr(ss, "_deepbet_available", lambda: False)
-    monkeypatch.setattr(ss, "_hdbet_weights", lambda: None)
-    mask, method, _ = strip_skull({"t1": img, "t1ce": img}, "auto")
+    monkeypatch.setattr(ss.deep, "deepbet_available", lambda: False)
+    monkeypatch.setattr(ss.deep, "hdbet_available", lambda: False)
+    mask, method, reason = strip_skull({"t1": img, "t1ce": img}, "auto")
     assert method == "classic" and 0 < _mask(mask).sum() < _mask(ones).sum()
-    with pytest.raises(ImageError, match=r"pip install 'fedseg\[deepbet\]'"):
+    assert "fell back on classic" in reason and "deepbet" in reason and "not installed" in reason
+    with pytest.raises(ImageError, match=r"pip install 'deepbet"):
         strip_skull({"t1": img}, SkullStrip.DEEPBET)
     with pytest.raises(ImageError, match="hd-bet"):
         strip_skull({"t1": img}, "hd-bet")
@@ -101,3 +102,17 @@ def test_dispatch_none_auto_and_missing_extractors(monkeypatch: pytest.MonkeyPat
         strip_skull({"t2": img}, SkullStrip.CLASSIC)
     with pytest.raises(ImageError, match="skull-strip method"):
         strip_skull({"t1": img}, "bet")
+
+
+def test_auto_falls_back_on_classic_when_deepbet_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    img = _small_head()
+
+    def broken(image: sitk.Image, *, device: str = "cpu") -> sitk.Image:
+        raise RuntimeError("out of memory\nCUDA kernel failed")
+
+    monkeypatch.setattr(ss.deep, "deepbet_mask", broken)
+    mask, method, reason = strip_skull({"t1": img, "t1ce": img}, "auto")
+    assert method == "classic" and _mask(mask).any()
+    assert reason == "auto: fell back on classic because deepbet failed (RuntimeError: CUDA kernel failed)"
+    with pytest.raises(ImageError, match=r"^deepbet failed \(RuntimeError"):  # named explicitly: no substitute
+        strip_skull({"t1": img, "t1ce": img}, "deepbet")
