@@ -1,7 +1,8 @@
 """Assign cases to train/val/test so each split holds its share, and a recorded split never moves.
 
 * Targets: for ``N`` cases, the counts ``fraction × N`` rounded by largest remainder (Hamilton's
-  method), so 10 cases with ``val_fraction = 0.3`` give exactly 3 validation cases. When a non-zero
+  method; ties go to test, then val), so 10 cases with ``val_fraction = 0.3`` give exactly 3 validation
+  cases; train always keeps at least one. When a non-zero
   fraction would round to no case at all, one case is taken from train for it, provided train keeps
   at least one (only tiny datasets are affected).
 * Stability: a case whose split is recorded (``previous``, from the existing ``dataset.json``) keeps
@@ -38,6 +39,9 @@ def target_counts(n: int, val_fraction: float, test_fraction: float) -> dict[str
     by_remainder = sorted(SPLIT_ORDER, key=lambda s: (-(exact[s] - counts[s]), SPLIT_ORDER.index(s)))
     for s in by_remainder[: n - sum(counts.values())]:
         counts[s] += 1
+    if n and counts["train"] == 0:  # a tie lost to a held-out split: training needs a case
+        largest = max(("test", "val"), key=lambda s: counts[s])
+        counts[largest], counts["train"] = counts[largest] - 1, 1
     for s in ("test", "val"):
         if shares[s] > 0 and counts[s] == 0 and counts["train"] >= 2:
             counts[s], counts["train"] = 1, counts["train"] - 1

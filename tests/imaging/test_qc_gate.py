@@ -1,0 +1,56 @@
+"""The QC gate's criteria on hand-made QC figures: each implausible figure gives one reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fedseg.imaging.config import PreprocessConfig
+from fedseg.imaging.qc_gate import case_flags
+
+CONFIG = PreprocessConfig()
+
+
+def _qc(**changes: Any) -> dict[str, Any]:
+    qc: dict[str, Any] = {
+        "skull_strip": "deepbet", "brain_ml": 1400.0, "head_ml": 3300.0, "tumour_outside_share": 0.0,
+        "registration": {"t1": {"skipped": False, "rotation_deg": 2.0, "translation_mm": 3.0, "converged": True}},
+        "intensity": {"t1": {"p1": 10.0, "p99": 300.0, "z_outlier_share": 0.001}},
+    }
+    qc.update(changes)
+    return qc
+
+
+def test_a_plausible_case_passes() -> None:
+    assert case_flags(_qc(), CONFIG) == []
+
+
+def test_a_kept_skull_is_caught_at_any_head_size() -> None:
+    # a full-size head whose mask is the whole head (the issue's 2,940-3,994 ml "brains") ...
+    flags = case_flags(_qc(brain_ml=3500.0, head_ml=3600.0), CONFIG)
+    assert any("fills 97% of the head" in f for f in flags) and any("implausible brain volume" in f for f in flags)
+    # ... and a reduced phantom that kept its skull: its volume is in the plan's bounds, its share is not
+    small = PreprocessConfig(qc_brain_ml=(70.0, 180.0))
+    assert case_flags(_qc(brain_ml=150.0, head_ml=160.0), small) == [
+        "brain mask fills 94% of the head (expected <= 90%): the skull was probably kept (deepbet)"]
+    assert case_flags(_qc(brain_ml=103.0, head_ml=170.0), small) == []  # a stripped phantom passes
+
+
+def test_volume_bounds_and_methods_that_skip_the_brain_checks() -> None:
+    assert case_flags(_qc(brain_ml=500.0), CONFIG) == [
+        "implausible brain volume 500 ml (expected 800-2000 ml, the plan's qc_brain_ml)"]
+    assert case_flags(_qc(skull_strip="none", brain_ml=4000.0, head_ml=4000.0), CONFIG) == []
+    # already stripped: the head is the brain, so only the volume is checked
+    assert case_flags(_qc(skull_strip="already-stripped", brain_ml=1300.0, head_ml=1300.0), CONFIG) == []
+
+
+def test_tumour_registration_and_intensity_reasons() -> None:
+    assert case_flags(_qc(tumour_outside_share=0.25), CONFIG) == [
+        "25% of the tumour lies outside the brain mask (expected <= 10%)"]
+    failed = {"flair": {"skipped": False, "failed": True, "reason": "no overlap"}}
+    far = {"t2": {"skipped": False, "rotation_deg": 40.0, "translation_mm": 3.0, "converged": True}}
+    assert case_flags(_qc(registration=failed), CONFIG) == ["registration of flair failed"]
+    assert case_flags(_qc(registration=far), CONFIG)[0].startswith("registration moved t2 implausibly far (40.0 deg")
+    flat = {"t2": {"p1": 5.0, "p99": 5.0, "z_outlier_share": 0.0}}
+    spiky = {"t2": {"p1": 5.0, "p99": 50.0, "z_outlier_share": 0.08}}
+    assert case_flags(_qc(intensity=flat), CONFIG) == ["t2: no intensity range inside the brain"]
+    assert case_flags(_qc(intensity=spiky), CONFIG) == ["t2: 8.0% of brain voxels beyond |z| > 6 (expected <= 5%)"]
