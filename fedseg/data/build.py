@@ -36,6 +36,7 @@ from fedseg.errors import DatasetError, FedsegError
 from fedseg.fsutil import atomic_write_json, remove_stale_temps
 from fedseg.hashing import sha256_file, sha256_json
 from fedseg.imaging.config import MODALITIES, PreprocessConfig
+from fedseg.imaging.io import check_input_path
 
 __all__ = ["PIPELINE_VERSION", "BuildReport", "CaseOutcome", "assign_splits", "build_dataset", "config_sha256"]
 
@@ -107,7 +108,11 @@ def config_sha256(config: PreprocessConfig) -> str:
 
 
 def _source_digest(path: Path) -> str:
-    """Return the SHA-256 of a file, or of a DICOM folder (names and digests of its files, sorted)."""
+    """Return the SHA-256 of a file, or of a DICOM folder (names and digests of its files, sorted).
+
+    Raises ImageError for a device, FIFO or socket, which would never end (or block) when read.
+    """
+    check_input_path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
         return sha256_json([[p.relative_to(path).as_posix(), sha256_file(p)] for p in files])
@@ -286,6 +291,9 @@ def build_dataset(
         except OSError as exc:
             outcomes[case.id] = CaseOutcome(case.id, "failed", f"case {case.id}: cannot read {exc.filename} "
                                                                f"({exc.strerror})")
+            continue
+        except FedsegError as exc:
+            outcomes[case.id] = CaseOutcome(case.id, "failed", f"case {case.id}: {exc}")
             continue
         old = previous.get(case.id)
         if old is not None and old.sources == sources:

@@ -204,7 +204,7 @@ def preprocess_case(
     from fedseg.imaging.crop import apply_box, bounding_box
     from fedseg.imaging.normalize import zscore_in_mask
     from fedseg.imaging.orient import to_canonical
-    from fedseg.imaging.qc_gate import head_ml
+    from fedseg.imaging.qc_gate import head_figures
     from fedseg.imaging.register import grids_coincide, register_rigid
     from fedseg.imaging.resample import reference_grid, resample_to_spacing
     from fedseg.imaging.skullstrip import strip_skull
@@ -253,7 +253,7 @@ def preprocess_case(
     qc["registration"] = registration
 
     with timer.step("resample"):
-        ref = reference_grid(fixed, config.spacing)
+        ref = reference_grid(fixed, config.spacing, where=str(case.images[REFERENCE]))
         images = {m: resample_to_spacing(canon[m], None, interpolator=interpolator, transform=transforms[m],
                                          reference=ref) for m in MODALITIES}
         label_res = (resample_to_spacing(label_canon, None, interpolator="nearest", reference=ref)
@@ -311,7 +311,7 @@ def preprocess_case(
     voxel_ml = float(np.prod(spacing)) / 1000.0
     brain_ml = float(mask.sum()) * voxel_ml
     qc["brain_ml"] = round(brain_ml, 2)
-    qc["head_ml"] = round(head_ml(images[REFERENCE]), 2)  # the QC gate's brain share of the head
+    qc.update(head_figures(images[REFERENCE], mask))  # the QC gate's size-independent skull checks
     qc["shape_zyx"] = list(image_c.shape[1:])
     lo, hi = brain_ml_range
     if not lo <= brain_ml <= hi:

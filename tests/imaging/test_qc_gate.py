@@ -12,7 +12,8 @@ CONFIG = PreprocessConfig()
 
 def _qc(**changes: Any) -> dict[str, Any]:
     qc: dict[str, Any] = {
-        "skull_strip": "deepbet", "brain_ml": 1400.0, "head_ml": 3300.0, "tumour_outside_share": 0.0,
+        "skull_strip": "deepbet", "brain_ml": 1400.0, "head_ml": 3300.0, "brain_surface_on_scalp": 0.0,
+        "tumour_outside_share": 0.0,
         "registration": {"t1": {"skipped": False, "rotation_deg": 2.0, "translation_mm": 3.0, "converged": True}},
         "intensity": {"t1": {"p1": 10.0, "p99": 300.0, "z_outlier_share": 0.001}},
     }
@@ -26,13 +27,17 @@ def test_a_plausible_case_passes() -> None:
 
 def test_a_kept_skull_is_caught_at_any_head_size() -> None:
     # a full-size head whose mask is the whole head (the 2,940-3,994 ml "brains") ...
-    flags = case_flags(_qc(brain_ml=3500.0, head_ml=3600.0), CONFIG)
-    assert any("fills 97% of the head" in f for f in flags) and any("implausible brain volume" in f for f in flags)
-    # ... and a reduced phantom that kept its skull: its volume is in the plan's bounds, its share is not
+    flags = case_flags(_qc(brain_ml=3500.0, head_ml=3550.0, brain_surface_on_scalp=1.0), CONFIG)
+    assert flags == [
+        "100% of the brain mask's surface lies on the scalp (expected <= 90%): the skull was probably kept (deepbet)",
+        "brain mask fills 99% of the head (expected <= 97%): the skull was probably kept (deepbet)",
+        "implausible brain volume 3500 ml (expected 800-2000 ml, the plan's qc_brain_ml)"]
+    # ... and a reduced phantom that kept its skull: its volume is in the plan's bounds, its shape is not
     small = PreprocessConfig(qc_brain_ml=(70.0, 180.0))
-    assert case_flags(_qc(brain_ml=150.0, head_ml=160.0), small) == [
-        "brain mask fills 94% of the head (expected <= 90%): the skull was probably kept (deepbet)"]
-    assert case_flags(_qc(brain_ml=103.0, head_ml=170.0), small) == []  # a stripped phantom passes
+    assert case_flags(_qc(brain_ml=150.0, head_ml=170.0, brain_surface_on_scalp=0.95), small) == [
+        "95% of the brain mask's surface lies on the scalp (expected <= 90%): the skull was probably kept (deepbet)"]
+    # a stripped phantom at 3 mm (thin scalp: its surface is often one voxel from the air) passes
+    assert case_flags(_qc(brain_ml=131.0, head_ml=139.0, brain_surface_on_scalp=0.73), small) == []
 
 
 def test_volume_bounds_and_methods_that_skip_the_brain_checks() -> None:
