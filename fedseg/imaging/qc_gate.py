@@ -9,7 +9,7 @@ its entry in ``dataset.json``). Criteria, each a reason string when it fails:
   threshold, largest component, holes filled):
 
   - *shape*: the share of the brain mask's surface voxels on the head's outer voxel layer (or in the
-    air): a brain inside its skull keeps away from the scalp surface (0.0 on real heads; <= 0.73 on the
+    air): a brain inside its skull keeps away from the scalp surface (0.03 on the ITK head; <= 0.73 on the
     demo's phantoms at 0.45 scale and 3 mm, where scalp and skull are under two voxels thick); a mask
     that kept the scalp lies on it (1.0). Flagged above ``qc_max_scalp_contact`` (0.9);
   - *volume share*: the brain mask's volume over the head's (0.53 on the ITK head, 0.56-0.82 on synth

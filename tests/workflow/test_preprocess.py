@@ -229,3 +229,29 @@ def test_splits_are_stable_when_cases_are_added() -> None:
     assert list(assign_splits(["a", "b"], PreprocessConfig(val_fraction=0.2)).values()).count("val") == 1
     assert set(assign_splits(["a", "b"], PreprocessConfig(val_fraction=0.0)).values()) == {"train"}
     assert assign_splits(["a"], PreprocessConfig()) == {"a": "train"}
+
+
+@pytest.mark.timeout(120)
+def test_bad_inputs_fail_their_case_with_one_line_and_the_others_go_on(raw: Path, tmp_path: Path) -> None:
+    import os
+
+    good = {m: raw / "SYN0_0000" / f"SYN0_0000_{m}.nii.gz" for m in ("t1", "t1ce", "t2", "flair")}
+    fifo = tmp_path / "pipe.nii.gz"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge_t1ce.nii.gz"
+    img = sitk.ReadImage(str(good["t1ce"]))
+    img.SetSpacing((40.0, 40.0, 40.0))  # a header whose spacing makes the 3 mm grid absurd
+    sitk.WriteImage(img, str(huge))
+    rows = {"ok": good, "dev": {**good, "t2": Path("/dev/zero")}, "fifo": {**good, "flair": fifo},
+            "huge": {**good, "t1ce": huge}}
+    csv = tmp_path / "cases.csv"
+    csv.write_text("case,t1,t1ce,t2,flair\n" + "".join(
+        f"{case},{','.join(str(files[m]) for m in ('t1', 't1ce', 't2', 'flair'))}\n" for case, files in rows.items()))
+    report = build_dataset(csv, tmp_path / "ds", FAST, qc_png=False)
+    status = {o.case_id: (o.status, o.reason) for o in report.outcomes}
+    assert status["ok"] == ("done", "")
+    assert status["dev"] == ("failed", "case dev: /dev/zero: is a character device; expected an image file or a "
+                                       "DICOM folder")
+    assert status["fifo"][1] == f"case fifo: {fifo}: is a FIFO (named pipe); expected an image file or a DICOM folder"
+    assert status["huge"][0] == "failed" and status["huge"][1].startswith(f"{huge}: resampling its")
+    assert all("\n" not in reason for _, reason in status.values())
