@@ -43,7 +43,7 @@ __all__ = ["PIPELINE_VERSION", "BuildReport", "CaseOutcome", "assign_splits", "b
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the preprocessing steps change what they produce; a new version redoes every case.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: deepbet by default, QC gate figures
 QC_DIR = "qc"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -179,7 +179,8 @@ def _run_case(case: RawCase, config: PreprocessConfig, out: Path, sources: dict[
             t0 = time.perf_counter()
             write_qc_png(out / QC_DIR / f"{case.id}.png", result.image, result.brain_mask,
                          spacing_xyz=result.geometry.spacing, modalities=MODALITIES, label=result.label,
-                         title=case.id)
+                         title=f"{case.id}  skull strip: {result.qc.get('skull_strip')}"
+                               + ("  FLAGGED" if flags else ""))
             atomic_write_json(out / QC_DIR / f"{case.id}.json",
                               {"id": case.id, "qc": result.qc, "warnings": result.warnings, "flags": flags})
             result.timings["qc"] = time.perf_counter() - t0

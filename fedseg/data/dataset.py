@@ -10,6 +10,10 @@ Case file ``cases/<ID>.h5``:
 * attributes: the :class:`CaseGeometry` fields (ITK order: x, y, z) that map the stored grid back onto
   the original reference scan, plus ``case_id`` and ``label_convention`` of the raw input.
 
+``dataset.json`` lists every written case with its split, QC figures and warnings; ``"status":
+"flagged"`` (with ``"flags"``, the reasons) marks a case the QC gate found implausible: it is left out of
+every split until ``"accepted": true`` is set, by ``fedseg preprocess ... --accept ID`` or by hand.
+
 Arrays are indexed [Z, Y, X] (SimpleITK's ``GetArrayFromImage`` order) while geometry is x, y, z.
 """
 

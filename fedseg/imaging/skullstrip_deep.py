@@ -117,6 +117,8 @@ def deepbet_mask(image: sitk.Image, *, device: str = "cpu", threshold: float = 0
     work = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), grid, sitk.Transform(), sitk.sitkLinear, low)
     ras = np.ascontiguousarray(sitk.GetArrayFromImage(work).transpose(2, 1, 0))  # [x, y, z], RAS
     bet = _deepbet_model(device)
+    # as many torch threads as SimpleITK's (a build worker gets cores // jobs), so --jobs never oversubscribes
+    torch.set_num_threads(max(1, sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()))
     try:
         with torch.inference_mode():
             prob = bet.run_model(ras)
