@@ -31,7 +31,7 @@ from typing import Any
 from fedseg.configtools import config_to_dict
 from fedseg.data.dataset import CASES_DIR, CaseRecord, load_dataset, write_case, write_dataset_json
 from fedseg.data.discovery import Discovery, Layout, RawCase, discover
-from fedseg.data.splits import assign_splits
+from fedseg.data.splits import assign_splits, recorded_splits, settle_splits
 from fedseg.errors import DatasetError, FedsegError
 from fedseg.fsutil import atomic_write_json, remove_stale_temps
 from fedseg.hashing import sha256_file, sha256_json
@@ -210,23 +210,6 @@ def _previous(out: Path, digest: str) -> dict[str, CaseRecord]:
     return {c.id: c for c in old.cases if (out / c.file).is_file()}
 
 
-def _recorded_splits(out: Path) -> dict[str, str]:
-    """Return case id -> split recorded in an existing ``dataset.json`` (any settings), else nothing."""
-    try:
-        return {c.id: c.split for c in load_dataset(out).cases} if (out / "dataset.json").exists() else {}
-    except DatasetError:
-        return {}
-
-
-def _settle(records: list[CaseRecord], config: PreprocessConfig, recorded: dict[str, str],
-            accept: Sequence[str]) -> None:
-    """Give every record its split (recorded ones keep theirs) and mark the accepted ones."""
-    splits = assign_splits([r.id for r in records], config, recorded)
-    for r in records:
-        r.split = splits[r.id]
-        r.accepted = r.accepted or r.id in accept
-
-
 def _prepare_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: the output must be a folder, but a file of that name exists")
@@ -261,8 +244,6 @@ def build_dataset(
     ``accept`` names flagged cases a person has reviewed: they are marked ``accepted`` and used.
     Raises DatasetError for an unusable input or output (per-case problems are outcomes, not errors).
     """
-    from fedseg.imaging.pipeline import BRAIN_ML_RANGE
-
     started = time.perf_counter()
     input_path, out = Path(input_path), Path(out)
     if jobs < 1:
@@ -274,9 +255,9 @@ def build_dataset(
         raise DatasetError(f"--accept: no case {', '.join(unknown)} under {input_path}")
     digest = config_sha256(config)
     previous = {} if force else _previous(out, digest)
-    recorded = _recorded_splits(out)
+    recorded = recorded_splits(out)
     base = input_path.parent if input_path.is_file() else input_path
-    ml_range = brain_ml_range or BRAIN_ML_RANGE
+    ml_range = brain_ml_range or config.qc_brain_ml  # the QC gate's bounds: warned and flagged alike
 
     outcomes: dict[str, CaseOutcome] = {}
     for problem in found.problems:
@@ -317,7 +298,7 @@ def build_dataset(
     def finish(outcome: CaseOutcome, complete: bool = False) -> None:
         outcomes[outcome.case_id] = outcome
         records = [o.record for o in outcomes.values() if o.record is not None]
-        _settle(records, config, recorded, ())
+        settle_splits(records, config, recorded, ())
         write_dataset_json(out, meta(complete), sorted(records, key=lambda r: r.id))
         if on_case is not None and outcome.status != "skipped":
             on_case(outcome)
@@ -346,7 +327,7 @@ def build_dataset(
                 raise
     ordered = [outcomes[k] for k in sorted(outcomes)]
     records = [o.record for o in ordered if o.record is not None]
-    _settle(records, config, recorded, accept)
+    settle_splits(records, config, recorded, accept)
     write_dataset_json(out, meta(True), records)
     return BuildReport(input=input_path, out=out, layout=found.layout.value, config_sha256=digest, jobs=jobs,
                        seconds=time.perf_counter() - started, outcomes=ordered)

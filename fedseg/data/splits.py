@@ -17,10 +17,13 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+from fedseg.data.dataset import CaseRecord, load_dataset
+from fedseg.errors import DatasetError
 from fedseg.imaging.config import PreprocessConfig
 
-__all__ = ["SPLIT_ORDER", "assign_splits", "target_counts"]
+__all__ = ["SPLIT_ORDER", "assign_splits", "recorded_splits", "settle_splits", "target_counts"]
 
 #: Tie-break order: the held-out splits first, so tiny datasets still get their validation case.
 SPLIT_ORDER = ("test", "val", "train")
@@ -60,3 +63,20 @@ def assign_splits(case_ids: Sequence[str], config: PreprocessConfig,
         splits[case] = choice
         counts[choice] += 1
     return splits
+
+
+def recorded_splits(root: Path) -> dict[str, str]:
+    """Return case id -> split recorded in ``root/dataset.json`` (whatever its settings), else nothing."""
+    try:
+        return {c.id: c.split for c in load_dataset(root).cases} if (Path(root) / "dataset.json").exists() else {}
+    except DatasetError:
+        return {}
+
+
+def settle_splits(records: list[CaseRecord], config: PreprocessConfig, recorded: Mapping[str, str],
+                  accept: Sequence[str] = ()) -> None:
+    """Give every record its split (recorded ones keep theirs) and mark the ids in ``accept`` accepted."""
+    splits = assign_splits([r.id for r in records], config, recorded)
+    for r in records:
+        r.split = splits[r.id]
+        r.accepted = r.accepted or r.id in accept
