@@ -152,4 +152,8 @@ def strip_skull(images: Mapping[str, sitk.Image], method: SkullStrip | str = Sku
     # The classical method reads T1ce (the reference grid, interpolated least) with T2/FLAIR as the
     # contrasts that show CSF; T1 adds nothing T1ce lacks, and its bright scalp would count as "extra bright".
     extra = [images[k] for k in ("t2", "flair") if k in images]
-    return StripResult(classic_brain_mask(ref, extra=extra), "classic", reason)
+    try:
+        return StripResult(classic_brain_mask(ref, extra=extra), "classic", reason)
+    except (RuntimeError, ValueError) as exc:  # ITK on a degenerate volume (one slice): one line, not a trace
+        detail = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+        raise ImageError(f"classic skull stripping failed ({detail}) after {reason}") from None

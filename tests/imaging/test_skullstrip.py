@@ -116,3 +116,11 @@ def test_auto_falls_back_on_classic_when_deepbet_fails(monkeypatch: pytest.Monke
     assert reason == "auto: fell back on classic because deepbet failed (RuntimeError: CUDA kernel failed)"
     with pytest.raises(ImageError, match=r"^deepbet failed \(RuntimeError"):  # named explicitly: no substitute
         strip_skull({"t1": img, "t1ce": img}, "deepbet")
+
+
+def test_a_single_slice_fails_with_one_line_after_the_fallback() -> None:
+    one = sitk.GetImageFromArray(np.random.default_rng(0).random((1, 50, 50)).astype(np.float32) + 1)
+    with pytest.raises(ImageError, match=r"^classic skull stripping failed \(.*\) after auto: fell back on classic "
+                                         r"because .*deepbet") as info:
+        strip_skull({"t1": one, "t1ce": one}, "auto")
+    assert "\n" not in str(info.value)
