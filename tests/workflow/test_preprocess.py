@@ -255,3 +255,18 @@ def test_bad_inputs_fail_their_case_with_one_line_and_the_others_go_on(raw: Path
     assert status["fifo"][1] == f"case fifo: {fifo}: is a FIFO (named pipe); expected an image file or a DICOM folder"
     assert status["huge"][0] == "failed" and status["huge"][1].startswith(f"{huge}: resampling its")
     assert all("\n" not in reason for _, reason in status.values())
+
+
+def test_implausible_brain_volumes_are_flagged_and_left_out_of_every_split(raw: Path, tmp_path: Path) -> None:
+    # the 0.3-scale phantoms hold ~40 ml brains: implausible for the default (adult) bounds of 800-2000 ml
+    config = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.CLASSIC)
+    report = build_dataset(raw, tmp_path / "ds", config, qc_png=False)
+    assert [o.status for o in report.outcomes] == ["done", "done"] and len(report.flagged) == 2
+    assert all(any("implausible brain volume" in f for f in o.record.flags) for o in report.flagged)
+    ds = load_dataset(tmp_path / "ds")
+    assert ds.split("train") == ds.split("val") == [] and [c.id for c in ds.flagged()] == ["SYN0_0000", "SYN0_0001"]
+    assert report.to_dict()["flagged_count"] == 2
+    # bounds for phantoms of this size (the plan's qc_brain_ml): nothing is flagged, both are used
+    small = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.CLASSIC, qc_brain_ml=(10.0, 100.0))
+    assert build_dataset(raw, tmp_path / "ok", small, qc_png=False).flagged == []
+    assert len(load_dataset(tmp_path / "ok").split("all")) == 2
