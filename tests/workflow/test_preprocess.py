@@ -270,3 +270,14 @@ def test_implausible_brain_volumes_are_flagged_and_left_out_of_every_split(raw: 
     small = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.CLASSIC, qc_brain_ml=(10.0, 100.0))
     assert build_dataset(raw, tmp_path / "ok", small, qc_png=False).flagged == []
     assert len(load_dataset(tmp_path / "ok").split("all")) == 2
+
+
+def test_a_recorded_split_survives_reruns_with_other_settings(raw: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    build_dataset(raw, out, FAST, qc_png=False)
+    first = {c.id: c.split for c in load_dataset(out).cases}
+    assert sorted(first.values()) == ["train", "val"]
+    # other fractions and --force redo every case, but no case changes split (a test case never leaks)
+    other = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.NONE, val_fraction=0.0, split_seed=9)
+    build_dataset(raw, out, other, force=True, qc_png=False)
+    assert {c.id: c.split for c in load_dataset(out).cases} == first
