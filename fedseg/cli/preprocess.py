@@ -27,6 +27,11 @@ def _spacing(text: str) -> tuple[float, float, float]:
     return values[0], values[1], values[2]
 
 
+def _strip_cell(qc: dict[str, Any]) -> str:
+    method = str(qc.get("skull_strip", ""))
+    return f"[yellow]{method} (fallback)[/]" if "fell back" in str(qc.get("skull_strip_reason", "")) else method
+
+
 def _registration_cell(reg: dict[str, Any]) -> str:
     failed = [m for m, r in reg.items() if r.get("failed")]
     done = {m: r for m, r in reg.items() if not r.get("skipped") and not r.get("failed")}
@@ -133,7 +138,7 @@ def preprocess(
                 continue
             if not r.usable:
                 status = "[yellow]flagged[/]"
-            table.add_row(escape(o.case_id), status, r.split, f"{r.qc.get('brain_ml', 0):.0f}", str(r.qc.get("skull_strip", "")),
+            table.add_row(escape(o.case_id), status, r.split, f"{r.qc.get('brain_ml', 0):.0f}", _strip_cell(r.qc),
                           _registration_cell(r.qc.get("registration", {})), escape("; ".join(r.flags + r.warnings)))
         console = stdout()
         console.print(table)
