@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fedseg.errors import ImageError
+
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
@@ -55,7 +57,10 @@ def head_figures(reference: sitk.Image, brain: np.ndarray) -> dict[str, float]:
 
     from fedseg.imaging.skullstrip_classic import head_mask
 
-    head = head_mask(np.asarray(sitk.GetArrayViewFromImage(reference), dtype=np.float32))
+    try:
+        head = head_mask(np.asarray(sitk.GetArrayViewFromImage(reference), dtype=np.float32))
+    except ImageError:  # no contrast between the 2nd and 98th percentile: no head to measure, no check
+        return {"head_ml": 0.0, "brain_surface_on_scalp": 0.0}
     voxel_ml = float(np.prod(reference.GetSpacing())) / 1000.0
     outside = ndi.binary_dilation(~head)  # the air and the head's outermost voxel layer
     surface = brain & ~ndi.binary_erosion(brain)

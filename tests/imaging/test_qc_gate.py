@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fedseg.imaging.config import PreprocessConfig
-from fedseg.imaging.qc_gate import case_flags
+from fedseg.imaging.qc_gate import case_flags, head_figures
 
 CONFIG = PreprocessConfig()
 
@@ -59,3 +59,18 @@ def test_tumour_registration_and_intensity_reasons() -> None:
     spiky = {"t2": {"p1": 5.0, "p99": 50.0, "z_outlier_share": 0.08}}
     assert case_flags(_qc(intensity=flat), CONFIG) == ["t2: no intensity range inside the brain"]
     assert case_flags(_qc(intensity=spiky), CONFIG) == ["t2: 8.0% of brain voxels beyond |z| > 6 (expected <= 5%)"]
+
+
+def test_head_figures_on_a_kept_skull_a_brain_and_a_mostly_empty_field() -> None:
+    import numpy as np
+    import SimpleITK as sitk
+
+    z, y, x = np.indices((40, 40, 40))
+    r = np.sqrt((z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2)
+    head = sitk.GetImageFromArray(np.where(r < 15, 100.0, 0.0).astype(np.float32))
+    head.SetSpacing((2.0, 2.0, 2.0))
+    kept = head_figures(head, r < 15)
+    assert kept["brain_surface_on_scalp"] == 1.0 and kept["head_ml"] > 0
+    assert head_figures(head, r < 10)["brain_surface_on_scalp"] == 0.0  # 5 voxels inside the scalp
+    speck = sitk.GetImageFromArray(np.pad(np.ones((2, 2, 2), np.float32), 19))  # < 2% foreground: no head
+    assert head_figures(speck, sitk.GetArrayFromImage(speck) > 0) == {"head_ml": 0.0, "brain_surface_on_scalp": 0.0}
