@@ -27,6 +27,11 @@ def _spacing(text: str) -> tuple[float, float, float]:
     return values[0], values[1], values[2]
 
 
+def _strip_cell(qc: dict[str, Any]) -> str:
+    method = str(qc.get("skull_strip", ""))
+    return f"[yellow]{method} (fallback)[/]" if "fell back" in str(qc.get("skull_strip_reason", "")) else method
+
+
 def _registration_cell(reg: dict[str, Any]) -> str:
     failed = [m for m, r in reg.items() if r.get("failed")]
     done = {m: r for m, r in reg.items() if not r.get("skipped") and not r.get("failed")}
@@ -54,9 +59,14 @@ def preprocess(
         case_sensitive=False)] = LabelConvention.AUTO,
     plan: Annotated[Path | None, typer.Option("--plan", help="Take the preprocessing settings from this plan.toml.",
                                               exists=True, dir_okay=False)] = None,
+    accept: Annotated[list[str] | None, typer.Option("--accept", metavar="CASE_ID",
+                                                     help="Accept a flagged case after review (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Preprocess raw MRI cases into a site dataset: register, resample, skull-strip, normalize, crop.
+
+    A case the QC gate finds implausible is written but flagged, and not used for training, validation
+    or evaluation until accepted with --accept CASE_ID (or "accepted": true on its dataset.json entry).
 
     Example: fedseg preprocess raw/ --out site-a-data/ --spacing 1 --jobs 2
     """
@@ -111,7 +121,7 @@ def preprocess(
 
     with progress:
         report = build_dataset(input_path, out, config, layout=layout, labels=labels, jobs=jobs, force=force,
-                               on_start=on_start, on_case=on_case)
+                               on_start=on_start, on_case=on_case, accept=tuple(accept or ()))
 
     if as_json:
         print_json(report.to_dict())
@@ -127,8 +137,10 @@ def preprocess(
             if r is None:
                 table.add_row(escape(o.case_id), status, "", "", "", "", f"[red]{escape(o.reason)}[/]")
                 continue
-            table.add_row(escape(o.case_id), status, r.split, f"{r.qc.get('brain_ml', 0):.0f}", str(r.qc.get("skull_strip", "")),
-                          _registration_cell(r.qc.get("registration", {})), escape("; ".join(r.warnings)))
+            if not r.usable:
+                status = "[yellow]flagged[/]"
+            table.add_row(escape(o.case_id), status, r.split, f"{r.qc.get('brain_ml', 0):.0f}", _strip_cell(r.qc),
+                          _registration_cell(r.qc.get("registration", {})), escape("; ".join(r.flags + r.warnings)))
         console = stdout()
         console.print(table)
         for group in report.labels:
@@ -136,6 +148,11 @@ def preprocess(
                           f"{escape(str(group['reason']))}", highlight=False)
         for o in report.failed:
             console.print(f"[red]failed[/] {escape(o.case_id)}: {escape(o.reason)}", highlight=False)
+    if report.flagged:
+        stderr().print(f"[yellow]{len(report.flagged)} case(s) flagged by QC[/], not used until accepted "
+                       f"(review the picture, then `fedseg preprocess ... --accept CASE_ID`): "
+                       + "; ".join(f"{escape(o.case_id)} ({escape(str(report.qc_png(o.case_id)))})"
+                                   for o in report.flagged), highlight=False)
     if report.failed:
         error_line(f"{len(report.failed)} of {len(report.outcomes)} case(s) failed; the others are in {report.out}")
         raise typer.Exit(1)

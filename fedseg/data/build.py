@@ -9,20 +9,20 @@
   reported with its reason and the others go on.
 * Parallel: ``jobs`` worker processes (from a fork server, so no ITK thread pool is inherited across a
   fork), each with ``cores // jobs`` SimpleITK threads.
-* Splits: a case's split depends only on ``split_seed`` and its id (a hash mapped to [0, 1)), so adding
-  cases never moves existing ones. When a non-zero fraction would leave val (or test) empty, the case
-  whose hash lies closest to that split is moved there, and train always keeps at least one case
-  (only tiny datasets are affected).
+* Splits (:mod:`fedseg.data.splits`): each split gets its share of the cases; a split recorded in an
+  existing ``dataset.json`` never changes (whatever the settings), new cases fill the split furthest
+  below its share.
+* QC gate (:mod:`fedseg.imaging.qc_gate`): an implausible case is written but ``flagged`` and left out
+  of every split until accepted (``accept``, or ``"accepted": true`` in ``dataset.json``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +32,12 @@ from fedseg.configtools import config_to_dict
 from fedseg.data.dataset import CASES_DIR, CaseRecord, load_dataset, write_case, write_dataset_json
 from fedseg.data.discovery import Discovery, RawCase, discover
 from fedseg.data.label_scan import decide_dataset_labels
+from fedseg.data.splits import assign_splits, recorded_splits, settle_splits
 from fedseg.errors import DatasetError, FedsegError
 from fedseg.fsutil import atomic_write_json, remove_stale_temps
 from fedseg.hashing import sha256_file, sha256_json
 from fedseg.imaging.config import PreprocessConfig
+from fedseg.imaging.io import check_input_path
 from fedseg.labels import MODALITIES, LabelConvention, Layout
 
 __all__ = ["PIPELINE_VERSION", "BuildReport", "CaseOutcome", "assign_splits", "build_dataset", "config_sha256"]
@@ -43,7 +45,7 @@ __all__ = ["PIPELINE_VERSION", "BuildReport", "CaseOutcome", "assign_splits", "b
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the preprocessing steps change what they produce; a new version redoes every case.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: deepbet by default, QC gate figures
 QC_DIR = "qc"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -77,6 +79,14 @@ class BuildReport:
     def failed(self) -> list[CaseOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
 
+    @property
+    def flagged(self) -> list[CaseOutcome]:
+        """Return the written cases the QC gate flagged and no one accepted (not used until accepted)."""
+        return [o for o in self.outcomes if o.record is not None and not o.record.usable]
+
+    def qc_png(self, case_id: str) -> Path:
+        return self.out / QC_DIR / f"{case_id}.png"
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready summary (QC figures included, no image data)."""
         return {
@@ -84,9 +94,14 @@ class BuildReport:
             "config_sha256": self.config_sha256, "jobs": self.jobs, "seconds": round(self.seconds, 3),
             "cases": [{"id": o.case_id, "status": o.status, "reason": o.reason, "seconds": round(o.seconds, 3),
                        "timings": {k: round(v, 3) for k, v in o.timings.items()},
-                       **({"split": o.record.split, "qc": o.record.qc, "warnings": o.record.warnings}
+                       **({"split": o.record.split, "qc": o.record.qc, "warnings": o.record.warnings,
+                           "qc_status": o.record.status, "flags": o.record.flags, "accepted": o.record.accepted,
+                           "qc_png": str(self.qc_png(o.case_id))}
                           if o.record else {})} for o in self.outcomes],
             "failed": len(self.failed), "labels": self.labels,
+            "flagged": [{"id": o.case_id, "qc_png": str(self.qc_png(o.case_id)), "flags": o.record.flags}
+                        for o in self.flagged if o.record is not None],
+            "flagged_count": len(self.flagged),
         }
 
 
@@ -95,28 +110,12 @@ def config_sha256(config: PreprocessConfig) -> str:
     return sha256_json(config_to_dict(config))
 
 
-def _split_score(case_id: str, seed: int) -> float:
-    digest = hashlib.sha256(f"fedseg-split\x00{seed}\x00{case_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
-
-
-def assign_splits(case_ids: list[str], config: PreprocessConfig) -> dict[str, str]:
-    """Return case id -> ``train``/``val``/``test``, stable when cases are added (see the module docstring)."""
-    scores = {c: _split_score(c, config.split_seed) for c in case_ids}
-    test_to, val_to = config.test_fraction, config.test_fraction + config.val_fraction
-    splits = {c: "test" if s < test_to else "val" if s < val_to else "train" for c, s in scores.items()}
-    if case_ids and "train" not in splits.values():
-        splits[max(case_ids, key=lambda c: scores[c])] = "train"
-    for name, fraction, anchor in (("test", config.test_fraction, 0.0), ("val", config.val_fraction, test_to)):
-        if fraction > 0 and len(case_ids) >= 2 and name not in splits.values():
-            train = [c for c in case_ids if splits[c] == "train"]
-            if len(train) >= 2:
-                splits[min(train, key=lambda c: (scores[c] - anchor) % 1.0)] = name
-    return splits
-
-
 def _source_digest(path: Path) -> str:
-    """Return the SHA-256 of a file, or of a DICOM folder (names and digests of its files, sorted)."""
+    """Return the SHA-256 of a file, or of a DICOM folder (names and digests of its files, sorted).
+
+    Raises ImageError for a device, FIFO or socket, which would never end (or block) when read.
+    """
+    check_input_path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
         return sha256_json([[p.relative_to(path).as_posix(), sha256_file(p)] for p in files])
@@ -168,10 +167,12 @@ def _run_case(case: RawCase, config: PreprocessConfig, out: Path, sources: dict[
     """Preprocess and write one case; any error becomes a failed outcome (interrupts propagate)."""
     from fedseg.imaging.pipeline import preprocess_case
     from fedseg.imaging.qc import write_qc_png
+    from fedseg.imaging.qc_gate import case_flags
 
     start = time.perf_counter()
     try:
         result = preprocess_case(case, config, brain_ml_range=brain_ml_range)
+        flags = case_flags(result.qc, config)
         t0 = time.perf_counter()
         write_case(out / CASES_DIR / f"{case.id}.h5", case_id=case.id, image=result.image,
                    brain_mask=result.brain_mask, geometry=result.geometry, label=result.label,
@@ -181,9 +182,10 @@ def _run_case(case: RawCase, config: PreprocessConfig, out: Path, sources: dict[
             t0 = time.perf_counter()
             write_qc_png(out / QC_DIR / f"{case.id}.png", result.image, result.brain_mask,
                          spacing_xyz=result.geometry.spacing, modalities=MODALITIES, label=result.label,
-                         title=case.id)
+                         title=f"{case.id}  skull strip: {result.qc.get('skull_strip')}"
+                               + ("  FLAGGED" if flags else ""))
             atomic_write_json(out / QC_DIR / f"{case.id}.json",
-                              {"id": case.id, "qc": result.qc, "warnings": result.warnings})
+                              {"id": case.id, "qc": result.qc, "warnings": result.warnings, "flags": flags})
             result.timings["qc"] = time.perf_counter() - t0
     except FedsegError as exc:
         return CaseOutcome(case.id, "failed", str(exc), seconds=time.perf_counter() - start)
@@ -193,7 +195,7 @@ def _run_case(case: RawCase, config: PreprocessConfig, out: Path, sources: dict[
         return CaseOutcome(case.id, "failed", f"case {case.id}: {reason[:300]}", seconds=time.perf_counter() - start)
     record = CaseRecord(id=case.id, split="train", file=f"{CASES_DIR}/{case.id}.h5", sources=sources,
                         has_label=result.label is not None, label_convention=result.label_convention,
-                        qc=result.qc, warnings=result.warnings)
+                        qc=result.qc, warnings=result.warnings, status="flagged" if flags else "ok", flags=flags)
     return CaseOutcome(case.id, "done", record=record, seconds=time.perf_counter() - start, timings=result.timings)
 
 
@@ -237,6 +239,7 @@ def build_dataset(
     qc_png: bool = True,
     on_start: Callable[[Discovery, int], None] | None = None,
     on_case: Callable[[CaseOutcome], None] | None = None,
+    accept: Sequence[str] = (),
 ) -> BuildReport:
     """Preprocess every raw case under ``input_path`` into the site dataset ``out`` and return a report.
 
@@ -244,10 +247,9 @@ def build_dataset(
     :mod:`fedseg.data.label_scan`) before any case is processed, and recorded in the report and
     dataset.json. ``on_case(outcome)`` is called for every skipped or discovery-failed case, then ``on_start(discovery,
     n_to_process)`` once, then ``on_case`` again as each processed case finishes (for progress bars).
+    ``accept`` names flagged cases a person has reviewed: they are marked ``accepted`` and used.
     Raises DatasetError for an unusable input or output (per-case problems are outcomes, not errors).
     """
-    from fedseg.imaging.pipeline import BRAIN_ML_RANGE
-
     started = time.perf_counter()
     input_path, out = Path(input_path), Path(out)
     if jobs < 1:
@@ -255,10 +257,14 @@ def build_dataset(
     _prepare_out(out)
     found, label_groups = decide_dataset_labels(discover(input_path, layout), labels, jobs=jobs)
     label_meta = [g.to_dict() for g in label_groups]
+    unknown = sorted(set(accept) - {c.id for c in found.cases})
+    if unknown:
+        raise DatasetError(f"--accept: no case {', '.join(unknown)} under {input_path}")
     digest = config_sha256(config)
     previous = {} if force else _previous(out, digest)
+    recorded = recorded_splits(out)
     base = input_path.parent if input_path.is_file() else input_path
-    ml_range = brain_ml_range or BRAIN_ML_RANGE
+    ml_range = brain_ml_range or config.qc_brain_ml  # the QC gate's bounds: warned and flagged alike
 
     outcomes: dict[str, CaseOutcome] = {}
     for problem in found.problems:
@@ -274,6 +280,9 @@ def build_dataset(
         except OSError as exc:
             outcomes[case.id] = CaseOutcome(case.id, "failed", f"case {case.id}: cannot read {exc.filename} "
                                                                f"({exc.strerror})")
+            continue
+        except FedsegError as exc:
+            outcomes[case.id] = CaseOutcome(case.id, "failed", f"case {case.id}: {exc}")
             continue
         old = previous.get(case.id)
         if old is not None and old.sources == sources and (case.seg is None or old.label_convention == case.convention.value):
@@ -297,9 +306,7 @@ def build_dataset(
     def finish(outcome: CaseOutcome, complete: bool = False) -> None:
         outcomes[outcome.case_id] = outcome
         records = [o.record for o in outcomes.values() if o.record is not None]
-        splits = assign_splits([r.id for r in records], config)
-        for r in records:
-            r.split = splits[r.id]
+        settle_splits(records, config, recorded, ())
         write_dataset_json(out, meta(complete), sorted(records, key=lambda r: r.id))
         if on_case is not None and outcome.status != "skipped":
             on_case(outcome)
@@ -328,9 +335,7 @@ def build_dataset(
                 raise
     ordered = [outcomes[k] for k in sorted(outcomes)]
     records = [o.record for o in ordered if o.record is not None]
-    splits = assign_splits([r.id for r in records], config)
-    for r in records:
-        r.split = splits[r.id]
+    settle_splits(records, config, recorded, accept)
     write_dataset_json(out, meta(True), records)
     return BuildReport(input=input_path, out=out, layout=found.layout.value, config_sha256=digest, jobs=jobs,
                        seconds=time.perf_counter() - started, outcomes=ordered, labels=label_meta)

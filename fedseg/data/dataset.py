@@ -10,6 +10,10 @@ Case file ``cases/<ID>.h5``:
 * attributes: the :class:`CaseGeometry` fields (ITK order: x, y, z) that map the stored grid back onto
   the original reference scan, plus ``case_id`` and ``label_convention`` of the raw input.
 
+``dataset.json`` lists every written case with its split, QC figures and warnings; ``"status":
+"flagged"`` (with ``"flags"``, the reasons) marks a case the QC gate found implausible: it is left out of
+every split until ``"accepted": true`` is set, by ``fedseg preprocess ... --accept ID`` or by hand.
+
 Arrays are indexed [Z, Y, X] (SimpleITK's ``GetArrayFromImage`` order) while geometry is x, y, z.
 """
 
@@ -89,6 +93,16 @@ class CaseRecord:
     label_convention: str = "brats2021"
     qc: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: ``ok``, or ``flagged`` by the QC gate (reasons in ``flags``): a flagged case is left out of every
+    #: split until a person sets ``accepted`` (``fedseg preprocess ... --accept ID`` or by hand here).
+    status: str = "ok"
+    flags: list[str] = field(default_factory=list)
+    accepted: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """Return whether the case may be used for training, validation or evaluation."""
+        return self.status != "flagged" or self.accepted
 
 
 def write_case(
@@ -241,12 +255,15 @@ class SiteDataset:
         return str(self.meta["config_sha256"])
 
     def split(self, name: str) -> list[CaseRecord]:
-        """Return the cases of split ``name`` (``all`` for every case)."""
-        if name == "all":
-            return list(self.cases)
-        if name not in SPLITS:
+        """Return the usable cases of split ``name`` (``all`` for every split): flagged cases that no
+        one accepted are left out (see :attr:`CaseRecord.usable`; :meth:`flagged` lists them)."""
+        if name != "all" and name not in SPLITS:
             raise DatasetError(f"{self.root}: unknown split {name!r}; expected train, val, test or all")
-        return [c for c in self.cases if c.split == name]
+        return [c for c in self.cases if c.usable and (name == "all" or c.split == name)]
+
+    def flagged(self) -> list[CaseRecord]:
+        """Return the cases the QC gate flagged that no one has accepted yet."""
+        return [c for c in self.cases if not c.usable]
 
     def reader(self, case: CaseRecord) -> CaseReader:
         return CaseReader(self.root / case.file, self.modalities, self.checked)
@@ -286,4 +303,7 @@ def load_dataset(root: Path) -> SiteDataset:
     for case in cases:
         if case.split not in SPLITS:
             raise DatasetError(f"{path}: case {case.id} has unknown split {case.split!r}")
+        if case.status not in ("ok", "flagged") or not isinstance(case.accepted, bool):
+            raise DatasetError(f"{path}: case {case.id}: status must be 'ok' or 'flagged' and accepted "
+                               f"true or false, got {case.status!r} and {case.accepted!r}")
     return SiteDataset(root=root, meta=meta, cases=cases)

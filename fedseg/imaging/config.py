@@ -23,7 +23,7 @@ class SkullStrip(str, enum.Enum):
 class PreprocessConfig:
     """How raw scans become a site dataset: target ``spacing`` (x, y, z mm), skull stripping, N4,
     crop ``margin`` (voxels around the brain box), stored image ``dtype``, and the share of cases per
-    split (the rest is train)."""
+    split (the rest is train), and the QC gate's bounds."""
 
     modalities: tuple[str, ...] = MODALITIES
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -35,6 +35,11 @@ class PreprocessConfig:
     val_fraction: float = 0.2
     test_fraction: float = 0.0
     split_seed: int = 0
+    #: QC gate (:mod:`fedseg.imaging.qc_gate`): plausible brain volume (ml), the largest brain share of
+    #: the head and of the brain surface on the scalp; a plan for reduced phantoms sets smaller volumes.
+    qc_brain_ml: tuple[float, float] = (800.0, 2000.0)
+    qc_max_brain_share: float = 0.97
+    qc_max_scalp_contact: float = 0.9
 
     def __post_init__(self) -> None:
         where = "preprocessing"
@@ -45,3 +50,7 @@ class PreprocessConfig:
         require(0.0 <= self.val_fraction < 1.0, where, "val_fraction must lie in [0, 1)")
         require(0.0 <= self.test_fraction < 1.0, where, "test_fraction must lie in [0, 1)")
         require(self.val_fraction + self.test_fraction < 1.0, where, "val_fraction + test_fraction must be < 1")
+        lo, hi = self.qc_brain_ml
+        require(0.0 <= lo < hi, where, f"qc_brain_ml must be [low, high] ml with 0 <= low < high, got {self.qc_brain_ml}")
+        require(0.0 < self.qc_max_brain_share <= 1.0, where, "qc_max_brain_share must lie in (0, 1]")
+        require(0.0 < self.qc_max_scalp_contact <= 1.0, where, "qc_max_scalp_contact must lie in (0, 1]")

@@ -6,6 +6,7 @@ is in x, y, z order. Callers convert between the two explicitly.
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,8 @@ from fedseg.fsutil import atomic_path
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-__all__ = ["Grid", "from_array", "grid_of", "read_image", "same_grid", "to_array", "write_image"]
+__all__ = ["Grid", "check_geometry", "check_input_path", "from_array", "grid_of", "read_image", "same_grid", "to_array",
+           "write_image"]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -106,6 +108,57 @@ def _check_nifti_complete(path: Path) -> None:
         raise ImageError(f"{path}: truncated NIfTI file ({total} bytes decompressed, the header declares {expected})")
 
 
+def check_input_path(path: Path) -> None:
+    """Raise ImageError naming ``path`` unless it is a regular file or a folder.
+
+    A character or block device (``/dev/zero``), a FIFO or a socket would block a reader or never end,
+    so it is refused before anything opens it.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    raise ImageError(f"{path}: is {kind}; expected an image file or a DICOM folder")
+
+
+def check_geometry(image: sitk.Image, where: str) -> None:
+    """Raise ImageError naming ``where`` for a zero-size axis or a non-finite or degenerate affine."""
+    size = tuple(image.GetSize())
+    if any(s == 0 for s in size):
+        raise ImageError(f"{where}: has a zero-size dimension (size {size}); expected voxels along every axis")
+    spacing, origin = np.asarray(image.GetSpacing()), np.asarray(image.GetOrigin())
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(image.GetDimension(), -1)
+    if not (np.all(np.isfinite(spacing)) and np.all(np.isfinite(origin)) and np.all(np.isfinite(direction))):
+        raise ImageError(f"{where}: the header's affine (spacing, origin or direction) has NaN or infinite values")
+    if np.any(spacing <= 0) or abs(np.linalg.det(direction)) < 1e-6:
+        raise ImageError(f"{where}: degenerate affine (spacing {tuple(spacing.round(4))}, direction determinant "
+                         f"{np.linalg.det(direction):.3g}); expected positive spacing and an invertible direction")
+
+
+def _check_nifti_header(path: Path) -> None:
+    """Refuse a NIfTI header with a zero-size axis or a non-finite affine before ITK reads it (ITK calls
+    the first "not a NIfTI file" and silently replaces a NaN affine)."""
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(path)).header
+        shape, affine = tuple(int(d) for d in header.get_data_shape()), header.get_best_affine()
+    except Exception:  # noqa: BLE001 - a broken header is reported by ITK or _check_nifti_complete
+        return
+    if any(d == 0 for d in shape):
+        raise ImageError(f"{path}: has a zero-size dimension (shape {shape}); expected voxels along every axis")
+    if not np.all(np.isfinite(affine)):
+        raise ImageError(f"{path}: the header's affine (spacing, origin or direction) has NaN or infinite values")
+
+
 def read_image(path: Path, *, allow_4d: bool = False) -> sitk.Image:
     """Read a NIfTI file (or anything SimpleITK reads) or a DICOM series folder as a 3D image.
 
@@ -115,14 +168,16 @@ def read_image(path: Path, *, allow_4d: bool = False) -> sitk.Image:
     import SimpleITK as sitk
 
     path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: file not found")
+    check_input_path(path)
+    is_nifti = path.is_file() and path.name.lower().endswith(_NIFTI_SUFFIXES)
+    if is_nifti:
+        _check_nifti_header(path)
     try:
         image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
         raise ImageError(f"{path}: cannot read the image ({first[:200]})") from None
-    if path.is_file() and path.name.lower().endswith(_NIFTI_SUFFIXES):
+    if is_nifti:
         _check_nifti_complete(path)
     dim = image.GetDimension()
     if dim == 4 and image.GetSize()[3] == 1:
@@ -132,6 +187,7 @@ def read_image(path: Path, *, allow_4d: bool = False) -> sitk.Image:
         raise ImageError(f"{path}: expected a 3D image, found {dim}D of size {tuple(image.GetSize())}")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise ImageError(f"{path}: expected a scalar image, found {image.GetNumberOfComponentsPerPixel()} components per voxel")
+    check_geometry(image, str(path))
     return image
 
 

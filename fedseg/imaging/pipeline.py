@@ -37,6 +37,8 @@ from fedseg.data.dataset import CaseGeometry
 from fedseg.data.discovery import RawCase
 from fedseg.errors import ImageError, MetricsError
 from fedseg.imaging.config import PreprocessConfig
+from fedseg.imaging.qc_gate import MAX_ROTATION_DEG as _MAX_ROTATION_DEG  # implausible for one session: warn
+from fedseg.imaging.qc_gate import MAX_TRANSLATION_MM as _MAX_TRANSLATION_MM
 from fedseg.labels import (
     LABEL_MAPS,
     MODALITIES,
@@ -56,9 +58,6 @@ log = logging.getLogger(__name__)
 
 #: Plausible adult brain volume (ml); outside it the case gets a QC warning.
 BRAIN_ML_RANGE: tuple[float, float] = (800.0, 2000.0)
-# Registration results beyond these are implausible for modalities of one session: warn.
-_MAX_ROTATION_DEG = 15.0
-_MAX_TRANSLATION_MM = 20.0
 # More than this share of brain voxels beyond |z| > 6 means a heavy-tailed or corrupted intensity range.
 _OUTLIER_Z = 6.0
 _OUTLIER_SHARE = 0.01
@@ -215,6 +214,7 @@ def preprocess_case(
     from fedseg.imaging.crop import apply_box, bounding_box
     from fedseg.imaging.normalize import zscore_in_mask
     from fedseg.imaging.orient import to_canonical
+    from fedseg.imaging.qc_gate import head_figures
     from fedseg.imaging.register import grids_coincide, register_rigid
     from fedseg.imaging.resample import reference_grid, resample_to_spacing
     from fedseg.imaging.skullstrip import strip_skull
@@ -263,16 +263,18 @@ def preprocess_case(
     qc["registration"] = registration
 
     with timer.step("resample"):
-        ref = reference_grid(fixed, config.spacing)
+        ref = reference_grid(fixed, config.spacing, where=str(case.images[REFERENCE_MODALITY]))
         images = {m: resample_to_spacing(canon[m], None, interpolator=interpolator, transform=transforms[m],
                                          reference=ref) for m in MODALITIES}
         label_res = (resample_to_spacing(label_canon, None, interpolator="nearest", reference=ref)
                      if label_canon is not None else None)
 
     with timer.step("skullstrip"):
-        mask_img, method_used = strip_skull(images, config.skull_strip)
+        mask_img, method_used, qc["skull_strip_reason"] = strip_skull(images, config.skull_strip)
         mask = sitk.GetArrayFromImage(mask_img).astype(bool)
     qc["skull_strip"] = method_used
+    if "fell back" in qc["skull_strip_reason"]:
+        warnings.append(f"skull stripping {qc['skull_strip_reason']}")
     if not mask.any():
         raise ImageError(f"case {case.id}: skull stripping ({method_used}) found no brain voxel")
 
@@ -319,6 +321,7 @@ def preprocess_case(
     voxel_ml = float(np.prod(spacing)) / 1000.0
     brain_ml = float(mask.sum()) * voxel_ml
     qc["brain_ml"] = round(brain_ml, 2)
+    qc.update(head_figures(images[REFERENCE_MODALITY], mask))  # the QC gate's size-independent skull checks
     qc["shape_zyx"] = list(image_c.shape[1:])
     lo, hi = brain_ml_range
     if not lo <= brain_ml <= hi:
@@ -333,6 +336,7 @@ def preprocess_case(
         outside = int(np.count_nonzero((label > 0) & ~mask))
         qc["tumour_ml"] = round(float(np.count_nonzero(label)) * voxel_ml, 2)
         qc["tumour_voxels_outside_brain"] = outside
+        qc["tumour_outside_share"] = round(outside / max(int(np.count_nonzero(label)), 1), 4)
         if outside:
             warnings.append(f"{outside} tumour voxels lie outside the brain mask (skull strip may be too tight)")
     log.info("case %s: %s, brain %.0f ml, %s", case.id, "x".join(map(str, image_c.shape[1:])), brain_ml, method_used)

@@ -43,6 +43,10 @@ def _sitk_interpolator(kind: Interpolator) -> int:
     return table[kind]
 
 
+#: The largest resampled grid (voxels): 512³, 512 MiB per float32 modality; a 1 mm head needs ~16 M.
+MAX_GRID_VOXELS = 512**3
+
+
 def _check_spacing(spacing_xyz: Sequence[float]) -> tuple[float, float, float]:
     spacing = tuple(float(s) for s in spacing_xyz)
     if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
@@ -50,11 +54,13 @@ def _check_spacing(spacing_xyz: Sequence[float]) -> tuple[float, float, float]:
     return spacing  # type: ignore[return-value]
 
 
-def reference_grid(image: sitk.Image, spacing_xyz: Sequence[float]) -> sitk.Image:
+def reference_grid(image: sitk.Image, spacing_xyz: Sequence[float], *, where: str = "image") -> sitk.Image:
     """Return an empty (uint8, zero) image on the physical extent of ``image`` at ``spacing_xyz`` mm.
 
     The new grid has the same direction and physical centre; its size per axis is
-    ``max(1, round(size * spacing / new_spacing))``.
+    ``max(1, round(size * spacing / new_spacing))``. A grid above :data:`MAX_GRID_VOXELS` is refused
+    (ImageError naming ``where``) before anything is allocated: a header with absurd spacing (40 mm
+    voxels) would otherwise ask for gigavoxels.
     """
     import SimpleITK as sitk
 
@@ -62,6 +68,12 @@ def reference_grid(image: sitk.Image, spacing_xyz: Sequence[float]) -> sitk.Imag
     old_size = np.asarray(image.GetSize(), dtype=float)
     old_spacing = np.asarray(image.GetSpacing(), dtype=float)
     size = np.maximum(1, np.round(old_size * old_spacing / spacing)).astype(int)
+    voxels = int(np.prod(size.astype(np.float64)))
+    if voxels > MAX_GRID_VOXELS:
+        extent = tuple(round(float(v)) for v in old_size * old_spacing)
+        raise ImageError(f"{where}: resampling its {extent} mm field of view to {tuple(spacing.tolist())} mm needs "
+                         f"{voxels:,} voxels, above the bound of {MAX_GRID_VOXELS:,} (512^3); check the header's "
+                         "spacing or choose a coarser --spacing")
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
     centre = np.asarray(image.TransformContinuousIndexToPhysicalPoint(((old_size - 1) / 2).tolist()))
     origin = centre - direction @ ((size - 1) / 2 * spacing)

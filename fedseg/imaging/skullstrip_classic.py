@@ -40,7 +40,7 @@ from fedseg.errors import ImageError
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-__all__ = ["ClassicParams", "classic_brain_mask", "largest_component_filled"]
+__all__ = ["ClassicParams", "classic_brain_mask", "head_mask", "largest_component_filled"]
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ def _fill_slices(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _head_mask(arr: np.ndarray) -> np.ndarray:
+def head_mask(arr: np.ndarray) -> np.ndarray:
+    """Return the head (foreground) mask of a [Z, Y, X] array: largest component, holes filled."""
     # BET's background threshold: 10% of the way from the 2nd to the 98th percentile.
     lo, hi = np.percentile(arr, [2, 98])
     if not hi > lo:
@@ -156,7 +157,7 @@ def _head_radius(image: sitk.Image, spacing: float) -> float:
     from fedseg.imaging.resample import reference_grid
 
     arr = _to_grid(image, reference_grid(image, (spacing,) * 3))
-    head = _head_mask(arr)
+    head = head_mask(arr)
     return float((3 * head.sum() * spacing**3 / (4 * np.pi)) ** (1 / 3))
 
 
@@ -164,7 +165,7 @@ def brain_mask_array(
     ref: np.ndarray, extras: Sequence[np.ndarray], spacing: float, params: ClassicParams = ClassicParams()
 ) -> np.ndarray:
     """Return the boolean brain mask of an isotropic [Z, Y, X] volume (``spacing`` mm) with extra modalities."""
-    head = _head_mask(ref)
+    head = head_mask(ref)
     if not head.any():
         raise ImageError("skull stripping: no head found (the foreground is empty)")
     radius = float((3 * head.sum() * spacing**3 / (4 * np.pi)) ** (1 / 3))
@@ -225,7 +226,7 @@ def classic_brain_mask(
     ref = _to_grid(image, grid)
     extras = [_to_grid(e, grid) for e in extra]
     if params.n4:
-        head = _head_mask(ref)
+        head = head_mask(ref)
         ref, extras = _flatten(ref, head, grid), [_flatten(e, head, grid) for e in extras]
     mask = brain_mask_array(ref, extras, spacing, params)
     small = sitk.GetImageFromArray(mask.astype(np.float32))

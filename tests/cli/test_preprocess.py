@@ -104,3 +104,57 @@ def test_settings_from_a_plan(raw: Path, tmp_path: Path, plan) -> None:
     result = runner.invoke(app, ["preprocess", str(raw), "--out", str(out), "--plan", str(tmp_path / "plan.toml"),
                                  "--spacing", "3,3,4"])
     assert result.exit_code == 0 and load_dataset(out).preprocessing["spacing"] == [3.0, 3.0, 4.0]
+
+
+def _kept_skull(images, method, **_):
+    """An extractor that kept the skull: its 'brain' is the whole head (what the issue saw on every case)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from fedseg.imaging.skullstrip import StripResult
+    from fedseg.imaging.skullstrip_classic import head_mask
+
+    ref = images["t1ce"]
+    mask = sitk.GetImageFromArray(head_mask(sitk.GetArrayFromImage(ref).astype(np.float32)).astype(np.uint8))
+    mask.CopyInformation(ref)
+    return StripResult(mask, "classic", "classic requested")
+
+
+def test_a_site_that_kept_every_skull_is_flagged_until_accepted(raw: Path, tmp_path: Path, plan,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    import fedseg.imaging.skullstrip as skullstrip
+    from fedseg.federation.plan import write_plan
+    from fedseg.imaging.config import PreprocessConfig, SkullStrip
+
+    monkeypatch.setattr(skullstrip, "strip_skull", _kept_skull)
+    # volume bounds wide enough for the reduced phantoms: only the size-independent brain share can catch them
+    config = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.CLASSIC, qc_brain_ml=(1.0, 1e6))
+    plan_path, out = tmp_path / "plan.toml", tmp_path / "ds"
+    write_plan(dataclasses.replace(plan, preprocessing=config), plan_path)
+
+    result = runner.invoke(app, ["preprocess", str(raw), "--out", str(out), "--plan", str(plan_path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["flagged_count"] == 2 and [f["id"] for f in report["flagged"]] == ["SYN0_0000", "SYN0_0001"]
+    assert all(Path(f["qc_png"]).is_file() and "skull was probably kept" in f["flags"][0] for f in report["flagged"])
+    assert "2 case(s) flagged by QC" in result.stderr and str(out / "qc" / "SYN0_0000.png") in result.stderr
+    ds = load_dataset(out)
+    assert [c.status for c in ds.cases] == ["flagged", "flagged"] and not any(c.accepted for c in ds.cases)
+    assert ds.split("train") == ds.split("val") == ds.split("all") == [] and len(ds.flagged()) == 2
+
+    # a reviewer accepts one case: it is used, nothing is recomputed, the other stays out
+    result = runner.invoke(app, ["preprocess", str(raw), "--out", str(out), "--plan", str(plan_path),
+                                 "--accept", "SYN0_0001", "--json"])
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)
+    assert again["flagged_count"] == 1 and {c["status"] for c in again["cases"]} == {"skipped"}
+    ds = load_dataset(out)
+    assert [c.id for c in ds.split("all")] == ["SYN0_0001"] and [c.id for c in ds.flagged()] == ["SYN0_0000"]
+    body = json.loads((out / "dataset.json").read_text())
+    assert [c["accepted"] for c in body["cases"]] == [False, True]  # the documented field a person may set
+
+    result = runner.invoke(app, ["preprocess", str(raw), "--out", str(out), "--plan", str(plan_path),
+                                 "--accept", "NOPE"])
+    assert result.exit_code == 1 and "--accept: no case NOPE" in result.stderr

@@ -105,7 +105,7 @@ def test_crop_grows_to_keep_tumour_outside_a_tight_mask(case0: RawCase, monkeypa
         arr[cz - 2:cz + 2, cy - 2:cy + 2, cx - 2:cx + 2] = 1
         out = sitk.GetImageFromArray(arr)
         out.CopyInformation(ref)
-        return out, "tiny"
+        return out, "tiny", "a test's tiny mask"
 
     monkeypatch.setattr(skullstrip, "strip_skull", tiny_brain)
     r = preprocess_case(case0, PreprocessConfig(spacing=(3.0, 3.0, 3.0), margin=0))

@@ -53,7 +53,7 @@ def test_classic_dice_on_synthetic_heads(profile: int) -> None:
         for m in ("t1", "t2", "flair")
     }
     images["t1ce"] = ref
-    mask, method = strip_skull(images, SkullStrip.CLASSIC)
+    mask, method, _ = strip_skull(images, SkullStrip.CLASSIC)
     assert method == "classic"
     assert _dice(_mask(mask), _mask(case.brain_mask)) >= 0.95  # measured 0.967-0.998
 
@@ -70,7 +70,7 @@ def test_looks_skull_stripped(real_head: tuple[sitk.Image, np.ndarray]) -> None:
     noisy.CopyInformation(t1)
     assert not looks_skull_stripped(noisy)
 
-    mask, method = strip_skull({"t1": stripped, "t1ce": stripped}, SkullStrip.AUTO)
+    mask, method, _ = strip_skull({"t1": stripped, "t1ce": stripped}, SkullStrip.AUTO)
     assert method == "already-stripped"
     assert _dice(_mask(mask), truth) > 0.99
 
@@ -87,13 +87,14 @@ def _small_head() -> sitk.Image:
 
 def test_dispatch_none_auto_and_missing_extractors(monkeypatch: pytest.MonkeyPatch) -> None:
     img = _small_head()
-    ones, method = strip_skull({"t1ce": img}, SkullStrip.NONE)
+    ones, method, _ = strip_skull({"t1ce": img}, SkullStrip.NONE)
     assert method == "none" and _mask(ones).all()
-    monkeypatch.setattr(ss, "_deepbet_available", lambda: False)
-    monkeypatch.setattr(ss, "_hdbet_weights", lambda: None)
-    mask, method = strip_skull({"t1": img, "t1ce": img}, "auto")
+    monkeypatch.setattr(ss.deep, "deepbet_available", lambda: False)
+    monkeypatch.setattr(ss.deep, "hdbet_available", lambda: False)
+    mask, method, reason = strip_skull({"t1": img, "t1ce": img}, "auto")
     assert method == "classic" and 0 < _mask(mask).sum() < _mask(ones).sum()
-    with pytest.raises(ImageError, match=r"pip install 'fedseg\[deepbet\]'"):
+    assert "fell back on classic" in reason and "deepbet" in reason and "not installed" in reason
+    with pytest.raises(ImageError, match=r"pip install 'deepbet"):
         strip_skull({"t1": img}, SkullStrip.DEEPBET)
     with pytest.raises(ImageError, match="hd-bet"):
         strip_skull({"t1": img}, "hd-bet")
@@ -101,3 +102,25 @@ def test_dispatch_none_auto_and_missing_extractors(monkeypatch: pytest.MonkeyPat
         strip_skull({"t2": img}, SkullStrip.CLASSIC)
     with pytest.raises(ImageError, match="skull-strip method"):
         strip_skull({"t1": img}, "bet")
+
+
+def test_auto_falls_back_on_classic_when_deepbet_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    img = _small_head()
+
+    def broken(image: sitk.Image, *, device: str = "cpu") -> sitk.Image:
+        raise RuntimeError("out of memory\nCUDA kernel failed")
+
+    monkeypatch.setattr(ss.deep, "deepbet_mask", broken)
+    mask, method, reason = strip_skull({"t1": img, "t1ce": img}, "auto")
+    assert method == "classic" and _mask(mask).any()
+    assert reason == "auto: fell back on classic because deepbet failed (RuntimeError: CUDA kernel failed)"
+    with pytest.raises(ImageError, match=r"^deepbet failed \(RuntimeError"):  # named explicitly: no substitute
+        strip_skull({"t1": img, "t1ce": img}, "deepbet")
+
+
+def test_a_single_slice_fails_with_one_line_after_the_fallback() -> None:
+    one = sitk.GetImageFromArray(np.random.default_rng(0).random((1, 50, 50)).astype(np.float32) + 1)
+    with pytest.raises(ImageError, match=r"^classic skull stripping failed \(.*\) after auto: fell back on classic "
+                                         r"because .*deepbet") as info:
+        strip_skull({"t1": one, "t1ce": one}, "auto")
+    assert "\n" not in str(info.value)
