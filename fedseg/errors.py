@@ -12,6 +12,7 @@ into one red line on stderr and exit code 1. Messages say what was expected, wha
     │   ├── SignatureError   the signature, key id or signer does not verify against the plan
     │   └── BindingError     a verified file belongs to another federation, plan, kind, round or parent
     ├── StateError           rollback/replay protection refused a round, or the ledger is broken
+    ├── StoreError           a round store (folder, SFTP, S3) cannot be reached, or another member holds a round
     ├── ImageError           an image cannot be read or has the wrong shape, grid or values
     ├── DatasetError         raw-case discovery or a site dataset is invalid
     ├── MetricsError         evaluation inputs cannot be paired or scored
@@ -34,6 +35,7 @@ __all__ = [
     "PlanError",
     "SignatureError",
     "StateError",
+    "StoreError",
     "TrainingError",
 ]
 
@@ -68,6 +70,10 @@ class BindingError(ArtifactError):
 
 class StateError(FedsegError):
     """Rollback/replay protection refused a round, or the ledger is broken."""
+
+
+class StoreError(FedsegError):
+    """A round store cannot be reached or written, or another coordinator already published a round."""
 
 
 class ImageError(FedsegError):
