@@ -59,3 +59,39 @@ def check_finished(plan_path: Path, coordinator_work: Path, store_url: str) -> s
                     read_artifact(tmp / "u.fedseg", plan, kind=Kind.UPDATE)
             digest = art.digest
     return digest
+
+
+def run_federation(root: Path, url: str) -> None:
+    """Run the coordinator and the three sites as threads of this process until the federation ends."""
+    import threading
+
+    import torch
+
+    from fedseg.federation.keys import load_private_key
+    from fedseg.federation.plan import load_plan
+    from fedseg.workflow.store import open_store
+    from fedseg.workflow.store.coordinator_loop import run_coordinator
+    from fedseg.workflow.store.site_loop import run_site
+
+    torch.set_num_threads(1)
+    plan = load_plan(root / "plan.toml")
+    keys = root / "keys"
+    errors: list[BaseException] = []
+
+    def guard(fn, **kw):  # noqa: ANN001, ANN003, ANN202
+        def run() -> None:
+            try:
+                fn(plan, store=open_store(url), poll=0.05, max_idle_polls=2000, **kw)
+            except BaseException as exc:  # surfaced by the test below
+                errors.append(exc)
+        return threading.Thread(target=run, daemon=True)
+
+    threads = [guard(run_coordinator, key=load_private_key(keys / "coordinator.key"), work=root / "coord")]
+    threads += [guard(run_site, key=load_private_key(keys / f"{s}.key"), data=root / "data" / s,
+                      work=root / s, device="cpu") for s in SITES]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads)

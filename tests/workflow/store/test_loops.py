@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -18,40 +17,13 @@ from fedseg.workflow.store.coordinator_loop import PublishConflict, run_coordina
 from fedseg.workflow.store.layout import report_key, update_key
 from fedseg.workflow.store.overview import store_overview
 from fedseg.workflow.store.site_loop import run_site
-from tests._store_fed import SITES, check_finished, make_federation
-
-
-def _run_federation(root: Path, url: str) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    plan = load_plan(root / "plan.toml")
-    keys = root / "keys"
-    errors: list[BaseException] = []
-
-    def guard(fn, **kw):  # noqa: ANN001, ANN003, ANN202
-        def run() -> None:
-            try:
-                fn(plan, store=open_store(url), poll=0.05, max_idle_polls=2000, **kw)
-            except BaseException as exc:  # surfaced by the test below
-                errors.append(exc)
-        return threading.Thread(target=run, daemon=True)
-
-    threads = [guard(run_coordinator, key=load_private_key(keys / "coordinator.key"), work=root / "coord")]
-    threads += [guard(run_site, key=load_private_key(keys / f"{s}.key"), data=root / "data" / s,
-                      work=root / s, device="cpu") for s in SITES]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
-    assert not any(t.is_alive() for t in threads)
+from tests._store_fed import SITES, check_finished, make_federation, run_federation
 
 
 def test_federation_over_a_store_runs_by_itself(tmp_path: Path) -> None:
     make_federation(tmp_path, rounds=2)
     url = str(tmp_path / "store")
-    _run_federation(tmp_path, url)
+    run_federation(tmp_path, url)
     check_finished(tmp_path / "plan.toml", tmp_path / "coord", url)
     overview = store_overview(load_plan(tmp_path / "plan.toml"), open_store(url))
     assert [r.published for r in overview.rounds] == [True, True, True]
