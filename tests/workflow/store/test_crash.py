@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests._store_crash import run_trial
 from tests._store_fed import check_finished, make_federation, run_federation
 
 
+@pytest.mark.slow
 def test_kill_and_restart_gives_the_uninterrupted_result(tmp_path: Path) -> None:
     fed = tmp_path / "fed"
     make_federation(fed, rounds=2)
