@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 STORE_HELP = "The round store: a folder, sftp://[user@]host[:port]/path or s3://bucket/prefix (no passwords in it)."
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to whatever ``sys.stderr`` is at the time of each record (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def log_to_stderr(verbose: bool = False) -> None:
-    """Send fedseg's log records (waits, retries, rounds) to stderr as plain timestamped lines."""
-    from rich.logging import RichHandler
-
-    from fedseg.cli._console import stderr
-
+    """Send fedseg's log records (waits, retries, rounds) to stderr as timestamped lines (installed once)."""
     logger = logging.getLogger("fedseg")
-    if not any(getattr(h, "_fedseg_store", False) for h in logger.handlers):
-        handler: Any = RichHandler(console=stderr(), show_path=False, markup=False, rich_tracebacks=False)
-        handler._fedseg_store = True
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
