@@ -15,6 +15,7 @@ into one red line on stderr and exit code 1. Messages say what was expected, wha
     │   └── BindingError     a verified file belongs to another federation, plan, kind, round or parent
     ├── StateError           rollback/replay protection refused a round, or the ledger is broken
     │   └── LockError        another run holds the folder's lock
+    ├── StoreError           a round store (folder, SFTP, S3) cannot be reached, or another member holds a round
     ├── ImageError           an image cannot be read or has the wrong shape, grid or values
     ├── DatasetError         raw-case discovery or a site dataset is invalid
     ├── MetricsError         evaluation inputs cannot be paired or scored
@@ -40,6 +41,7 @@ __all__ = [
     "PlanError",
     "SignatureError",
     "StateError",
+    "StoreError",
     "TrainingError",
 ]
 
@@ -86,6 +88,10 @@ class StateError(FedsegError):
 
 class LockError(StateError):
     """Another run holds the lock of the folder this one would write."""
+
+
+class StoreError(FedsegError):
+    """A round store cannot be reached or written, or another coordinator already published a round."""
 
 
 class ImageError(FedsegError):

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from fedseg.cli import (
     aggregate,
+    coordinator_run,
     demo,
     evaluate,
     export,
@@ -25,6 +26,8 @@ from fedseg.cli import (
     predict,
     preprocess,
     simulate,
+    site_run,
+    status,
     synth,
     train_local,
 )
@@ -75,6 +78,9 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("inspect")(inspect.inspect)
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
+app.add_typer(site_run.app, name="site")
+app.add_typer(coordinator_run.app, name="coordinator")
+app.command("status")(status.status)
 
 
 def main() -> None:

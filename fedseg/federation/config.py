@@ -46,6 +46,10 @@ class AggregationConfig:
     ``direction_z`` > 0 rejects updates whose cosine to the coordinate-wise median delta of the round lies
     more than that many robust standard deviations below the median cosine (never less than
     ``direction_floor``); 0 = off.
+
+    ``round_deadline`` (seconds) is how long ``fedseg coordinator run`` waits for every site after it
+    publishes a global; once it has passed, the round closes as soon as ``min_sites`` sites answered.
+    0 = wait for every site.
     """
 
     strategy: Strategy = Strategy.FEDAVG
@@ -64,6 +68,7 @@ class AggregationConfig:
     max_share: float = 0.5
     direction_z: float = 3.5
     direction_floor: float = 0.25
+    round_deadline: float = 0.0
 
     def __post_init__(self) -> None:
         where = "aggregation"
@@ -81,3 +86,4 @@ class AggregationConfig:
         require(0.0 < self.max_share <= 1.0, where, "max_share must lie in (0, 1]")
         require(self.direction_z >= 0.0, where, "direction_z must be >= 0 (0 = off)")
         require(0.0 < self.direction_floor <= 2.0, where, "direction_floor must lie in (0, 2]")
+        require(self.round_deadline >= 0.0, where, "round_deadline must be >= 0 seconds (0 = wait for every site)")

@@ -1,0 +1,61 @@
+"""`fedseg site run`: this site's unattended rounds over a shared store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedseg.cli._console import print_json, stdout
+from fedseg.cli._options import DeviceOption
+from fedseg.cli._store import STORE_HELP, log_to_stderr, open_cli_store
+from fedseg.cli.keys import passphrase_from_env
+
+app = typer.Typer(help="A site's unattended rounds over a store.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml).", exists=True, dir_okay=False)],
+    data: Annotated[Path, typer.Option("--data", help="This site's dataset (made by `fedseg preprocess`).", exists=True, file_okay=False)],
+    key: Annotated[Path, typer.Option("--key", help="This site's private key (signs the updates).", exists=True, dir_okay=False)],
+    store: Annotated[str, typer.Option("--store", help=STORE_HELP)],
+    work: Annotated[Path | None, typer.Option("--work", help="Local work folder: site state, globals, checkpoints, updates (default: ./.fedseg-SITE).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Do at most one round, then exit (for cron or a scheduler).")] = False,
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between looks at the store.", min=0.0)] = 10.0,
+    device: DeviceOption = "auto",
+    state: Annotated[Path | None, typer.Option("--state", help="Site state file: the last accepted global per federation (default: DATA/.fedseg/state-<federation-id>.json, shared with train-local).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch (default: torch's choice).", min=1)] = None,
+    passphrase_env: Annotated[str | None, typer.Option("--passphrase-env", help="Env var holding the key's passphrase.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON.")] = False,
+) -> None:
+    """Wait for each global on the store, verify it, train, upload the signed update; stop after the last round.
+
+    Every global is verified as `fedseg train-local` verifies it (signature, plan, round, expiry; only the
+    next round is accepted). A killed run continues where it stopped when started again.
+
+    Example: fedseg site run --plan fed/plan.toml --data site-a-data/ --key site-a.key --store sftp://files.example.org/fed/
+    """
+    from fedseg.federation.keys import load_private_key
+    from fedseg.federation.plan import load_plan
+    from fedseg.workflow.site.received import site_of_key
+    from fedseg.workflow.store.site_loop import run_site
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    log_to_stderr()
+    the_plan = load_plan(plan)
+    the_key = load_private_key(key, passphrase_from_env(passphrase_env))
+    folder = work if work is not None else Path(f".fedseg-{site_of_key(the_plan, the_key).id}")
+    result = run_site(the_plan, data=data, key=the_key, store=open_cli_store(store), work=folder, once=once,
+                      poll=poll, device=device, state_path=state)
+    if as_json:
+        print_json({"site": result.site, "trained": result.trained, "finished": result.finished,
+                    "last_global": result.last_global})
+        return
+    done = ", ".join(str(r) for r in result.trained) or "none"
+    state = "federation finished" if result.finished else f"last global accepted: {result.last_global}"
+    stdout().print(f"{result.site}: trained round(s) {done}; {state}")

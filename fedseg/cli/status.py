@@ -1,0 +1,57 @@
+"""`fedseg status`: rounds x sites of a store-driven federation and each member's last error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedseg.cli._console import print_json, stdout
+from fedseg.cli._store import STORE_HELP, open_cli_store
+
+_STYLE = {"accepted": "green", "late": "yellow", "missing": "red", "answered": "cyan"}
+
+
+def status(
+    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml).", exists=True, dir_okay=False)],
+    store: Annotated[str, typer.Option("--store", help=STORE_HELP)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the overview as JSON.")] = False,
+) -> None:
+    """Show rounds x sites on the store (published, answered, accepted, rejected and why, late) and last errors.
+
+    Each published global is verified; accepted sites are those its signed manifest names.
+
+    Example: fedseg status --plan fed/plan.toml --store sftp://files.example.org/fed/
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from fedseg.federation.plan import load_plan
+    from fedseg.workflow.store.overview import store_overview
+
+    overview = store_overview(load_plan(plan), open_cli_store(store))
+    if as_json:
+        print_json(overview.to_dict())
+        return
+    table = Table(title=f"{overview.store}")
+    for column in ("round", "global", *overview.sites):
+        table.add_column(column, no_wrap=True)
+    for row in overview.rounds:
+        g = "[red]does not verify[/]" if row.error else (row.sha256[:12] if row.sha256 else "—")
+        cells = []
+        for site in overview.sites:
+            cell = row.sites.get(site, "")
+            style = "red" if cell.startswith("rejected") else _STYLE.get(cell)
+            cells.append(f"[{style}]{escape(cell)}[/]" if style and cell else escape(cell))
+        table.add_row(str(row.round), g, *cells)
+    console = stdout()
+    console.print(table)
+    for row in overview.rounds:
+        for site, reason in row.reasons.items():
+            console.print(f"round {row.round} {escape(site)}: {escape(reason)}", highlight=False)
+        if row.error:
+            console.print(f"round {row.round} global: {escape(row.error)}", highlight=False)
+    for member, body in sorted(overview.errors.items()):
+        console.print(f"last error of {escape(member)} at {escape(str(body.get('time')))}: "
+                      f"{escape(str(body.get('error')))}", highlight=False)
