@@ -2,7 +2,7 @@
 """Benchmark sliding-window prediction of one volume on CPU: fedseg vs MONAI, same network and input.
 
 Each measurement runs in its own child process so its peak RSS (``ru_maxrss``) is its own. The network
-is the default :class:`~fedseg.model.config.ModelConfig` U-Net with the default training patch; both
+is the default :class:`~fedseg.configs.model.ModelConfig` U-Net with the default training patch; both
 implementations blend with a Gaussian (sigma 1/8 of the window) at the same overlap and batch of windows.
 
 Usage:
@@ -29,8 +29,8 @@ def _child(method: str, shape: list[int], threads: int, overlap: float, batch: i
     import numpy as np
     import torch
 
+    from fedseg.configs.model import ModelConfig
     from fedseg.inference.sliding_window import sliding_window_predict
-    from fedseg.model.config import ModelConfig
     from fedseg.model.spec import build_model
 
     torch.set_num_threads(threads)
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    from fedseg.train.config import TrainingConfig
+    from fedseg.configs.training import TrainingConfig
 
     patch = list(TrainingConfig().patch_size)
     if args.child:

@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from fedseg.data.build import build_dataset
+from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.data.discovery import discover
-from fedseg.imaging.config import PreprocessConfig
 from fedseg.labels import MODALITIES, Layout
 from fedseg.synth import PROFILES, make_case, write_case
+from fedseg.workflow.preprocess.build import build_dataset
 
 STEPS = ("load", "reorient", "resample", "zscore", "crop", "save")
 
@@ -98,13 +98,14 @@ class Clock:
 def shared_fedseg(files: dict[str, Path], out: Path) -> dict[str, float]:
     import SimpleITK as sitk
 
-    from fedseg.data.dataset import CaseGeometry, write_case
+    from fedseg.data.dataset import write_case
+    from fedseg.geometry import CaseGeometry
     from fedseg.imaging.crop import apply_box, bounding_box
     from fedseg.imaging.io import read_image
     from fedseg.imaging.normalize import zscore_in_mask
     from fedseg.imaging.orient import to_canonical
-    from fedseg.imaging.pipeline import _read_checked
     from fedseg.imaging.resample import reference_grid, resample_to_spacing
+    from fedseg.workflow.preprocess.case import _read_checked
 
     c = Clock()
     imgs = c.run("load", lambda: {m: _read_checked(files[m], m) for m in MODALITIES})
@@ -206,8 +207,8 @@ def round_trip(work: Path, scale: float) -> dict[str, Any]:
 
     from fedseg.imaging.inverse import to_original_grid
     from fedseg.imaging.io import read_image
-    from fedseg.imaging.pipeline import preprocess_case
     from fedseg.synth import write_cases
+    from fedseg.workflow.preprocess.case import preprocess_case
 
     out: dict[str, Any] = {}
     for profile in (0, 1, 2):

@@ -29,7 +29,8 @@ def make_cases(root: Path, n: int, shape: tuple[int, int, int]) -> list:
     """Write ``n`` BraTS-sized phantom cases (float16, chunked, gzip) and return their CaseIndex."""
     import numpy as np
 
-    from fedseg.data.dataset import CaseGeometry, CaseReader, write_case
+    from fedseg.data.dataset import CaseReader, write_case
+    from fedseg.geometry import CaseGeometry
     from fedseg.train.sampling import index_case
 
     rng = np.random.default_rng(0)
@@ -56,9 +57,9 @@ def make_cases(root: Path, n: int, shape: tuple[int, int, int]) -> list:
 def bench_fedseg(cases: list, patch: int, steps: int, warmup: int, workers: int) -> dict:
     import torch
 
-    from fedseg.model.config import ModelConfig
+    from fedseg.configs.model import ModelConfig
+    from fedseg.configs.training import TrainingConfig
     from fedseg.model.spec import build_model
-    from fedseg.train.config import TrainingConfig
     from fedseg.train.loop import train
 
     config = TrainingConfig(patch_size=(patch,) * 3, batch_size=2, amp=False, num_workers=workers)

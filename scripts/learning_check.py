@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Learning check: does local training reach validation WT Dice >= 0.80 on synthetic data within 10 minutes?
 
-Synthetic cases from ``fedseg.synth`` (site profile 0) are preprocessed at 2 mm with ``fedseg.data.build``;
+Synthetic cases from ``fedseg.synth`` (site profile 0) are preprocessed at 2 mm with ``fedseg.workflow.preprocess.build``;
 the sorted case list is split 8 train / 4 validation (the split is rewritten in dataset.json, the
 preprocessing itself is the plan's). Then the real site workflow runs: a plan with the chosen small
 model, the signed round-0 global, ``train_local`` (validation before and after, checkpoint, signed
@@ -27,9 +27,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads w
 
 def build_data(workdir: Path, cases: int, val: int, seed: int) -> Path:
     """Synthesize ``cases`` raw cases, preprocess them at 2 mm, and split the last ``val`` off for validation."""
-    from fedseg.data.build import build_dataset
-    from fedseg.imaging.config import PreprocessConfig
+    from fedseg.configs.preprocess import PreprocessConfig
     from fedseg.synth.writer import write_cases
+    from fedseg.workflow.preprocess.build import build_dataset
 
     raw, data = workdir / "raw", workdir / "data2mm"
     if not raw.exists():
@@ -69,14 +69,14 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    from fedseg.configs.model import ModelConfig
+    from fedseg.configs.preprocess import PreprocessConfig
+    from fedseg.configs.training import TrainingConfig
     from fedseg.configtools import config_from_mapping
     from fedseg.data.dataset import load_dataset
     from fedseg.federation.keys import generate_keypair, load_private_key, load_public_key
     from fedseg.federation.plan import Member, new_plan
-    from fedseg.imaging.config import PreprocessConfig
-    from fedseg.model.config import ModelConfig
     from fedseg.model.spec import model_tensor_spec
-    from fedseg.train.config import TrainingConfig
     from fedseg.train.loop import StepInfo
     from fedseg.workflow.initial import write_initial_global
     from fedseg.workflow.site.train import train_local

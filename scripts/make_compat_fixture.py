@@ -53,13 +53,13 @@ def _fake_checkpoint(ckpt_dir: Path, plan, parent_sha256: str, site: str, weight
 
 def make_fixture(out: Path) -> dict:
     """Write the fixture files into ``out`` (replacing it) and return what fixture.json records."""
+    from fedseg.configs.model import ModelConfig
     from fedseg.configtools import config_from_mapping
     from fedseg.federation.artifact import read_artifact
     from fedseg.federation.keys import generate_keypair, load_private_key
     from fedseg.federation.plan import load_plan
-    from fedseg.model.config import ModelConfig
     from fedseg.model.spec import initial_weights
-    from fedseg.workflow.aggregate import aggregate_round
+    from fedseg.workflow.coordinator.aggregate import aggregate_round
     from fedseg.workflow.init import init_federation
     from fedseg.workflow.site.export import export_update
 

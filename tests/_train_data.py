@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.configtools import config_to_dict
-from fedseg.data.dataset import CaseGeometry, CaseRecord, write_case, write_dataset_json
+from fedseg.data.dataset import CaseRecord, write_case, write_dataset_json
+from fedseg.geometry import CaseGeometry
 from fedseg.hashing import sha256_json
-from fedseg.imaging.config import PreprocessConfig
 from fedseg.labels import MODALITIES
 
 _EYE = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -62,9 +63,9 @@ TINY_MODEL = {"widths": [4, 8], "kernels": [[3, 3, 3], [3, 3, 3]], "strides": [[
 
 def tiny_plan(plan, **training):  # noqa: ANN001, ANN201 - test helper
     """Return ``plan`` with a 2-stage, 4-8 channel U-Net and tiny CPU training settings (overridable)."""
+    from fedseg.configs.model import ModelConfig
+    from fedseg.configs.training import TrainingConfig
     from fedseg.configtools import config_from_mapping
-    from fedseg.model.config import ModelConfig
-    from fedseg.train.config import TrainingConfig
 
     settings = {"patch_size": [16, 16, 16], "batch_size": 2, "steps_per_round": 4, "learning_rate": 1e-2,
                 "amp": False, "val_overlap": 0.25}

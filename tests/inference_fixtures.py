@@ -11,17 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
+from fedseg.configs.model import ModelConfig
+from fedseg.configs.preprocess import PreprocessConfig
+from fedseg.configs.training import TrainingConfig
 from fedseg.configtools import config_to_dict
-from fedseg.data.dataset import CaseGeometry, CaseRecord, write_case, write_dataset_json
+from fedseg.data.dataset import CaseRecord, write_case, write_dataset_json
 from fedseg.federation.artifact import Kind, write_artifact
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
+from fedseg.geometry import CaseGeometry
 from fedseg.hashing import sha256_json
-from fedseg.imaging.config import PreprocessConfig
 from fedseg.labels import MODALITIES
-from fedseg.model.config import ModelConfig
 from fedseg.model.spec import initial_weights
-from fedseg.train.config import TrainingConfig
 
 TINY_MODEL = ModelConfig(widths=(4, 8), kernels=((3, 3, 3),) * 2, strides=((1, 1, 1), (2, 2, 2)), convs_per_stage=1)
 TINY_TRAINING = TrainingConfig(patch_size=(8, 8, 8), batch_size=2, amp=False)

@@ -10,11 +10,11 @@ import typer
 
 from fedseg.cli._console import print_json, stderr, stdout
 from fedseg.cli.keys import passphrase_from_env
+from fedseg.configs.aggregation import Strategy
 from fedseg.errors import ConfigError
-from fedseg.federation.config import Strategy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fedseg.workflow.aggregate import AggregateReport
+    from fedseg.workflow.coordinator.aggregate import AggregateReport
 
 
 def _table(report: AggregateReport) -> None:
@@ -78,7 +78,7 @@ def aggregate(
     from fedseg.federation.keys import load_private_key
     from fedseg.federation.manifest import parse_timestamp
     from fedseg.federation.plan import load_plan
-    from fedseg.workflow.aggregate import QuorumError, aggregate_round
+    from fedseg.workflow.coordinator.aggregate import QuorumError, aggregate_round
 
     stamp: datetime | None = None
     if timestamp is not None:

@@ -34,9 +34,9 @@ def init(
 
     Example: fedseg init --name brats-fl --coordinator-key coord.key --site site-a=site-a.pub:120 --site site-b=site-b.pub:85 --out fed/
     """
+    from fedseg.configs.model import ModelConfig
     from fedseg.configtools import config_from_mapping
     from fedseg.federation.plan import PlanError
-    from fedseg.model.config import ModelConfig
     from fedseg.workflow.init import init_federation, parse_site_option
 
     def ints(text: str, option: str) -> list[int]:
@@ -55,9 +55,9 @@ def init(
         stages = ints(widths, "--widths")
         model = config_from_mapping(ModelConfig, {"widths": stages, "kernels": [[3, 3, 3]] * len(stages),
                                                   "strides": [[1, 1, 1]] + [[2, 2, 2]] * (len(stages) - 1)}, "--widths")
-    from fedseg.federation.config import AggregationConfig
-    from fedseg.imaging.config import PreprocessConfig
-    from fedseg.train.config import TrainingConfig
+    from fedseg.configs.aggregation import AggregationConfig
+    from fedseg.configs.preprocess import PreprocessConfig
+    from fedseg.configs.training import TrainingConfig
 
     training_cfg = config_from_mapping(TrainingConfig, training, "training") if training else None
     from fedseg.federation.plan import majority

@@ -38,8 +38,8 @@ def predict(
     from fedseg.device import resolve_device
     from fedseg.federation.plan import load_plan
     from fedseg.inference.predict import PredictOptions, predict_cases
-    from fedseg.inference.sources import collect_inputs
     from fedseg.workflow.model_io import inference_spec, load_global_model
+    from fedseg.workflow.predict_inputs import collect_inputs
 
     if out.exists() and not out.is_dir():
         error_line(f"{out}: the output folder is a file; expected a folder (or a path to create)")

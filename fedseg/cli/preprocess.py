@@ -86,9 +86,9 @@ def preprocess(
     )
     from rich.table import Table
 
+    from fedseg.configs.preprocess import PreprocessConfig
     from fedseg.configtools import config_from_mapping, config_to_dict
-    from fedseg.data.build import build_dataset
-    from fedseg.imaging.config import PreprocessConfig
+    from fedseg.workflow.preprocess.build import build_dataset
 
     base = PreprocessConfig()
     if plan is not None:

@@ -19,9 +19,9 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.data.dataset import CaseRecord, load_dataset
 from fedseg.errors import DatasetError
-from fedseg.imaging.config import PreprocessConfig
 
 __all__ = ["SPLIT_ORDER", "assign_splits", "recorded_splits", "settle_splits", "target_counts"]
 

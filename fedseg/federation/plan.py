@@ -22,15 +22,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from fedseg.configs.aggregation import AggregationConfig
+from fedseg.configs.model import ModelConfig
+from fedseg.configs.preprocess import PreprocessConfig
+from fedseg.configs.training import TrainingConfig
 from fedseg.configtools import config_from_mapping, config_to_dict
 from fedseg.errors import ConfigError, FedsegError, PlanError
-from fedseg.federation.config import AggregationConfig
 from fedseg.federation.keys import PublicKey, parse_public_key
 from fedseg.fsutil import atomic_write_text
 from fedseg.hashing import canonical_json, sha256_bytes, sha256_json
-from fedseg.imaging.config import PreprocessConfig
-from fedseg.model.config import ModelConfig
-from fedseg.train.config import TrainingConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,6 +1,6 @@
 """Map an array on a case's stored (cropped, resampled, canonical) grid back onto its original scan.
 
-This is the inverse of :func:`fedseg.imaging.pipeline.preprocess_case` for predictions: the array is
+This is the inverse of :func:`fedseg.workflow.preprocess.case.preprocess_case` for predictions: the array is
 first put back into the full resampled grid (``crop_box`` inside ``resampled_size``, ``fill``
 elsewhere), then resampled once, by physical position, onto the original reference (T1ce) grid
 (size, spacing, origin and direction from ``geometry.original_*``). Because the resampled grid is
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fedseg.data.dataset import CaseGeometry
 from fedseg.errors import ImageError
+from fedseg.geometry import CaseGeometry
 
 if TYPE_CHECKING:
     import SimpleITK as sitk

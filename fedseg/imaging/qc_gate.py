@@ -38,7 +38,7 @@ from fedseg.errors import ImageError
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-    from fedseg.imaging.config import PreprocessConfig
+    from fedseg.configs.preprocess import PreprocessConfig
 
 __all__ = ["MAX_OUTLIER_SHARE", "MAX_TUMOUR_OUTSIDE", "case_flags", "head_figures"]
 

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from fedseg.configs.preprocess import SkullStrip
 from fedseg.errors import FedsegError, ImageError
 from fedseg.imaging import skullstrip_deep as deep
-from fedseg.imaging.config import SkullStrip
 from fedseg.imaging.skullstrip_classic import classic_brain_mask, largest_component_filled
 
 if TYPE_CHECKING:

@@ -1,12 +1,9 @@
-"""Cases to predict: raw case folders (preprocessed on the fly, in memory) or an existing site dataset.
+"""Cases to predict or score: the cases of a site dataset, and the input records every source fills.
 
-An input path is a **site dataset** when it holds a ``dataset.json`` of the site-dataset format; anything
-else goes through raw-case discovery (every layout ``fedseg preprocess`` accepts: BraTS 2018-2022,
-BraTS 2023+, nnU-Net raw, CSV). A raw case is preprocessed with the plan's ``[preprocessing]`` settings (an
-:class:`~fedseg.inference.spec.InferenceSpec` carries them)
-into memory only; nothing is written into the input or the site's data. Its segmentation, if present,
-is **not** read during preprocessing (it must not steer the crop of a prediction) but decides the
-label convention of CSV inputs.
+:class:`InputCase` is one case to predict (a loader, or a problem that fails it alone); :class:`PreparedCase`
+what a loader returns (the model input on its stored grid, the geometry back to the scan, the label
+convention, the label if any). Raw case folders are turned into input cases by the preprocessing
+composition (:func:`fedseg.workflow.predict_inputs.collect_inputs`), which may read and preprocess images.
 
 Problems that concern one case (a missing modality, a duplicate id) become :class:`InputCase` entries
 with ``problem`` set, so that case is reported as failed and the others go on. Problems that concern a
@@ -15,7 +12,6 @@ whole input (a site dataset made for other modalities) raise :class:`~fedseg.err
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -24,14 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fedseg.data.dataset import DATASET_FORMAT, CaseGeometry, CaseReader, SiteDataset, load_dataset
-from fedseg.data.discovery import RawCase, discover
-from fedseg.data.label_scan import decide_dataset_labels
+from fedseg.data.dataset import DATASET_FORMAT, CaseReader, SiteDataset
 from fedseg.errors import DatasetError, ImageError
+from fedseg.geometry import CaseGeometry
 from fedseg.inference.spec import InferenceSpec
-from fedseg.labels import REFERENCE_MODALITY
 
-__all__ = ["InputCase", "PreparedCase", "collect_inputs", "dataset_inputs", "is_site_dataset", "reader_inputs"]
+__all__ = ["InputCase", "PreparedCase", "check_channels", "dataset_inputs", "is_site_dataset", "reader_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +62,7 @@ def is_site_dataset(path: Path) -> bool:
         return False
 
 
-def _check_channels(image: np.ndarray, spec: InferenceSpec, case_id: str, where: str) -> np.ndarray:
+def check_channels(image: np.ndarray, spec: InferenceSpec, case_id: str, where: str) -> np.ndarray:
     want = spec.in_channels
     if image.ndim != 4 or image.shape[0] != want:
         raise ImageError(f"case {case_id} ({where}): expected {want} channels "
@@ -89,7 +83,7 @@ def dataset_inputs(dataset: SiteDataset, spec: InferenceSpec, split: str = "all"
                     dataset.root, stored, spec.preprocessing.spacing)
 
     def check(image: np.ndarray, case_id: str, where: str) -> np.ndarray:
-        return _check_channels(image, spec, case_id, where)
+        return check_channels(image, spec, case_id, where)
 
     records = dataset.split(split)
     return reader_inputs([dataset.reader(c) for c in records], [c.id for c in records], check=check)
@@ -116,41 +110,3 @@ def reader_inputs(readers: Sequence[CaseReader], case_ids: Sequence[str] | None 
         return load
 
     return [InputCase(case_id, str(reader.path), loader(reader, case_id)) for reader, case_id in zip(readers, ids)]
-
-
-def _raw_loader(case: RawCase, spec: InferenceSpec) -> Callable[[], PreparedCase]:
-    def load() -> PreparedCase:
-        from fedseg.imaging.pipeline import preprocess_case
-
-        convention = case.convention.value  # decided over the whole input by decide_dataset_labels
-        # the segmentation must not steer preprocessing (the crop grows to contain labelled tumour)
-        result = preprocess_case(dataclasses.replace(case, seg=None), spec.preprocessing)
-        image = _check_channels(result.image, spec, case.id, str(case.images.get(REFERENCE_MODALITY, "")))
-        return PreparedCase(image, result.geometry, convention, None)
-
-    return load
-
-
-def collect_inputs(inputs: Sequence[Path], spec: InferenceSpec) -> list[InputCase]:
-    """Return every case of ``inputs`` (site datasets and raw folders/CSVs), duplicates as problems."""
-    found: list[InputCase] = []
-    for path in map(Path, inputs):
-        if not path.exists():
-            raise DatasetError(f"{path}: input not found; expected a raw case folder, a CSV or a site dataset")
-        if is_site_dataset(path):
-            found += dataset_inputs(load_dataset(path), spec)
-            continue
-        discovery, _ = decide_dataset_labels(discover(path))
-        found += [InputCase(p.case_id, str(path), None, p.reason) for p in discovery.problems]
-        found += [InputCase(c.id, str(c.images.get(REFERENCE_MODALITY, path)), _raw_loader(c, spec))
-                  for c in discovery.cases]
-    seen: dict[str, str] = {}
-    out = []
-    for case in found:
-        if case.case_id in seen:
-            out.append(dataclasses.replace(case, load=None, problem=f"duplicate case id {case.case_id!r} "
-                                                                    f"(also in {seen[case.case_id]})"))
-            continue
-        seen[case.case_id] = case.source
-        out.append(case)
-    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedseg.imaging.config import PreprocessConfig
+from fedseg.configs.preprocess import PreprocessConfig
 
 __all__ = ["InferenceSpec"]
 

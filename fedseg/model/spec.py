@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fedseg.configs.model import ModelConfig
 from fedseg.errors import ConfigError
-from fedseg.model.config import ModelConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

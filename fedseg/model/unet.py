@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fedseg.model.config import ModelConfig
+from fedseg.configs.model import ModelConfig
 
 __all__ = ["ConvBlock", "UNet3D"]
 

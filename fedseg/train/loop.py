@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedseg.configs.training import LrSchedule, OptimizerName, TrainingConfig
 from fedseg.errors import TrainingError
-from fedseg.train.config import LrSchedule, OptimizerName, TrainingConfig
 from fedseg.train.losses import dice_bce_loss
 from fedseg.train.sampling import CaseIndex, PatchBatches
 

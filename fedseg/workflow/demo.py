@@ -139,22 +139,22 @@ def _local_val_dice(update: Path) -> dict[str, float]:
 def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | None = None,
              device: str = "cpu") -> DemoResult:
     """Run the whole demo into ``out`` (created; an existing demo folder is reused step by step)."""
+    from fedseg.configs.model import ModelConfig
+    from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
     from fedseg.configtools import config_from_mapping
-    from fedseg.data.build import build_dataset
     from fedseg.federation.artifact import Kind, read_artifact
     from fedseg.federation.keys import generate_keypair, load_private_key
     from fedseg.federation.ledger import Ledger
     from fedseg.federation.plan import load_plan
-    from fedseg.imaging.config import PreprocessConfig, SkullStrip
     from fedseg.inference.evaluate_model import evaluate_model
     from fedseg.inference.predict import PredictOptions
     from fedseg.labels import Layout
-    from fedseg.model.config import ModelConfig
     from fedseg.synth import write_cases
-    from fedseg.workflow.aggregate import aggregate_round
+    from fedseg.workflow.coordinator.aggregate import aggregate_round
     from fedseg.workflow.init import init_federation
     from fedseg.workflow.initial import global_filename
     from fedseg.workflow.model_io import inference_spec, load_global_model
+    from fedseg.workflow.preprocess.build import build_dataset
     from fedseg.workflow.simulate import plot_curves
     from fedseg.workflow.site.train import train_local
 

@@ -5,7 +5,7 @@ collaborations without sharing patient data", Scientific Reports 10, 12598 (2020
 
 * ``fl``    federated averaging through the real path: each site trains the signed global with
             :func:`~fedseg.workflow.site.train.train_local` (signed update, site state), the coordinator screens and
-            aggregates with :func:`~fedseg.workflow.aggregate.aggregate_round` (signed global, ledger);
+            aggregates with :func:`~fedseg.workflow.coordinator.aggregate.aggregate_round` (signed global, ledger);
 * ``cds``   centralized data sharing: one model trained on the pooled training cases of every site;
 * ``iil``   institutional incremental learning: the model visits the sites one after another, once;
 * ``ciil``  cyclic IIL: the model cycles through the sites, ``steps`` per visit, once per round;
@@ -202,7 +202,7 @@ class _Runner:
 
 
 def _run_fl(run: _Runner, keys: dict[str, Any], initial: dict[str, Any], rounds: int, steps: int) -> list[dict]:
-    from fedseg.workflow.aggregate import aggregate_round
+    from fedseg.workflow.coordinator.aggregate import aggregate_round
     from fedseg.workflow.initial import global_filename
     from fedseg.workflow.site.received import read_global
     from fedseg.workflow.site.train import train_local
@@ -303,14 +303,14 @@ def _run_local(run: _Runner, initial_weights: dict[str, np.ndarray], initial: di
 
 def _setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, seed: int,
            say: Callable[[str], None]) -> tuple[Plan, list[Site], dict[str, Any]]:
+    from fedseg.configs.aggregation import AggregationConfig
+    from fedseg.configs.model import ModelConfig
+    from fedseg.configs.preprocess import PreprocessConfig
+    from fedseg.configs.training import TrainingConfig
     from fedseg.configtools import config_from_mapping
     from fedseg.data.dataset import load_dataset
-    from fedseg.federation.config import AggregationConfig
     from fedseg.federation.keys import generate_keypair, load_private_key
     from fedseg.federation.plan import Member, load_plan, new_plan, write_plan
-    from fedseg.imaging.config import PreprocessConfig
-    from fedseg.model.config import ModelConfig
-    from fedseg.train.config import TrainingConfig
     from fedseg.workflow.initial import write_initial_global
 
     if len(dirs) < 1:

@@ -73,7 +73,7 @@ def test_cli_usage_and_timestamp_errors(tmp_path: Path, plan: Plan, site_keys: d
 def test_cli_while_another_aggregate_holds_the_folder(tmp_path: Path, plan: Plan, site_keys: dict[str, Any],
                                                       keydir: Path) -> None:
     from fedseg.fsutil import folder_lock
-    from fedseg.workflow.round_lock import LOCK_NAME
+    from fedseg.workflow.coordinator.round_lock import LOCK_NAME
 
     args = setup(tmp_path, plan, site_keys, keydir)
     (tmp_path / "fed" / ".global-r0001.fedseg.live0001.tmp").write_bytes(b"a live run's file")

@@ -59,8 +59,8 @@ def test_model_failing_verification_writes_nothing(setup, tmp_path) -> None:
 
 def test_model_of_another_architecture_is_a_clear_error(plan, site_keys, setup, tmp_path) -> None:
     plan_path, _, data = setup
+    from fedseg.configs.model import ModelConfig
     from fedseg.federation.plan import load_plan
-    from fedseg.model.config import ModelConfig
     from fedseg.model.spec import initial_weights
 
     other = ModelConfig(widths=(2, 4), kernels=((3, 3, 3),) * 2, strides=((1, 1, 1), (2, 2, 2)), convs_per_stage=1)
@@ -150,16 +150,16 @@ def test_end_to_end_raw_cases_land_on_the_raw_grid_and_match_model_evaluation(pl
     import numpy as np
     import SimpleITK as sitk
 
-    from fedseg.data.build import build_dataset
+    from fedseg.configs.model import ModelConfig
+    from fedseg.configs.preprocess import PreprocessConfig
+    from fedseg.configs.training import TrainingConfig
     from fedseg.data.dataset import load_dataset
-    from fedseg.imaging.config import PreprocessConfig
     from fedseg.metrics import case_metrics
-    from fedseg.model.config import ModelConfig
     from fedseg.model.spec import build_model, state_to_numpy
     from fedseg.synth.writer import write_cases
-    from fedseg.train.config import TrainingConfig
     from fedseg.train.loop import train
     from fedseg.train.sampling import index_case
+    from fedseg.workflow.preprocess.build import build_dataset
 
     p = plan.with_settings(
         model=ModelConfig(widths=(8, 16), kernels=((3, 3, 3),) * 2, strides=((1, 1, 1), (2, 2, 2)), convs_per_stage=1),

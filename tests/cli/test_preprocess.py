@@ -89,8 +89,8 @@ def test_help_has_an_example() -> None:
 def test_settings_from_a_plan(raw: Path, tmp_path: Path, plan) -> None:
     import dataclasses
 
+    from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
     from fedseg.federation.plan import write_plan
-    from fedseg.imaging.config import PreprocessConfig, SkullStrip
 
     custom = dataclasses.replace(plan, preprocessing=PreprocessConfig(spacing=(4.0, 4.0, 4.0), margin=1,
                                                                       skull_strip=SkullStrip.NONE))
@@ -125,8 +125,8 @@ def test_a_site_that_kept_every_skull_is_flagged_until_accepted(raw: Path, tmp_p
     import dataclasses
 
     import fedseg.imaging.skullstrip as skullstrip
+    from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
     from fedseg.federation.plan import write_plan
-    from fedseg.imaging.config import PreprocessConfig, SkullStrip
 
     monkeypatch.setattr(skullstrip, "strip_skull", _kept_skull)
     # volume bounds wide enough for the reduced phantoms: only the size-independent brain share can catch them

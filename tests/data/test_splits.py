@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.data.splits import assign_splits, target_counts
-from fedseg.imaging.config import PreprocessConfig
 
 
 def _counts(splits: dict[str, str]) -> dict[str, int]:

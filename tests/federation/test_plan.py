@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from fedseg.configs.aggregation import Strategy
 from fedseg.errors import PlanError
-from fedseg.federation.config import Strategy
 from fedseg.federation.keys import generate_keypair, load_public_key
 from fedseg.federation.plan import Member, load_plan, new_plan, plan_to_toml, write_plan
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fedseg.data.dataset import CaseGeometry
 from fedseg.errors import ImageError
+from fedseg.geometry import CaseGeometry
 from fedseg.imaging.crop import apply_box
 from fedseg.imaging.inverse import resampled_origin, to_original_grid, uncrop
 from fedseg.imaging.orient import to_canonical

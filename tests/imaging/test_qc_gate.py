@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fedseg.imaging.config import PreprocessConfig
+from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.imaging.qc_gate import case_flags, head_figures
 
 CONFIG = PreprocessConfig()

@@ -7,8 +7,8 @@ import pytest
 import SimpleITK as sitk
 
 import fedseg.imaging.skullstrip as ss
+from fedseg.configs.preprocess import SkullStrip
 from fedseg.errors import ImageError
-from fedseg.imaging.config import SkullStrip
 from fedseg.imaging.skullstrip import classic_brain_mask, looks_skull_stripped, strip_skull
 from tests.conftest import SHARED_DATA
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fedseg.imaging.config import SkullStrip
+from fedseg.configs.preprocess import SkullStrip
 from fedseg.imaging.resample import reference_grid
 from fedseg.imaging.skullstrip import strip_skull
 from fedseg.imaging.skullstrip_deep import WORK_VOXELS, deepbet_available, working_grid

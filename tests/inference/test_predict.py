@@ -13,8 +13,8 @@ import torch
 from fedseg.errors import ConfigError, DeviceError
 from fedseg.imaging.inverse import to_original_grid
 from fedseg.inference.predict import PredictOptions, predict_cases, prepare_output_dir
-from fedseg.inference.sources import collect_inputs
 from fedseg.workflow.model_io import inference_spec, load_global_model
+from fedseg.workflow.predict_inputs import collect_inputs
 from tests.inference_fixtures import (
     ORIGINAL_DIRECTION,
     ORIGINAL_ORIGIN,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from fedseg.configs.model import ModelConfig
 from fedseg.errors import ConfigError
-from fedseg.model.config import ModelConfig
 from fedseg.model.spec import build_model, initial_weights, model_tensor_spec, numpy_to_state, state_to_numpy
 
 TINY = ModelConfig(widths=(4, 8, 16), kernels=((1, 3, 3), (3, 3, 3), (3, 3, 3)),

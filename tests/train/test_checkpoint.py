@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from fedseg.configs.model import ModelConfig
 from fedseg.errors import TrainingError
-from fedseg.model.config import ModelConfig
 from fedseg.model.spec import build_model, state_to_numpy
 from fedseg.train.checkpoint import load_checkpoint, optimizer_from_h5, save_checkpoint
 

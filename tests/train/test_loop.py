@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from fedseg.configs.model import ModelConfig
+from fedseg.configs.training import LrSchedule, TrainingConfig
 from fedseg.data.dataset import load_dataset
 from fedseg.errors import TrainingError
-from fedseg.model.config import ModelConfig
 from fedseg.model.spec import build_model, state_to_numpy
-from fedseg.train.config import LrSchedule, TrainingConfig
 from fedseg.train.loop import lr_at, make_optimizer, train
 from fedseg.train.sampling import index_case
 from tests._train_data import make_dataset

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fedseg.configs.model import ModelConfig
 from fedseg.errors import ArtifactError
-from fedseg.model.config import ModelConfig
 from fedseg.model.spec import initial_weights
 from fedseg.workflow.model_io import inference_spec, load_global_model
 from tests.inference_fixtures import tiny_plan, write_global

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.errors import (
     ArtifactError,
     BindingError,
@@ -18,7 +19,6 @@ from fedseg.errors import (
 )
 from fedseg.federation.artifact import Kind, read_artifact
 from fedseg.federation.state import SiteState, default_state_path
-from fedseg.imaging.config import PreprocessConfig
 from fedseg.model.spec import model_tensor_spec
 from fedseg.train.checkpoint import load_checkpoint
 from fedseg.train.loop import StepInfo

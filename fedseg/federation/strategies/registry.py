@@ -1,4 +1,4 @@
-"""The strategy registry: each :class:`~fedseg.federation.config.Strategy` mapped to how it combines and steps.
+"""The strategy registry: each :class:`~fedseg.configs.aggregation.Strategy` mapped to how it combines and steps.
 
 Every strategy is expressed on client *deltas* (client model - current global): a combine rule (the
 example-weighted mean, or the coordinate-wise median / trimmed mean) turns the round's deltas into one
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from fedseg.configs.aggregation import AggregationConfig, Strategy
 from fedseg.errors import AggregationError
-from fedseg.federation.config import AggregationConfig, Strategy
 from fedseg.federation.strategies.fedavgm import fedavgm_step
 from fedseg.federation.strategies.fedopt import SecondMoment, fedopt_step
 

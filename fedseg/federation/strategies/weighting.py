@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fedseg.configs.aggregation import Weighting
 from fedseg.errors import AggregationError
-from fedseg.federation.config import Weighting
 
 __all__ = ["capped_shares", "update_weights"]
 

@@ -6,11 +6,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.configtools import config_from_mapping, config_to_dict
 from fedseg.errors import BindingError, DatasetError, PlanError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Member, Plan
-from fedseg.imaging.config import PreprocessConfig
 
 __all__ = ["check_dataset", "read_global", "read_update", "site_of_key"]
 

@@ -6,7 +6,7 @@
    ``aggregation.round_deadline`` (seconds after the previous global was published; 0 = no deadline)
    has passed with at least ``min_sites`` updates; then *freeze* the round (download the updates into
    the work folder and write ``closed.json``), screen and aggregate them with
-   :func:`fedseg.workflow.aggregate.aggregate_round` exactly as ``fedseg aggregate`` does (the ledger and
+   :func:`fedseg.workflow.coordinator.aggregate.aggregate_round` exactly as ``fedseg aggregate`` does (the ledger and
    server state live in the work folder), upload the round's ``report.json`` and publish the new global.
 3. An update that arrives for a round already closed is recorded as late (ledger event ``update-late``
    and the round's report) and never used.
@@ -145,7 +145,7 @@ class _Coordinator:
 
     def aggregate(self, round_: int, files: list[Path]) -> None:
         """Aggregate the frozen round exactly as `fedseg aggregate` would; write and upload its report."""
-        from fedseg.workflow.aggregate import aggregate_round
+        from fedseg.workflow.coordinator.aggregate import aggregate_round
 
         report = aggregate_round(plan=self.plan, global_path=self.global_path(round_ - 1), key=self.key,
                                  update_paths=files, out=self.global_path(round_), ledger_path=self.ledger_path)
@@ -187,7 +187,7 @@ def run_coordinator(plan: Plan, *, key: PrivateKey, store: Store, work: Path, po
     after ``poll`` seconds, except a conflicting publication, which stops the loop.
     ``max_idle_polls`` bounds the waiting (tests).
     """
-    from fedseg.workflow.aggregate import QuorumError
+    from fedseg.workflow.coordinator.aggregate import QuorumError
 
     work = Path(work)
     me = plan.coordinator.id

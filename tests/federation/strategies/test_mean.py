@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from fedseg.configs.aggregation import AggregationConfig, Strategy
 from fedseg.errors import AggregationError
-from fedseg.federation.config import AggregationConfig, Strategy
 from fedseg.federation.strategies import (
     REGISTRY,
     WeightedMean,

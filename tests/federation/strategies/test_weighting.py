@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fedseg.configs.aggregation import Weighting
 from fedseg.errors import AggregationError
-from fedseg.federation.config import Weighting
 from fedseg.federation.strategies import capped_shares, update_weights
 
 

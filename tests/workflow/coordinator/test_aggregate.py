@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fedseg.configs.aggregation import Strategy
 from fedseg.errors import StateError
 from fedseg.federation.artifact import Kind, read_artifact
-from fedseg.federation.config import Strategy
 from fedseg.federation.ledger import Ledger
 from fedseg.federation.plan import Plan
 from fedseg.federation.strategies import coordinate_median, fedadam_step
-from fedseg.workflow import aggregate as agg
-from fedseg.workflow.aggregate import QuorumError, aggregate_round
+from fedseg.workflow.coordinator import aggregate as agg
+from fedseg.workflow.coordinator.aggregate import QuorumError, aggregate_round
 from tests._aggregate_data import (
     model,
     weighted_mean,

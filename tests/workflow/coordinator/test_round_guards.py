@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fedseg.configs.aggregation import Strategy
 from fedseg.errors import AggregationError, StateError
-from fedseg.federation.config import Strategy
 from fedseg.federation.ledger import Ledger, _line_hash
 from fedseg.federation.plan import Plan
-from fedseg.workflow.aggregate import aggregate_round
+from fedseg.workflow.coordinator.aggregate import aggregate_round
 from tests._aggregate_data import model, write_global, write_update
 
 SITES = ("site-a", "site-b", "site-c")

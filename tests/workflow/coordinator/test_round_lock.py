@@ -11,8 +11,8 @@ import pytest
 from fedseg.errors import LockError
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import folder_lock
-from fedseg.workflow.aggregate import aggregate_round
-from fedseg.workflow.round_lock import LOCK_NAME
+from fedseg.workflow.coordinator.aggregate import aggregate_round
+from fedseg.workflow.coordinator.round_lock import LOCK_NAME
 from tests._aggregate_data import model, write_global, write_update
 
 SITES = ("site-a", "site-b", "site-c")

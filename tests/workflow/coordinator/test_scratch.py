@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedseg.workflow.scratch import TensorFile, scratch_dir
+from fedseg.workflow.coordinator.scratch import TensorFile, scratch_dir
 
 
 def test_tensor_file_round_trips_whole_tensors_and_ranges(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fedseg.configs.aggregation import Weighting
 from fedseg.federation.artifact import read_artifact
-from fedseg.federation.config import Weighting
 from fedseg.federation.plan import Plan
-from fedseg.workflow.aggregate import QuorumError, aggregate_round
+from fedseg.workflow.coordinator.aggregate import QuorumError, aggregate_round
 from tests._aggregate_data import model, write_global, write_update
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fedseg.data import build as build_mod
-from fedseg.data.build import assign_splits, build_dataset, config_sha256
+from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
 from fedseg.data.dataset import CaseReader, load_dataset
 from fedseg.errors import DatasetError
-from fedseg.imaging.config import PreprocessConfig, SkullStrip
 from fedseg.labels import Layout
 from fedseg.synth import write_cases
+from fedseg.workflow.preprocess import build as build_mod
+from fedseg.workflow.preprocess.build import assign_splits, build_dataset, config_sha256
 
 # Cheap settings: 3 mm voxels, no skull stripping (the pipeline tests cover it).
 FAST = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.NONE)

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
 from fedseg.data.discovery import RawCase, discover
 from fedseg.errors import ImageError
-from fedseg.imaging import pipeline
-from fedseg.imaging.config import PreprocessConfig, SkullStrip
 from fedseg.imaging.inverse import to_original_grid
 from fedseg.imaging.io import read_image
 from fedseg.imaging.orient import to_canonical
-from fedseg.imaging.pipeline import preprocess_case
 from fedseg.imaging.resample import reference_grid, resample_to_spacing
 from fedseg.labels import MODALITIES, LabelConvention, Layout
 from fedseg.synth import write_cases
+from fedseg.workflow.preprocess import case as pipeline
+from fedseg.workflow.preprocess.case import preprocess_case
 from tests.data.test_discovery import write_dicom_series
 
 

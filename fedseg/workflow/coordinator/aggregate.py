@@ -4,7 +4,7 @@ Order of work (DESIGN.md §4.5, §5):
 
 1. verify the current global against the plan (kind global); its verified tensors give the expected
    tensor spec (names, shapes) of every update, and are then parked in a private scratch file
-   (:mod:`fedseg.workflow.scratch`) so the global does not sit in memory while updates are read;
+   (:mod:`fedseg.workflow.coordinator.scratch`) so the global does not sit in memory while updates are read;
 2. screen every update: ``read_artifact`` checks signature, signer, federation/plan binding, kind, spec
    and finiteness; then round = current + 1, parent = current digest, weights "full"/"delta", example
    count in 1..min(plan.training.max_examples, the site's enrolled cases x (1 + examples_tolerance)), model
@@ -18,10 +18,10 @@ Order of work (DESIGN.md §4.5, §5):
    written): mean strategies stream (each update is added to one float64 running sum while it is
    screened; if a later rule rejects an update already added, the sum is rebuilt from a second verified
    read of the accepted files); median / trimmed mean park each verified update in the scratch folder
-   and then work tensor by tensor (:mod:`fedseg.workflow.delta_stream`);
+   and then work tensor by tensor (:mod:`fedseg.workflow.coordinator.delta_stream`);
 4. write the next global atomically, signed by the coordinator, with deterministic ``created_at`` (the
    latest accepted update's, or ``timestamp``) and ``expires_at``; the server optimizer state beside the
-   ledger; and only then the ledger lines (:mod:`fedseg.workflow.round_write`). Updates are processed in
+   ledger; and only then the ledger lines (:mod:`fedseg.workflow.coordinator.round_write`). Updates are processed in
    a canonical order (site, digest), so a rerun with the same inputs gives a byte-identical global; when
    the ledger already records that global, nothing is appended ("already aggregated").
 
@@ -43,19 +43,19 @@ from typing import Any
 
 import numpy as np
 
+from fedseg.configs.aggregation import Strategy, Weighting
 from fedseg.configtools import config_to_dict
 from fedseg.errors import AggregationError, ArtifactError
 from fedseg.federation import screening
-from fedseg.federation.config import Strategy, Weighting
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.federation.screening import Reason
 from fedseg.federation.strategies import Combine, WeightedMean, get_strategy, strategy_params, update_weights
-from fedseg.workflow.delta_stream import consume, direction_cosines, rebuild
-from fedseg.workflow.round_lock import holding_round_folders, refuse_round_overlaps
-from fedseg.workflow.round_report import AggregateReport, QuorumError, UpdateVerdict
-from fedseg.workflow.round_write import check_current_global, write_round
-from fedseg.workflow.scratch import TensorFile, scratch_dir
+from fedseg.workflow.coordinator.delta_stream import consume, direction_cosines, rebuild
+from fedseg.workflow.coordinator.round_lock import holding_round_folders, refuse_round_overlaps
+from fedseg.workflow.coordinator.round_report import AggregateReport, QuorumError, UpdateVerdict
+from fedseg.workflow.coordinator.round_write import check_current_global, write_round
+from fedseg.workflow.coordinator.scratch import TensorFile, scratch_dir
 
 __all__ = ["AggregateReport", "QuorumError", "UpdateVerdict", "aggregate_round", "default_ledger_path"]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fedseg.fsutil import folder_lock, refuse_output_overlap, remove_stale_temps
-from fedseg.workflow.round_write import STATE_FILE
+from fedseg.workflow.coordinator.round_write import STATE_FILE
 
 __all__ = ["LOCK_NAME", "hold_round_folders", "holding_round_folders", "leftover_patterns", "refuse_round_overlaps"]
 

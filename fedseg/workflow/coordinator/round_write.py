@@ -24,9 +24,9 @@ from fedseg.federation.manifest import Contributor, StrategyRecord, aggregated_g
 from fedseg.federation.plan import Plan
 from fedseg.federation.strategies import WeightedMean
 from fedseg.fsutil import fsync_dir
-from fedseg.workflow.delta_stream import combined_delta
-from fedseg.workflow.round_report import AggregateReport
-from fedseg.workflow.scratch import TensorFile
+from fedseg.workflow.coordinator.delta_stream import combined_delta
+from fedseg.workflow.coordinator.round_report import AggregateReport
+from fedseg.workflow.coordinator.scratch import TensorFile
 
 __all__ = ["STATE_FILE", "check_current_global", "write_round"]
 
@@ -50,7 +50,7 @@ def write_round(report: AggregateReport, *, plan: Plan, key: PrivateKey | None, 
     scratch files).
     """
     from fedseg.federation.artifact import write_artifact
-    from fedseg.workflow.server_state import open_state_writer, read_state
+    from fedseg.workflow.coordinator.server_state import open_state_writer, read_state
 
     if key is None:
         raise AggregationError("a coordinator key is needed to sign the next global")
@@ -117,7 +117,7 @@ def _refuse_other_global(plan: Plan, round_: int, digest: str, out: Path, state_
     import h5py
 
     from fedseg.federation.artifact import Kind, read_artifact, read_manifest_unverified
-    from fedseg.workflow.server_state import round_group
+    from fedseg.workflow.coordinator.server_state import round_group
 
     for path in sorted(out.parent.glob("*.fedseg")):
         try:

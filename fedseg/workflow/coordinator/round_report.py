@@ -12,7 +12,7 @@ from fedseg.federation.manifest import WeightsKind
 from fedseg.federation.screening import Reason
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fedseg.workflow.scratch import TensorFile
+    from fedseg.workflow.coordinator.scratch import TensorFile
 
 __all__ = ["AggregateReport", "QuorumError", "UpdateVerdict"]
 

@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fedseg.data.dataset import CaseGeometry
+from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.data.discovery import RawCase
 from fedseg.errors import ImageError, MetricsError
-from fedseg.imaging.config import PreprocessConfig
+from fedseg.geometry import CaseGeometry
 from fedseg.imaging.qc_gate import MAX_ROTATION_DEG as _MAX_ROTATION_DEG  # implausible for one session: warn
 from fedseg.imaging.qc_gate import MAX_TRANSLATION_MM as _MAX_TRANSLATION_MM
 from fedseg.labels import (

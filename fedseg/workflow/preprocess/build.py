@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.configtools import config_to_dict
 from fedseg.data.dataset import CASES_DIR, CaseRecord, load_dataset, write_case, write_dataset_json
 from fedseg.data.discovery import Discovery, RawCase, discover
@@ -36,7 +37,6 @@ from fedseg.data.splits import assign_splits, recorded_splits, settle_splits
 from fedseg.errors import DatasetError, FedsegError
 from fedseg.fsutil import atomic_write_json, remove_stale_temps
 from fedseg.hashing import sha256_file, sha256_json
-from fedseg.imaging.config import PreprocessConfig
 from fedseg.imaging.io import check_input_path
 from fedseg.labels import MODALITIES, LabelConvention, Layout
 
@@ -158,16 +158,16 @@ def _worker_context() -> Any:
         context = multiprocessing.get_context("forkserver")
     except ValueError:  # Windows
         return multiprocessing.get_context("spawn")
-    context.set_forkserver_preload(["fedseg.data.build", "fedseg.imaging.pipeline", "SimpleITK", "h5py"])
+    context.set_forkserver_preload(["fedseg.workflow.preprocess.build", "fedseg.workflow.preprocess.case", "SimpleITK", "h5py"])
     return context
 
 
 def _run_case(case: RawCase, config: PreprocessConfig, out: Path, sources: dict[str, str],
               brain_ml_range: tuple[float, float], qc_png: bool) -> CaseOutcome:
     """Preprocess and write one case; any error becomes a failed outcome (interrupts propagate)."""
-    from fedseg.imaging.pipeline import preprocess_case
     from fedseg.imaging.qc import write_qc_png
     from fedseg.imaging.qc_gate import case_flags
+    from fedseg.workflow.preprocess.case import preprocess_case
 
     start = time.perf_counter()
     try:

@@ -4,7 +4,7 @@ Every update is seen as its delta from the current global, ``d = x - g`` (a "del
 one), in float64: ``x`` and ``g`` are float32/float16, so the widened difference is exact. Work goes in
 chunks of :data:`CHUNK` elements so the delta, its square and the scaled add happen while the chunk is in
 cache, with one reused float64 buffer and the global's chunk read from its scratch file
-(:class:`~fedseg.workflow.scratch.TensorFile`): memory beyond the update being read is the running sum
+(:class:`~fedseg.workflow.coordinator.scratch.TensorFile`): memory beyond the update being read is the running sum
 alone. Median and trimmed mean read each tensor slice by slice from every update's scratch file, so their
 working set is (updates x slice), not (updates x tensor).
 """
@@ -27,8 +27,8 @@ from fedseg.federation.strategies import (
     coordinate_median,
     coordinate_trimmed_mean,
 )
-from fedseg.workflow.round_report import UpdateVerdict
-from fedseg.workflow.scratch import TensorFile
+from fedseg.workflow.coordinator.round_report import UpdateVerdict
+from fedseg.workflow.coordinator.scratch import TensorFile
 
 __all__ = ["CHUNK", "combined_delta", "consume", "delta_pass", "direction_cosines", "rebuild"]
 
