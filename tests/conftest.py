@@ -41,3 +41,15 @@ def plan(keydir: Path) -> Plan:
 def site_keys(keydir: Path):
     """Private keys by member id."""
     return {n: load_private_key(keydir / f"{n}.key") for n in ("coordinator", "site-a", "site-b", "site-c", "outsider")}
+
+
+@pytest.fixture(autouse=True)
+def _restore_fedseg_logger():
+    """Undo what a command did to the ``fedseg`` logger (the store loops add a stderr handler for their process)."""
+    import logging
+
+    logger = logging.getLogger("fedseg")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)

@@ -10,7 +10,7 @@ import pytest
 
 from fedseg.data.dataset import load_dataset
 from fedseg.errors import DatasetError
-from fedseg.inference.sources import collect_inputs, dataset_inputs, is_site_dataset, reader_inputs
+from fedseg.inference.sources import dataset_inputs, is_site_dataset, reader_inputs
 from fedseg.workflow.model_io import inference_spec
 from tests.inference_fixtures import STORED_SHAPE, geometry, stored_label, tiny_plan, write_site_dataset
 
@@ -63,8 +63,3 @@ def test_dataset_with_other_modalities_is_rejected(plan, tmp_path) -> None:
     data = write_site_dataset(tmp_path / "data", modalities=("t1", "t1ce", "flair"))
     with pytest.raises(DatasetError, match=r"modalities \['t1', 't1ce', 'flair'\].*expects \['t1', 't1ce', 't2', 'flair'\]"):
         dataset_inputs(load_dataset(data), inference_spec(p))
-
-
-def test_a_missing_input_is_refused(plan, tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="nowhere: input not found"):
-        collect_inputs([tmp_path / "nowhere"], inference_spec(tiny_plan(plan)))
