@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -85,7 +86,7 @@ class _Round:
 
 
 @pytest.fixture
-def rnd(tmp_path: Path, plan: Plan, site_keys: dict[str, Any]) -> _Round:
+def rnd(tmp_path: Path, plan: Plan, site_keys: dict[str, Any]) -> Iterator[_Round]:
     r = _Round(tmp_path, plan, site_keys)
     yield r
     r.g.close()
