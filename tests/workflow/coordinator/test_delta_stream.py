@@ -6,6 +6,7 @@ import math
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,10 +14,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from fedseg.errors import AggregationError
+from fedseg.federation.artifact import Kind, TensorSpec, read_artifact
+from fedseg.federation.plan import Plan
 from fedseg.federation.strategies import Combine, WeightedMean
-from fedseg.workflow.coordinator.delta_stream import CHUNK, combined_delta, consume, delta_pass, direction_cosines
+from fedseg.workflow.coordinator.delta_stream import (
+    CHUNK,
+    combined_delta,
+    consume,
+    delta_pass,
+    direction_cosines,
+    rebuild,
+)
 from fedseg.workflow.coordinator.round_report import UpdateVerdict
 from fedseg.workflow.coordinator.scratch import TensorFile
+from tests._aggregate_data import SHAPES, model, write_global, write_update
 
 
 def _buf() -> np.ndarray:
@@ -197,3 +209,26 @@ def test_direction_cosines_zero_median_or_zero_norm_gives_zero(tmp_path: Path) -
         more = _spilled(tmp_path / "x", [[1, 1], [2, 2], [0, 0]], g)  # median [1, 1]; the zero delta gets 0
         got = direction_cosines(more, gf)
     assert got[0] == pytest.approx(1.0) and got[1] == pytest.approx(1.0) and got[2] == 0.0
+
+
+def test_rebuild_sums_the_accepted_updates_again_and_refuses_a_changed_file(tmp_path: Path, plan: Plan,
+                                                                            site_keys: dict[str, Any]) -> None:
+    g0 = write_global(plan, site_keys, tmp_path / "g.fedseg", model(1.0))
+    spec = {n: TensorSpec(s, "float32") for n, s in SHAPES.items()}
+    verdicts = []
+    for site, value, n in (("site-a", 2.0, 10), ("site-b", 4.0, 30)):
+        path = write_update(plan, site_keys, tmp_path / f"{site}.fedseg", site, g0.digest, model(value),
+                            num_examples=n)
+        art = read_artifact(path, plan, kind=Kind.UPDATE, spec=spec)
+        norm = math.sqrt(sum(math.prod(s) for s in SHAPES.values())) * (value - 1.0)
+        verdicts.append(UpdateVerdict(path=path, site=site, sha256=art.digest, weight=float(n), norm=norm))
+    with TensorFile(tmp_path / "g.bin", g0.tensors) as gf:
+        acc = rebuild(verdicts, plan, spec, gf, 0.0, None)
+        assert acc.count == 2 and acc.total_weight == 40.0
+        np.testing.assert_allclose(acc.pop_mean("enc.bias"), np.full(4, (10 * 1.0 + 30 * 3.0) / 40))
+        # clipping uses the norm recorded in the verdict: site-b's delta (norm 3 x sqrt(24)) is cut to site-a's
+        acc = rebuild(verdicts, plan, spec, gf, verdicts[0].norm, None)
+        np.testing.assert_allclose(acc.pop_mean("enc.bias"), np.full(4, 1.0), rtol=1e-12)
+        write_update(plan, site_keys, verdicts[1].path, "site-b", g0.digest, model(5.0), num_examples=30)
+        with pytest.raises(AggregationError, match="site-b.fedseg: the file changed during aggregation"):
+            rebuild(verdicts, plan, spec, gf, 0.0, None)
