@@ -86,7 +86,10 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # JSON integers have no size limit: 10**400 is no float
+            raise ConfigError(f"{where}: expected a number of float range, got an integer of {len(str(value))} digits") from None
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
