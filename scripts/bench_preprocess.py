@@ -100,12 +100,12 @@ def shared_fedseg(files: dict[str, Path], out: Path) -> dict[str, float]:
 
     from fedseg.data.dataset import write_case
     from fedseg.geometry import CaseGeometry
+    from fedseg.imaging.checked_read import read_checked as _read_checked
     from fedseg.imaging.crop import apply_box, bounding_box
     from fedseg.imaging.io import read_image
     from fedseg.imaging.normalize import zscore_in_mask
     from fedseg.imaging.orient import to_canonical
     from fedseg.imaging.resample import reference_grid, resample_to_spacing
-    from fedseg.workflow.preprocess.case import _read_checked
 
     c = Clock()
     imgs = c.run("load", lambda: {m: _read_checked(files[m], m) for m in MODALITIES})

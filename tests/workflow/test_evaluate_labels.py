@@ -12,14 +12,8 @@ import SimpleITK as sitk
 
 from fedseg.errors import MetricsError
 from fedseg.metrics import EmptyPolicy
-from fedseg.workflow.evaluate_labels import (
-    case_id_of,
-    discover_labels,
-    evaluate_label_maps,
-    pair_label_files,
-    write_csv,
-    write_json,
-)
+from fedseg.workflow.evaluate_labels import evaluate_label_maps, write_csv, write_json
+from fedseg.workflow.label_pairs import case_id_of, discover_labels, pair_label_files
 
 
 def label_map(et: int = 4, shift: int = 0) -> np.ndarray:

@@ -24,7 +24,6 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from fedseg.fsutil import atomic_write_json, remove_stale_temps
 from fedseg.hashing import sha256_file, sha256_json
 from fedseg.imaging.io import check_input_path
 from fedseg.labels import MODALITIES, LabelConvention, Layout
+from fedseg.workflow.preprocess.report import QC_DIR, BuildReport, CaseOutcome
 
 __all__ = ["PIPELINE_VERSION", "BuildReport", "CaseOutcome", "assign_splits", "build_dataset", "config_sha256"]
 
@@ -46,63 +46,7 @@ log = logging.getLogger(__name__)
 
 #: Bumped whenever the preprocessing steps change what they produce; a new version redoes every case.
 PIPELINE_VERSION = 2  # 2: deepbet by default, QC gate figures
-QC_DIR = "qc"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-@dataclass
-class CaseOutcome:
-    """What happened to one case: ``status`` is ``done``, ``skipped`` or ``failed`` (with ``reason``)."""
-
-    case_id: str
-    status: str
-    reason: str = ""
-    record: CaseRecord | None = None
-    seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class BuildReport:
-    """The result of :func:`build_dataset`."""
-
-    input: Path
-    out: Path
-    layout: str
-    config_sha256: str
-    jobs: int
-    seconds: float
-    outcomes: list[CaseOutcome]
-    labels: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[CaseOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
-
-    @property
-    def flagged(self) -> list[CaseOutcome]:
-        """Return the written cases the QC gate flagged and no one accepted (not used until accepted)."""
-        return [o for o in self.outcomes if o.record is not None and not o.record.usable]
-
-    def qc_png(self, case_id: str) -> Path:
-        return self.out / QC_DIR / f"{case_id}.png"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready summary (QC figures included, no image data)."""
-        return {
-            "input": str(self.input), "out": str(self.out), "layout": self.layout,
-            "config_sha256": self.config_sha256, "jobs": self.jobs, "seconds": round(self.seconds, 3),
-            "cases": [{"id": o.case_id, "status": o.status, "reason": o.reason, "seconds": round(o.seconds, 3),
-                       "timings": {k: round(v, 3) for k, v in o.timings.items()},
-                       **({"split": o.record.split, "qc": o.record.qc, "warnings": o.record.warnings,
-                           "qc_status": o.record.status, "flags": o.record.flags, "accepted": o.record.accepted,
-                           "qc_png": str(self.qc_png(o.case_id))}
-                          if o.record else {})} for o in self.outcomes],
-            "failed": len(self.failed), "labels": self.labels,
-            "flagged": [{"id": o.case_id, "qc_png": str(self.qc_png(o.case_id)), "flags": o.record.flags}
-                        for o in self.flagged if o.record is not None],
-            "flagged_count": len(self.flagged),
-        }
 
 
 def config_sha256(config: PreprocessConfig) -> str:

@@ -28,24 +28,21 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.data.discovery import RawCase
-from fedseg.errors import ImageError, MetricsError
+from fedseg.errors import ImageError
 from fedseg.geometry import CaseGeometry
+from fedseg.imaging.checked_read import read_checked, read_label
 from fedseg.imaging.qc_gate import MAX_ROTATION_DEG as _MAX_ROTATION_DEG  # implausible for one session: warn
 from fedseg.imaging.qc_gate import MAX_TRANSLATION_MM as _MAX_TRANSLATION_MM
 from fedseg.labels import (
-    LABEL_MAPS,
     MODALITIES,
     REFERENCE_MODALITY,
     LabelConvention,
-    decide_convention,
-    label_values,
     to_internal,
 )
 
@@ -102,76 +99,6 @@ class _Step:
         self.timer.seconds[self.name] = self.timer.seconds.get(self.name, 0.0) + elapsed
 
 
-def _nonfinite_in_nifti(path: Path) -> int:
-    """Return the number of NaN/inf voxels stored in a floating-point NIfTI file (0 for other files).
-
-    ITK's NIfTI reader silently turns NaN into 0, so the stored values are checked with nibabel.
-    """
-    if path.is_dir() or not path.name.lower().endswith((".nii", ".nii.gz")):
-        return 0
-    import nibabel as nib
-
-    try:
-        img = nib.load(str(path))
-        if not np.issubdtype(img.header.get_data_dtype(), np.floating):
-            return 0
-        data = np.asanyarray(img.dataobj)
-    except Exception:  # noqa: BLE001 - SimpleITK already read it; its view is checked as well
-        return 0
-    return int(data.size - np.count_nonzero(np.isfinite(data)))
-
-
-def _read_checked(path: Path, what: str) -> sitk.Image:
-    """Read an image as float32 and reject non-finite or constant images, naming the file."""
-    import SimpleITK as sitk
-
-    from fedseg.imaging.io import read_image
-
-    image = read_image(path)
-    image = sitk.Cast(image, sitk.sitkFloat32)
-    arr = sitk.GetArrayViewFromImage(image)
-    bad = int(arr.size - np.count_nonzero(np.isfinite(arr))) or _nonfinite_in_nifti(Path(path))
-    if bad:
-        raise ImageError(f"{path}: {what} has {bad} NaN or infinite voxels; expected finite intensities")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo == hi:
-        detail = "all voxels are zero" if lo == 0.0 else f"all voxels equal {lo:g}"
-        raise ImageError(f"{path}: {what} has no contrast ({detail}); expected an MR image")
-    return image
-
-
-def _read_label(path: Path, reference: sitk.Image, reference_path: Path,
-                convention: LabelConvention) -> tuple[sitk.Image, LabelConvention]:
-    """Read and validate a label map; an ``auto`` convention (a lone case) is decided from its values.
-
-    Datasets decide their convention once over all cases before preprocessing (fedseg.data.label_scan).
-    """
-    import SimpleITK as sitk
-
-    from fedseg.imaging.io import grid_of, read_image, same_grid
-
-    label = read_image(path)
-    lg, rg = grid_of(label), grid_of(reference)
-    if not same_grid(lg, rg, tol_mm=1e-2, tol_dir=1e-3):
-        raise ImageError(f"{path}: the label's grid (size {lg.size}, spacing {tuple(round(s, 4) for s in lg.spacing)}, "
-                         f"origin {tuple(round(o, 2) for o in lg.origin)}) differs from the T1ce's {reference_path} "
-                         f"(size {rg.size}, spacing {tuple(round(s, 4) for s in rg.spacing)}, "
-                         f"origin {tuple(round(o, 2) for o in rg.origin)})")
-    arr = sitk.GetArrayViewFromImage(label)
-    try:
-        ints = set(label_values(arr))
-    except MetricsError as exc:
-        raise ImageError(f"{path}: label values must be integers ({exc})") from None
-    if convention == LabelConvention.AUTO:
-        convention = decide_convention([ints]).convention
-    allowed = set(LABEL_MAPS[convention])
-    unknown = sorted(ints - allowed)
-    if unknown:
-        raise ImageError(f"{path}: unknown label values {unknown}; the {convention.value} convention "
-                         f"allows {sorted(allowed)}")
-    return sitk.Cast(label, sitk.sitkUInt8), convention
-
-
 def _grow_box(box: tuple[int, ...], fg: np.ndarray, margin: int) -> tuple[int, int, int, int, int, int]:
     """Return ``box`` grown to contain the nonzero voxels of ``fg`` (plus ``margin``)."""
     from fedseg.imaging.crop import bounding_box
@@ -224,11 +151,11 @@ def preprocess_case(
     qc: dict[str, Any] = {}
 
     with timer.step("read"):
-        raw = {m: _read_checked(case.images[m], m) for m in MODALITIES}
+        raw = {m: read_checked(case.images[m], m) for m in MODALITIES}
         original = raw[REFERENCE_MODALITY]
         label_img, convention = None, case.convention
         if case.seg is not None:
-            label_img, convention = _read_label(case.seg, original, case.images[REFERENCE_MODALITY], case.convention)
+            label_img, convention = read_label(case.seg, original, case.images[REFERENCE_MODALITY], case.convention)
         elif convention == LabelConvention.AUTO:
             convention = LabelConvention.BRATS2021  # nothing to decide from; the BraTS 2018-2022 numbering
 

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
 from fedseg.data.discovery import RawCase, discover
 from fedseg.errors import ImageError
+from fedseg.imaging.checked_read import read_label
 from fedseg.imaging.inverse import to_original_grid
 from fedseg.imaging.io import read_image
 from fedseg.imaging.orient import to_canonical
@@ -201,11 +202,11 @@ def test_bad_input_is_an_image_error_naming_the_file(kind: str, tmp_path: Path) 
 def test_auto_convention_from_values(tmp_path: Path) -> None:
     case = _tiny_case(tmp_path)
     _write(case.seg, np.array([0, 1, 2, 3] + [0] * 332, np.uint8).reshape(6, 7, 8))
-    label, convention = pipeline._read_label(case.seg, read_image(case.images["t1ce"]), case.images["t1ce"],
+    label, convention = read_label(case.seg, read_image(case.images["t1ce"]), case.images["t1ce"],
                                              LabelConvention.AUTO)
     assert convention == LabelConvention.BRATS2023
     _write(case.seg, np.array([0, 1, 4] + [0] * 333, np.uint8).reshape(6, 7, 8))
-    assert pipeline._read_label(case.seg, read_image(case.images["t1ce"]), case.images["t1ce"],
+    assert read_label(case.seg, read_image(case.images["t1ce"]), case.images["t1ce"],
                                 LabelConvention.AUTO)[1] == LabelConvention.BRATS2021
 
 
