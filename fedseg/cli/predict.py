@@ -39,11 +39,12 @@ def predict(
     from fedseg.federation.plan import load_plan
     from fedseg.inference.predict import PredictOptions, predict_cases
     from fedseg.workflow.model_io import inference_spec, load_global_model
-    from fedseg.workflow.predict_inputs import collect_inputs
+    from fedseg.workflow.predict_inputs import collect_inputs, refuse_output_among_inputs
 
     if out.exists() and not out.is_dir():
         error_line(f"{out}: the output folder is a file; expected a folder (or a path to create)")
         raise typer.Exit(1)
+    refuse_output_among_inputs(out, inputs, plan=plan_path, model=model_path)
     options = PredictOptions(device=device, mirror=tta, overlap=overlap, batch_size=batch_size,
                              min_component_voxels=min_component, probabilities=probabilities)
     plan = load_plan(plan_path)

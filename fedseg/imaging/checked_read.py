@@ -18,26 +18,32 @@ from fedseg.labels import LABEL_MAPS, LabelConvention, decide_convention, label_
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-__all__ = ["read_checked", "read_label"]
+__all__ = ["nonfinite_mask", "read_checked", "read_label"]
 
 
-def _nonfinite_in_nifti(path: Path) -> int:
-    """Return the number of NaN/inf voxels stored in a floating-point NIfTI file (0 for other files).
+def nonfinite_mask(path: Path) -> np.ndarray | None:
+    """Return the [Z, Y, X] mask of NaN/inf voxels stored in a floating-point NIfTI file, None for other files.
 
-    ITK's NIfTI reader silently turns NaN into 0, so the stored values are checked with nibabel.
+    ITK's NIfTI reader silently turns NaN into 0, so the stored values are read with nibabel.
     """
     if path.is_dir() or not path.name.lower().endswith((".nii", ".nii.gz")):
-        return 0
+        return None
     import nibabel as nib
 
     try:
         img = nib.load(str(path))
         if not np.issubdtype(img.header.get_data_dtype(), np.floating):
-            return 0
+            return None
         data = np.asanyarray(img.dataobj)
     except Exception:  # noqa: BLE001 - SimpleITK already read it; its view is checked as well
-        return 0
-    return int(data.size - np.count_nonzero(np.isfinite(data)))
+        return None
+    return ~np.isfinite(data).T  # nibabel's [X, Y, Z] -> fedseg's [Z, Y, X]
+
+
+def _nonfinite_in_nifti(path: Path) -> int:
+    """Return the number of NaN/inf voxels stored in a floating-point NIfTI file (0 for other files)."""
+    mask = nonfinite_mask(path)
+    return 0 if mask is None else int(mask.sum())
 
 
 def read_checked(path: Path, what: str) -> sitk.Image:

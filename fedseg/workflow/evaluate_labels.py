@@ -64,6 +64,7 @@ def evaluate_pair(
 
     Raises ImageError / MetricsError whose message names the offending file.
     """
+    from fedseg.imaging.checked_read import nonfinite_mask
     from fedseg.imaging.io import grid_of, read_image, same_grid, to_array
     from fedseg.metrics import check_labels, score_case
 
@@ -76,6 +77,12 @@ def evaluate_pair(
             if getattr(gp, name) != getattr(gt, name)
         ]
         raise MetricsError(f"{pair.pred}: grid differs from the reference {pair.truth}: " + "; ".join(diffs))
+    for path in (pair.pred, pair.truth):
+        mask = nonfinite_mask(Path(path))
+        if mask is not None and mask.any():
+            from fedseg.voxel_report import where_voxels
+
+            raise MetricsError(f"{path}: expected a label map of integers, found NaN or infinity in {where_voxels(mask)}")
     pred_arr, truth_arr = to_array(pred_img), to_array(truth_img)
     conventions = []
     truth_convention = convention if truth_convention is None else truth_convention

@@ -21,11 +21,12 @@ from fedseg.data.dataset import load_dataset
 from fedseg.data.discovery import RawCase, discover
 from fedseg.data.label_scan import decide_dataset_labels
 from fedseg.errors import DatasetError
+from fedseg.fsutil import refuse_output_overlap
 from fedseg.inference.sources import InputCase, PreparedCase, check_channels, dataset_inputs, is_site_dataset
 from fedseg.inference.spec import InferenceSpec
 from fedseg.labels import REFERENCE_MODALITY
 
-__all__ = ["collect_inputs"]
+__all__ = ["collect_inputs", "refuse_output_among_inputs"]
 
 
 def _raw_loader(case: RawCase, spec: InferenceSpec) -> Callable[[], PreparedCase]:
@@ -39,6 +40,17 @@ def _raw_loader(case: RawCase, spec: InferenceSpec) -> Callable[[], PreparedCase
         return PreparedCase(image, result.geometry, convention, None)
 
     return load
+
+
+def refuse_output_among_inputs(out: Path, inputs: Sequence[Path], *, plan: Path, model: Path) -> None:
+    """Refuse an output folder that is, or lies in, an input (a raw folder, a site dataset) or is the plan or model.
+
+    Label maps are written as ``<ID>.nii.gz``: in an nnU-Net ``labelsTr/`` or a site dataset they would
+    replace the site's own files. OutputOverlapError naming both.
+    """
+    files = {"plan": plan, "model": model, **{f"input {p}": p for p in map(Path, inputs) if not p.is_dir()}}
+    folders = {f"input {p}": p for p in map(Path, inputs) if p.is_dir()}
+    refuse_output_overlap(out, files, folders=folders)
 
 
 def collect_inputs(inputs: Sequence[Path], spec: InferenceSpec) -> list[InputCase]:

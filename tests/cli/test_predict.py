@@ -72,6 +72,15 @@ def test_model_of_another_architecture_is_a_clear_error(plan, site_keys, setup, 
     assert not (tmp_path / "seg").exists()
 
 
+def test_output_among_the_inputs_is_refused_and_nothing_is_written(setup, tmp_path) -> None:
+    plan, model, data = setup
+    before = sorted(str(f) for f in data.rglob("*"))
+    for out in (data, data / "cases"):
+        result = _predict(data, "--plan", plan, "--model", model, "--out", out)
+        assert result.exit_code == 1 and "refusing" in result.stderr, (out, result.output)
+    assert sorted(str(f) for f in data.rglob("*")) == before
+
+
 def test_output_folder_that_is_a_file(setup, tmp_path) -> None:
     plan, model, data = setup
     (tmp_path / "seg").write_text("x")

@@ -153,3 +153,18 @@ def test_a_report_path_that_is_a_scored_file_is_refused(tmp_path: Path, option: 
     assert result.exit_code == 1 and "refusing to overwrite an input" in result.stderr
     assert "input of case A1" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert truth.read_bytes() == before and pred.exists() and (tmp_path / "link.nii.gz").is_symlink()
+
+
+def test_a_nan_prediction_file_is_one_short_line_saying_how_many_and_where(tmp_path: Path) -> None:
+    # SimpleITK reads NaN in a NIfTI file as 0: without a check, NaN voxels would be scored as background
+    import nibabel as nib
+
+    truth = np.zeros((6, 5, 4), np.uint8)
+    pred = np.zeros((6, 5, 4), np.float32)
+    pred[1, 2, 3] = np.nan  # [Z, Y, X]
+    pred[4, 0, 0] = np.inf
+    nib.save(nib.Nifti1Image(truth.T, np.eye(4)), str(tmp_path / "case.truth.nii.gz"))
+    nib.save(nib.Nifti1Image(pred.T, np.eye(4)), str(tmp_path / "case.pred.nii.gz"))
+    result = evaluate_label_maps(tmp_path / "case.pred.nii.gz", tmp_path / "case.truth.nii.gz")
+    (failure,) = result.failures
+    assert "NaN or infinity in 2 voxel(s), first at (1, 2, 3)" in failure.message and len(failure.message) < 300
