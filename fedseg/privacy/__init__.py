@@ -1,7 +1,7 @@
 """Differential-privacy accounting and settings (a ground module: imports only errors and configtools)."""
 
+from fedseg.privacy.accountant import ACCOUNTANT, DEFAULT_ORDERS, epsilon, noise_multiplier_for, rdp
 from fedseg.privacy.config import PrivacyConfig, PrivacyMode, Schedule, central_schedule, site_schedule
-from fedseg.privacy.rdp import ACCOUNTANT, DEFAULT_ORDERS, epsilon, noise_multiplier_for, rdp
 
 __all__ = ["ACCOUNTANT", "DEFAULT_ORDERS", "PrivacyConfig", "PrivacyMode", "Schedule", "central_schedule", "epsilon",
            "noise_multiplier_for", "rdp", "site_schedule"]

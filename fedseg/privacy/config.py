@@ -24,7 +24,7 @@ from typing import Any
 
 from fedseg.configtools import require
 from fedseg.errors import ConfigError
-from fedseg.privacy.rdp import ACCOUNTANT, epsilon, noise_multiplier_for
+from fedseg.privacy.accountant import ACCOUNTANT, epsilon, noise_multiplier_for
 
 __all__ = ["PrivacyConfig", "PrivacyMode", "Schedule", "central_schedule", "site_schedule"]
 

@@ -10,6 +10,11 @@ Conventions chosen here:
 * The checkpoint folder defaults to ``<out>.ckpt/``; the site state (last accepted global round per
   federation) lives with the site's data, ``DATA/.fedseg/state-<federation-id>.json``
   (:func:`fedseg.federation.state.default_state_path`), whatever ``out`` is; ``state_path`` overrides it.
+* Under ``[privacy] mode = "dp-sgd"`` the site trains with DP-SGD (:mod:`fedseg.train.dp_sgd`) and its
+  ε after round ``r`` is that of ``r x steps_per_round`` steps: an upper bound, since the site state lets
+  it train each round at most once, and a round skipped only spends less. A round whose ε would pass the
+  plan's ``target_epsilon`` is refused before anything is trained; ``steps``/``epochs`` overrides are
+  refused, as the plan's budget was derived for ``steps_per_round``.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class TrainResult:
     seconds: float
     data_wait_share: float
     state_path: Path
+    privacy: dict[str, Any] | None = None
 
 
 def round_seed(seed: int, round_: int, site_id: str) -> int:
@@ -161,12 +167,13 @@ def train_local(
     # patches in every round. Still a pure function of (plan seed, round, site), so reruns are identical.
     config = dataclasses.replace(plan.training, seed=round_seed(plan.training.seed, update_round, site.id))
     total = _total_steps(plan, len(train_cases), steps, epochs)
+    private, privacy = _private(plan, site, len(train_cases), update_round, overridden=steps is not None or epochs is not None)
     dev = resolve_device(device)
     fresh = CheckpointRecord(
         round=update_round, site=site.id, federation_id=plan.federation_id, plan_sha256=plan.sha256,
         parent_sha256=art.digest, training=config_to_dict(config), model=config_to_dict(plan.model),
         total_steps=total, num_examples=min(len(train_cases), config.max_examples), seed=config.seed,
-        val_cases=len(val_cases))
+        val_cases=len(val_cases), privacy=privacy)
     record = _resumable(ckpt_dir, fresh, resume)
     state = SiteState(state_file)
     state.check_global(plan.federation_id, global_round, art.digest)
@@ -210,7 +217,7 @@ def train_local(
         anchor = numpy_to_state(global_weights, plan.model) if config.fedprox_mu > 0 else None
         outcome = train(model, cases, config, total_steps=total, device=dev, start_step=record.step,
                         optimizer_state=optimizer_state, losses=list(record.losses), global_weights=anchor,
-                        checkpoint_every=every, on_checkpoint=save, progress=emit)
+                        checkpoint_every=every, on_checkpoint=save, progress=emit, private=private)
         after = run_validation(model.to(dev), "validate-after")
         model.to("cpu")
         record = dataclasses.replace(record, step=total, complete=True, losses=tuple(outcome.losses),
@@ -228,7 +235,28 @@ def train_local(
         num_examples=record.num_examples, train_loss=loss if loss is not None else float("nan"),
         val_dice_before=_dice(record.val_dice_before), val_dice_after=_dice(record.val_dice_after),
         seconds=record.seconds, data_wait_share=record.data_wait_share or 0.0, state_path=state_file,
+        privacy=dict(record.privacy) if record.privacy is not None else None,
     )
+
+
+def _private(plan: Plan, site: Any, n_train: int, round_: int, *, overridden: bool) -> tuple[Any, dict[str, Any] | None]:
+    """Return the DP-SGD mechanism and the round's privacy record (None, None outside dp-sgd); refuse past budget."""
+    from fedseg.privacy import PrivacyMode, site_schedule
+    from fedseg.train.dp_sgd import DPSGD
+
+    if plan.privacy.mode is not PrivacyMode.DP_SGD:
+        return None, None
+    if overridden:
+        raise TrainingError("privacy.mode dp-sgd: the privacy budget was planned for training.steps_per_round "
+                            f"= {plan.training.steps_per_round} steps a round; --steps/--epochs cannot change it")
+    schedule = site_schedule(plan.privacy, enrolled_cases=site.cases, train_cases=n_train,
+                             batch_size=plan.training.batch_size, steps_per_round=plan.training.steps_per_round,
+                             rounds=plan.rounds, site=site.id)
+    schedule.check_round(round_, f"site {site.id}")
+    log.info("site %s: DP-SGD noise multiplier %.4f, clip %g, sampling rate %.4f", site.id,
+             schedule.noise_multiplier, schedule.clip, schedule.sampling_rate)
+    private = DPSGD(schedule.noise_multiplier, schedule.clip, schedule.sampling_rate)
+    return private, schedule.record(plan.privacy.mode, round_)
 
 
 def _dice(scores: Any) -> dict[str, float] | None:

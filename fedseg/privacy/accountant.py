@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from fedseg.errors import ConfigError
 
 __all__ = ["ACCOUNTANT", "DEFAULT_ORDERS", "epsilon", "noise_multiplier_for", "rdp"]
@@ -38,23 +40,6 @@ def _log_add(a: float, b: float) -> float:
     return hi if lo == -math.inf else hi + math.log1p(math.exp(lo - hi))
 
 
-def _log_sub(a: float, b: float) -> float:
-    """Return log(exp(a) - exp(b)) for a >= b (-inf when they are equal)."""
-    if b == -math.inf:
-        return a
-    if a <= b:
-        return -math.inf
-    return a + math.log1p(-math.exp(b - a)) if b - a < -1e-12 else -math.inf
-
-
-def _log_erfc(x: float) -> float:
-    """Return log(erfc(x)); past x = 25 erfc underflows, so use its asymptotic series there."""
-    if x < 25.0:
-        return math.log(math.erfc(x))
-    x2 = x * x
-    return -x2 - math.log(x) - 0.5 * math.log(math.pi) + math.log1p(-1 / (2 * x2) + 3 / (4 * x2 * x2) - 15 / (8 * x2**3))
-
-
 def _log_a_int(q: float, sigma: float, alpha: int) -> float:
     log_a = -math.inf
     for k in range(alpha + 1):
@@ -65,25 +50,36 @@ def _log_a_int(q: float, sigma: float, alpha: int) -> float:
 
 
 def _log_a_frac(q: float, sigma: float, alpha: float) -> float:
-    log_a0 = log_a1 = -math.inf
+    """Sum the two erfc series of MTZ19 §3.3 for a fractional order, vectorised over chunks of terms.
+
+    Terms are summed until both series' terms fall below exp(-30), as Opacus and TF Privacy stop.
+    """
+    from scipy import special
+
     z0 = sigma**2 * math.log(1 / q - 1) + 0.5
-    coef = 1.0  # binom(alpha, k), updated in place
-    k = 0
+    parts: list[np.ndarray] = []
+    signs: list[np.ndarray] = []
+    start, size = 0, 256
     while True:
+        k = np.arange(start, start + size, dtype=np.float64)
         j = alpha - k
-        log_coef = math.log(abs(coef))
-        log_t0 = log_coef + k * math.log(q) + j * math.log1p(-q)
-        log_t1 = log_coef + j * math.log(q) + k * math.log1p(-q)
-        log_s0 = log_t0 + (k * k - k) / (2 * sigma**2) + math.log(0.5) + _log_erfc((k - z0) / (math.sqrt(2) * sigma))
-        log_s1 = log_t1 + (j * j - j) / (2 * sigma**2) + math.log(0.5) + _log_erfc((z0 - j) / (math.sqrt(2) * sigma))
-        if coef > 0:
-            log_a0, log_a1 = _log_add(log_a0, log_s0), _log_add(log_a1, log_s1)
-        else:
-            log_a0, log_a1 = _log_sub(log_a0, log_s0), _log_sub(log_a1, log_s1)
-        if max(log_s0, log_s1) < -30:
-            return _log_add(log_a0, log_a1)
-        coef *= (alpha - k) / (k + 1)
-        k += 1
+        log_coef = special.gammaln(alpha + 1) - special.gammaln(k + 1) - special.gammaln(j + 1)
+        sign = special.gammasgn(j + 1)
+        log_erfc0 = math.log(2) + special.log_ndtr(-(k - z0) / sigma)  # erfc(x) = 2 Phi(-x sqrt 2)
+        log_erfc1 = math.log(2) + special.log_ndtr(-(z0 - j) / sigma)
+        s0 = log_coef + k * math.log(q) + j * math.log1p(-q) + (k * k - k) / (2 * sigma**2) + math.log(0.5) + log_erfc0
+        s1 = log_coef + j * math.log(q) + k * math.log1p(-q) + (j * j - j) / (2 * sigma**2) + math.log(0.5) + log_erfc1
+        below = np.flatnonzero(np.maximum(s0, s1) < -30)
+        stop = int(below[0]) + 1 if below.size else size
+        parts.append(np.concatenate([s0[:stop], s1[:stop]]))
+        signs.append(np.concatenate([sign[:stop], sign[:stop]]))
+        if below.size:
+            break
+        start, size = start + size, size * 2
+    terms, sign_all = np.concatenate(parts), np.concatenate(signs)
+    top = float(terms.max())
+    total = float(np.sum(sign_all * np.exp(terms - top)))
+    return top + math.log(total) if total > 0 else -math.inf
 
 
 def rdp(q: float, sigma: float, steps: int, orders: Sequence[float] = DEFAULT_ORDERS) -> list[float]:
