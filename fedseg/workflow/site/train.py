@@ -13,8 +13,8 @@ Conventions chosen here:
 * Under ``[privacy] mode = "dp-sgd"`` the site trains with DP-SGD (:mod:`fedseg.train.dp_sgd`) and its
   ε after round ``r`` is that of ``r x steps_per_round`` steps: an upper bound, since the site state lets
   it train each round at most once, and a round skipped only spends less. A round whose ε would pass the
-  plan's ``target_epsilon`` is refused before anything is trained; ``steps``/``epochs`` overrides are
-  refused, as the plan's budget was derived for ``steps_per_round``.
+  plan's ``target_epsilon`` is refused before anything is trained; ``steps``/``epochs`` giving another
+  step count than ``steps_per_round`` are refused, as the plan's budget was derived for it.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def train_local(
     # patches in every round. Still a pure function of (plan seed, round, site), so reruns are identical.
     config = dataclasses.replace(plan.training, seed=round_seed(plan.training.seed, update_round, site.id))
     total = _total_steps(plan, len(train_cases), steps, epochs)
-    private, privacy = _private(plan, site, len(train_cases), update_round, overridden=steps is not None or epochs is not None)
+    private, privacy = _private(plan, site, len(train_cases), update_round, total=total)
     dev = resolve_device(device)
     fresh = CheckpointRecord(
         round=update_round, site=site.id, federation_id=plan.federation_id, plan_sha256=plan.sha256,
@@ -239,16 +239,16 @@ def train_local(
     )
 
 
-def _private(plan: Plan, site: Any, n_train: int, round_: int, *, overridden: bool) -> tuple[Any, dict[str, Any] | None]:
+def _private(plan: Plan, site: Any, n_train: int, round_: int, *, total: int) -> tuple[Any, dict[str, Any] | None]:
     """Return the DP-SGD mechanism and the round's privacy record (None, None outside dp-sgd); refuse past budget."""
     from fedseg.privacy import PrivacyMode, site_schedule
     from fedseg.train.dp_sgd import DPSGD
 
     if plan.privacy.mode is not PrivacyMode.DP_SGD:
         return None, None
-    if overridden:
+    if total != plan.training.steps_per_round:
         raise TrainingError("privacy.mode dp-sgd: the privacy budget was planned for training.steps_per_round "
-                            f"= {plan.training.steps_per_round} steps a round; --steps/--epochs cannot change it")
+                            f"= {plan.training.steps_per_round} steps a round; --steps/--epochs cannot make it {total}")
     schedule = site_schedule(plan.privacy, enrolled_cases=site.cases, train_cases=n_train,
                              batch_size=plan.training.batch_size, steps_per_round=plan.training.steps_per_round,
                              rounds=plan.rounds, site=site.id)
