@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--spacing", type=float, default=3.0)
-    parser.add_argument("--size-scale", type=float, default=0.6)
+    parser.add_argument("--size-scale", type=float, default=1.0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

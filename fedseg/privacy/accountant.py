@@ -22,8 +22,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
 from fedseg.errors import ConfigError
 
 __all__ = ["ACCOUNTANT", "DEFAULT_ORDERS", "epsilon", "noise_multiplier_for", "rdp"]
@@ -54,6 +52,7 @@ def _log_a_frac(q: float, sigma: float, alpha: float) -> float:
 
     Terms are summed until both series' terms fall below exp(-30), as Opacus and TF Privacy stop.
     """
+    import numpy as np  # here, not at the top: the CLI's --help must not import numpy
     from scipy import special
 
     z0 = sigma**2 * math.log(1 / q - 1) + 0.5
