@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from fedseg.errors import ConfigError
 
-__all__ = ["ACCOUNTANT", "DEFAULT_ORDERS", "epsilon", "noise_multiplier_for", "rdp"]
+__all__ = ["ACCOUNTANT", "DEFAULT_ORDERS", "composed_epsilon", "epsilon", "noise_multiplier_for", "rdp"]
 
 #: The name recorded in manifests next to every ε this module computes.
 ACCOUNTANT = "rdp-sgm (Mironov-Talwar-Zhang 2019; Balle et al. 2020 conversion)"
@@ -105,12 +105,22 @@ def rdp(q: float, sigma: float, steps: int, orders: Sequence[float] = DEFAULT_OR
 
 def epsilon(q: float, sigma: float, steps: int, delta: float, orders: Sequence[float] = DEFAULT_ORDERS) -> float:
     """Return the ε of (ε, ``delta``)-DP after ``steps`` sampled Gaussian steps (the best order's bound)."""
+    return composed_epsilon([(q, sigma, steps)], delta, orders)
+
+
+def composed_epsilon(mechanisms: Sequence[tuple[float, float, int]], delta: float,
+                     orders: Sequence[float] = DEFAULT_ORDERS) -> float:
+    """Return the ε of running every ``(q, sigma, steps)`` of ``mechanisms`` in turn (their RDP adds up)."""
     if not 0.0 < delta < 1.0:
         raise ConfigError(f"privacy: delta must lie in (0, 1), got {delta}")
-    if q == 0 or steps == 0:
-        return 0.0
+    total = [0.0] * len(orders)
+    for q, sigma, steps in mechanisms:
+        if q > 0 and steps > 0:
+            total = [a + b for a, b in zip(total, rdp(q, sigma, steps, orders))]
+    if not any(total):
+        return 0.0  # nothing was released about the data
     best = math.inf
-    for alpha, value in zip(orders, rdp(q, sigma, steps, orders)):
+    for alpha, value in zip(orders, total):
         eps = value + math.log((alpha - 1) / alpha) - (math.log(delta) + math.log(alpha)) / (alpha - 1)
         best = min(best, eps)
     return max(best, 0.0)

@@ -10,11 +10,11 @@ Conventions chosen here:
 * The checkpoint folder defaults to ``<out>.ckpt/``; the site state (last accepted global round per
   federation) lives with the site's data, ``DATA/.fedseg/state-<federation-id>.json``
   (:func:`fedseg.federation.state.default_state_path`), whatever ``out`` is; ``state_path`` overrides it.
-* Under ``[privacy] mode = "dp-sgd"`` the site trains with DP-SGD (:mod:`fedseg.train.dp_sgd`) and its
-  ε after round ``r`` is that of ``r x steps_per_round`` steps: an upper bound, since the site state lets
-  it train each round at most once, and a round skipped only spends less. A round whose ε would pass the
-  plan's ``target_epsilon`` is refused before anything is trained; ``steps``/``epochs`` giving another
-  step count than ``steps_per_round`` are refused, as the plan's budget was derived for it.
+* Under ``[privacy] mode = "dp-sgd"`` the site trains with DP-SGD (:mod:`fedseg.train.dp_sgd`); every
+  training run it starts is recorded beside the site state (:mod:`fedseg.workflow.site.privacy_spent`)
+  and its ε is the composition of them all. A run that would pass the plan's ``target_epsilon`` is
+  refused before anything is trained; ``steps``/``epochs`` giving another step count than
+  ``steps_per_round`` are refused, as the plan's budget was derived for it.
 """
 
 from __future__ import annotations
@@ -167,16 +167,21 @@ def train_local(
     # patches in every round. Still a pure function of (plan seed, round, site), so reruns are identical.
     config = dataclasses.replace(plan.training, seed=round_seed(plan.training.seed, update_round, site.id))
     total = _total_steps(plan, len(train_cases), steps, epochs)
-    private, privacy = _private(plan, site, len(train_cases), update_round, total=total)
+    private, schedule = _private(plan, site, len(train_cases), total=total)
     dev = resolve_device(device)
     fresh = CheckpointRecord(
         round=update_round, site=site.id, federation_id=plan.federation_id, plan_sha256=plan.sha256,
         parent_sha256=art.digest, training=config_to_dict(config), model=config_to_dict(plan.model),
         total_steps=total, num_examples=min(len(train_cases), config.max_examples), seed=config.seed,
-        val_cases=len(val_cases), privacy=privacy)
+        val_cases=len(val_cases))
     record = _resumable(ckpt_dir, fresh, resume)
     state = SiteState(state_file)
     state.check_global(plan.federation_id, global_round, art.digest)
+    if schedule is not None and record is None:  # a fresh run spends budget; a resumed one already has
+        from fedseg.workflow.site.privacy_spent import privacy_file, spend
+
+        fresh = dataclasses.replace(fresh, privacy=spend(privacy_file(state_file), schedule, round_=update_round,
+                                                         parent_sha256=art.digest, site=site.id))
     state.accept_global(plan.federation_id, global_round, art.digest)
 
     def emit(event: Any) -> None:
@@ -239,8 +244,8 @@ def train_local(
     )
 
 
-def _private(plan: Plan, site: Any, n_train: int, round_: int, *, total: int) -> tuple[Any, dict[str, Any] | None]:
-    """Return the DP-SGD mechanism and the round's privacy record (None, None outside dp-sgd); refuse past budget."""
+def _private(plan: Plan, site: Any, n_train: int, *, total: int) -> tuple[Any, Any]:
+    """Return the DP-SGD mechanism and its schedule (None, None outside dp-sgd)."""
     from fedseg.privacy import PrivacyMode, site_schedule
     from fedseg.train.dp_sgd import DPSGD
 
@@ -252,11 +257,9 @@ def _private(plan: Plan, site: Any, n_train: int, round_: int, *, total: int) ->
     schedule = site_schedule(plan.privacy, enrolled_cases=site.cases, train_cases=n_train,
                              batch_size=plan.training.batch_size, steps_per_round=plan.training.steps_per_round,
                              rounds=plan.rounds, site=site.id)
-    schedule.check_round(round_, f"site {site.id}")
     log.info("site %s: DP-SGD noise multiplier %.4f, clip %g, sampling rate %.4f", site.id,
              schedule.noise_multiplier, schedule.clip, schedule.sampling_rate)
-    private = DPSGD(schedule.noise_multiplier, schedule.clip, schedule.sampling_rate)
-    return private, schedule.record(plan.privacy.mode, round_)
+    return DPSGD(schedule.noise_multiplier, schedule.clip, schedule.sampling_rate), schedule
 
 
 def _dice(scores: Any) -> dict[str, float] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_dp_round_records_its_accounting_in_the_signed_update(plan, site_keys, t
 def test_a_round_past_the_budget_is_refused_before_training(plan, site_keys, tmp_path: Path) -> None:
     p, global_path, data = _fed(plan, site_keys, tmp_path, enrolled=4, target_epsilon=1.0, noise_multiplier=0.5)
     out = tmp_path / "a" / "u.fedseg"
-    with pytest.raises(ConfigError, match="round 1 would spend .* over the plan's privacy budget"):
+    with pytest.raises(ConfigError, match="training round 1 would bring ε to .* over the plan's privacy budget"):
         train_local(p, global_path, data, site_keys["site-a"], out, device="cpu")
     assert not out.exists() and not out.with_name(out.name + ".ckpt").exists()
 
@@ -52,3 +53,18 @@ def test_fewer_cases_than_enrolled_spend_more_and_are_refused(plan, site_keys, t
         train_local(p, global_path, data, site_keys["site-a"], tmp_path / "u.fedseg", device="cpu")
     with pytest.raises(TrainingError, match="--steps/--epochs"):
         train_local(p, global_path, data, site_keys["site-a"], tmp_path / "u.fedseg", device="cpu", steps=2)
+
+
+def test_every_started_run_is_spent_and_a_retrained_round_counts_again(tmp_path: Path) -> None:
+    from fedseg.privacy import site_schedule
+    from fedseg.workflow.site.privacy_spent import privacy_file, spend
+
+    schedule = site_schedule(PrivacyConfig(mode=PrivacyMode.DP_SGD, target_epsilon=2.0), enrolled_cases=20,
+                             train_cases=20, batch_size=2, steps_per_round=5, rounds=2, site="a")
+    path = privacy_file(tmp_path / "state-x.json")
+    first = spend(path, schedule, round_=1, parent_sha256="ab" * 32, site="a")
+    again = spend(path, schedule, round_=1, parent_sha256="ab" * 32, site="a")  # the same round trained twice
+    assert first["epsilon"] < again["epsilon"] <= 2.0 and (again["runs"], again["steps"]) == (2, 10)
+    with pytest.raises(ConfigError, match=r"2 run\(s\) recorded"):
+        spend(path, schedule, round_=2, parent_sha256="cd" * 32, site="a")
+    assert len(json.loads(path.read_text())) == 2  # a refused run records nothing
