@@ -54,7 +54,7 @@ def template(workdir: Path, args: argparse.Namespace, privacy: dict) -> object:
     from fedseg.train.config import TrainingConfig
 
     keys = workdir / "template-keys"
-    for name in ("c", "s"):
+    for name in ("c", "s0", "s1", "s2"):
         if not (keys / f"{name}.pub").exists():
             generate_keypair(name, keys)
     widths = [int(w) for w in args.widths.split(",")]
@@ -68,7 +68,8 @@ def template(workdir: Path, args: argparse.Namespace, privacy: dict) -> object:
     if config.mode.value == "central":
         aggregation = replace(aggregation, weighting=Weighting.UNIFORM)
     return new_plan("privacy-bench", Member("c", load_public_key(keys / "c.pub")),
-                    [Member("s", load_public_key(keys / "s.pub"), 1)], rounds=args.rounds, model=model,
+                    [Member(f"s{i}", load_public_key(keys / f"s{i}.pub"), 1) for i in range(3)], rounds=args.rounds,
+                    model=model,
                     training=training, aggregation=aggregation, privacy=config)
 
 
