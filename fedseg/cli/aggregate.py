@@ -22,7 +22,8 @@ def _table(report: AggregateReport) -> None:
     from rich.table import Table
 
     table = Table(title=f"round {report.round} · {report.strategy} · quorum {report.min_sites}")
-    numeric = ("examples", "weight", "norm", "cosine")
+    private = report.privacy is not None
+    numeric = ("examples", "weight", "norm", "cosine", *(("ε",) if private else ()))
     for column in ("site", *numeric, "verdict"):
         table.add_column(column, justify="right" if column in numeric else "left", no_wrap=True)
     table.add_column("reason", overflow="fold", min_width=20)
@@ -32,10 +33,24 @@ def _table(report: AggregateReport) -> None:
         table.add_row(escape(site), "" if v.num_examples is None else str(v.num_examples),
                       f"{v.weight:.3f}" if v.accepted and v.weight is not None else "",
                       "" if v.norm is None else f"{v.norm:.4g}", "" if v.cosine is None else f"{v.cosine:.3f}",
-                      verdict, escape(str(v.reason)) if v.reason else "")
+                      *((_epsilon(report, v),) if private else ()), verdict, escape(str(v.reason)) if v.reason else "")
     stdout().print(table)
+    if report.privacy is not None and report.privacy.get("mode") == "central":
+        p = report.privacy
+        stdout().print(f"central DP: every site's ε = {p['epsilon']:.3f} of {p['target_epsilon']:g} after round "
+                       f"{report.round} (δ = {p['delta']:g}, noise multiplier {p['noise_multiplier']:.4f}, "
+                       f"clip {p['clip']:g})")
     for note in report.notes:
         stderr().print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+
+
+def _epsilon(report: AggregateReport, v: object) -> str:
+    """Return the ε column: the site's own (dp-sgd) or the round's site-level ε (central, accepted sites)."""
+    assert report.privacy is not None
+    if report.privacy.get("mode") == "central":
+        return f"{report.privacy['epsilon']:.3f}" if getattr(v, "accepted", False) else ""
+    eps = getattr(v, "epsilon", None)
+    return "" if eps is None else f"{eps:.3f}"
 
 
 def _summary(report: AggregateReport) -> None:

@@ -26,6 +26,9 @@ def init(
     spacing: Annotated[float | None, typer.Option("--spacing", help="Preprocessing voxel spacing in mm (isotropic).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the round-0 weights.")] = 0,
     passphrase_env: Annotated[str | None, typer.Option("--passphrase-env", help="Env var holding the coordinator key's passphrase.")] = None,
+    privacy: Annotated[str, typer.Option("--privacy", help="Differential privacy: off | dp-sgd (per patient, at the sites; needs CASES per site) | central (per site, DP-FedAvg; weighs uniformly).")] = "off",
+    target_epsilon: Annotated[float, typer.Option("--target-epsilon", help="Privacy budget ε over all planned rounds (with --privacy).")] = 8.0,
+    delta: Annotated[float, typer.Option("--delta", help="Privacy δ (with --privacy).")] = 1e-5,
 ) -> None:
     """Create a federation: OUT/plan.toml (fresh federation id) and the signed round-0 global model.
 
@@ -64,7 +67,14 @@ def init(
 
     sites = [parse_site_option(s) for s in site]
     quorum = majority(len(sites)) if min_sites is None else min_sites
-    aggregation_cfg = config_from_mapping(AggregationConfig, {"strategy": strategy, "min_sites": quorum}, "aggregation")
+    from fedseg.privacy import PrivacyConfig
+
+    privacy_cfg = config_from_mapping(PrivacyConfig, {"mode": privacy, "target_epsilon": target_epsilon,
+                                                      "delta": delta}, "privacy")
+    aggregation_raw: dict[str, object] = {"strategy": strategy, "min_sites": quorum}
+    if privacy_cfg.mode.value == "central":  # example-count weights would void central DP's sensitivity bound
+        aggregation_raw["weighting"] = "uniform"
+    aggregation_cfg = config_from_mapping(AggregationConfig, aggregation_raw, "aggregation")
     preprocessing_cfg = (config_from_mapping(PreprocessConfig, {"spacing": [spacing] * 3}, "preprocessing")
                          if spacing is not None else None)
     result = init_federation(
@@ -76,7 +86,9 @@ def init(
         passphrase=passphrase_from_env(passphrase_env),
         settings={"rounds": rounds},
         training={k: getattr(training_cfg, k) for k in training} if training_cfg else None,
-        aggregation={"strategy": aggregation_cfg.strategy, "min_sites": aggregation_cfg.min_sites},
+        aggregation={"strategy": aggregation_cfg.strategy, "min_sites": aggregation_cfg.min_sites,
+                     "weighting": aggregation_cfg.weighting},
+        privacy=privacy_cfg,
         preprocessing={"spacing": preprocessing_cfg.spacing} if preprocessing_cfg else None,
         model=model,
         seed=seed,
@@ -87,3 +99,7 @@ def init(
         console.print(f"global: {result.global_path}")
     console.print(f"federation {result.plan.name} ({result.plan.federation_id}) with sites "
                   f"{', '.join(s.id for s in result.plan.sites)}")
+    from fedseg.cli.plan import print_planned_privacy
+    from fedseg.workflow.privacy_plan import planned_privacy
+
+    print_planned_privacy(console, planned_privacy(result.plan))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,10 +24,12 @@ def check(
     from rich.table import Table
 
     from fedseg.federation.plan import load_plan
+    from fedseg.workflow.privacy_plan import planned_privacy
 
     loaded = load_plan(plan)
+    privacy = planned_privacy(loaded)
     if as_json:
-        print_json({"plan": str(plan), "sha256": loaded.sha256, **loaded.to_dict()})
+        print_json({"plan": str(plan), "sha256": loaded.sha256, **loaded.to_dict(), "planned_privacy": privacy})
         return
     console = stdout()
     console.print(f"[bold]{loaded.name}[/]  federation {loaded.federation_id}")
@@ -44,3 +46,15 @@ def check(
         f"model widths {list(m.widths)} · patch {list(t.patch_size)} · {t.steps_per_round} steps/round · "
         f"spacing {list(loaded.preprocessing.spacing)} mm"
     )
+    print_planned_privacy(console, privacy)
+
+
+def print_planned_privacy(console: Any, privacy: dict[str, Any] | None) -> None:
+    """Print each party's planned DP mechanism (nothing with privacy off)."""
+    if privacy is None:
+        return
+    console.print(f"privacy {privacy['mode']}: target ε {privacy['target_epsilon']:g} at δ {privacy['delta']:g} "
+                  f"over {privacy['rounds']} round(s)")
+    for who, n in (privacy.get("sites") or {"coordinator": privacy["coordinator"]}).items():
+        console.print(f"  {who}: noise multiplier {n['noise_multiplier']:.4f}, clip {n['clip']:g}, sampling rate "
+                      f"{n['sampling_rate']:.4f}, {n['steps']} steps, ε {n['epsilon']:.3f}")

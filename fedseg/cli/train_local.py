@@ -113,7 +113,7 @@ def train_local(
             "train_loss": result.train_loss, "val_dice_before": result.val_dice_before,
             "val_dice_after": result.val_dice_after, "seconds": result.seconds,
             "checkpoint": str(result.checkpoint_dir),
-            "update": str(result.update_path) if result.update_path else None,
+            "update": str(result.update_path) if result.update_path else None, "privacy": result.privacy,
         })
         return
     console = stdout()
@@ -121,6 +121,11 @@ def train_local(
                              f"{result.site}, round {result.round}: validation Dice"))
     console.print(f"steps {result.steps}, final loss {result.train_loss:.4f}, {result.seconds:.1f} s, "
                   f"{result.num_examples} training case(s)")
+    if result.privacy is not None:
+        p = result.privacy
+        console.print(f"privacy: ε = {p['epsilon']:.3f} of {p['target_epsilon']:g} spent (δ = {p['delta']:g}); "
+                      f"DP-SGD noise multiplier {p['noise_multiplier']:.4f}, clip {p['clip']:g}, "
+                      f"sampling rate {p['sampling_rate']:.4f}, {p['steps']} steps")
     console.print(f"checkpoint: {result.checkpoint_dir}")
     if result.update_path is not None:
         console.print(f"update:     {result.update_path}")

@@ -6,8 +6,10 @@ import enum
 from dataclasses import dataclass
 
 from fedseg.configtools import require
+from fedseg.errors import PlanError
+from fedseg.privacy.config import PrivacyConfig, PrivacyMode
 
-__all__ = ["AggregationConfig", "Strategy", "Weighting"]
+__all__ = ["AggregationConfig", "Strategy", "Weighting", "check_privacy_aggregation"]
 
 
 class Strategy(str, enum.Enum):
@@ -87,3 +89,25 @@ class AggregationConfig:
         require(self.direction_z >= 0.0, where, "direction_z must be >= 0 (0 = off)")
         require(0.0 < self.direction_floor <= 2.0, where, "direction_floor must lie in (0, 2]")
         require(self.round_deadline >= 0.0, where, "round_deadline must be >= 0 seconds (0 = wait for every site)")
+
+
+def check_privacy_aggregation(privacy: PrivacyConfig, aggregation: AggregationConfig,
+                              strategy: Strategy | None = None) -> None:
+    """Refuse aggregation settings that void central DP's sensitivity bound (PlanError naming the setting).
+
+    Central DP-FedAvg calibrates its noise to a sum of deltas each clipped to ``central_clip_norm`` with
+    equal weights: example-count weights would let one site count more than the clip, and a median or
+    trimmed mean is not a clipped sum. ``strategy`` is a run's override of the plan's strategy.
+    """
+    if privacy.mode is not PrivacyMode.CENTRAL:
+        return
+    if aggregation.weighting is not Weighting.UNIFORM:
+        raise PlanError(f"privacy.mode central needs aggregation.weighting = \"uniform\" (example counts would void "
+                        f"the sensitivity bound), got {aggregation.weighting.value!r}")
+    chosen = Strategy(strategy) if strategy is not None else aggregation.strategy
+    if strategy is not None and chosen is not aggregation.strategy:
+        raise PlanError(f"privacy.mode central: the plan's strategy {aggregation.strategy.value!r} cannot be "
+                        f"overridden (got --strategy {chosen.value!r}); the privacy accounting assumes the plan's")
+    if chosen in (Strategy.MEDIAN, Strategy.TRIMMED_MEAN):
+        raise PlanError(f"privacy.mode central needs a mean strategy (its noise is calibrated to a clipped sum), "
+                        f"got aggregation.strategy = {chosen.value!r}")

@@ -11,7 +11,8 @@ fedseg 0.1 (``tests/fixtures/compat-v0_1``), so files written before verify and 
   version, federation and plan binding) is filled by :func:`~fedseg.federation.artifact.write_artifact`;
   it is ``None`` until then and omitted from :meth:`to_dict` while ``None``.
 * Optional fields that today's files omit when absent (a global's ``seed``, ``metrics`` and
-  ``num_examples``) are ``None`` when absent; ``parent_sha256`` and a global's ``strategy`` are written
+  ``num_examples``; either kind's ``privacy``, the accounting of a differentially private round) are
+  ``None`` when absent; ``parent_sha256`` and a global's ``strategy`` are written
   even when null, as they always were.
 
 Times are UTC, written ``YYYY-MM-DDTHH:MM:SSZ`` (:func:`format_timestamp`); :func:`parse_timestamp`
@@ -135,6 +136,7 @@ class GlobalManifest(_Head):
     num_examples: int | None = None
     metrics: Mapping[str, Any] | None = None
     seed: int | None = None
+    privacy: Mapping[str, Any] | None = None
 
     kind = Kind.GLOBAL
 
@@ -150,6 +152,8 @@ class GlobalManifest(_Head):
                 out[name] = getattr(self, name)
         if self.metrics is not None:
             out["metrics"] = dict(self.metrics)
+        if self.privacy is not None:
+            out["privacy"] = dict(self.privacy)
         return out
 
 
@@ -160,6 +164,7 @@ class UpdateManifest(_Head):
     num_examples: int = 0
     metrics: Mapping[str, Any] = field(default_factory=dict)
     training: Mapping[str, Any] = field(default_factory=dict)
+    privacy: Mapping[str, Any] | None = None
 
     kind = Kind.UPDATE
 
@@ -167,6 +172,8 @@ class UpdateManifest(_Head):
         """Return the manifest as written and signed."""
         out = _head(self)
         out.update(num_examples=self.num_examples, metrics=dict(self.metrics), training=dict(self.training))
+        if self.privacy is not None:
+            out["privacy"] = dict(self.privacy)
         return out
 
 
@@ -199,21 +206,22 @@ def initial_global_manifest(*, signer: str, model: Mapping[str, Any], seed: int,
 
 def aggregated_global_manifest(*, round_: int, signer: str, parent_sha256: str, model: Mapping[str, Any],
                                contributors: list[Contributor], strategy: StrategyRecord, created: datetime,
-                               expiry_days: float) -> GlobalManifest:
+                               expiry_days: float, privacy: Mapping[str, Any] | None = None) -> GlobalManifest:
     """Return the manifest of the global of ``round_`` aggregated from ``contributors``."""
     return GlobalManifest(round=round_, signer=signer, parent_sha256=parent_sha256, model=dict(model),
                           created_at=created, expires_at=created + timedelta(days=expiry_days),
                           contributors=tuple(contributors), strategy=strategy,
-                          num_examples=sum(c.num_examples or 0 for c in contributors))
+                          num_examples=sum(c.num_examples or 0 for c in contributors),
+                          privacy=dict(privacy) if privacy is not None else None)
 
 
 def update_manifest(*, round_: int, signer: str, parent_sha256: str, weights: WeightsKind, num_examples: int,
                     metrics: Mapping[str, Any], training: Mapping[str, Any], model: Mapping[str, Any],
-                    created: datetime) -> UpdateManifest:
+                    created: datetime, privacy: Mapping[str, Any] | None = None) -> UpdateManifest:
     """Return the manifest of a site update for ``round_`` answering the global ``parent_sha256``."""
     return UpdateManifest(round=round_, signer=signer, parent_sha256=parent_sha256, weights=WeightsKind(weights),
                           num_examples=num_examples, metrics=dict(metrics), training=dict(training),
-                          model=dict(model), created_at=created)
+                          model=dict(model), created_at=created, privacy=dict(privacy) if privacy is not None else None)
 
 
 # ------------------------------------------------------------------------------------------------ parse
@@ -222,7 +230,7 @@ _SEAL = {f.name for f in fields(_Seal)}
 _COMMON_REQUIRED = {"kind", "round", "signer", "parent_sha256", "weights", "model", "created_at"} | _SEAL
 _REQUIRED = {Kind.GLOBAL: _COMMON_REQUIRED | {"contributors", "strategy"},
              Kind.UPDATE: _COMMON_REQUIRED | {"num_examples", "metrics", "training"}}
-_OPTIONAL = {Kind.GLOBAL: {"expires_at", "num_examples", "metrics", "seed"}, Kind.UPDATE: set()}
+_OPTIONAL = {Kind.GLOBAL: {"expires_at", "num_examples", "metrics", "seed", "privacy"}, Kind.UPDATE: {"privacy"}}
 
 
 def _field(data: Mapping[str, Any], name: str, where: str, check: Any, expected: str, optional: bool = False) -> Any:
@@ -308,7 +316,8 @@ def manifest_from_dict(data: Any, where: str) -> GlobalManifest | UpdateManifest
     if kind is Kind.UPDATE:
         return UpdateManifest(**common, num_examples=get("num_examples", _is_int, "an integer >= 0"),
                               metrics=get("metrics", _is_dict, "an object"),
-                              training=get("training", _is_dict, "an object"))
+                              training=get("training", _is_dict, "an object"),
+                              privacy=get("privacy", _is_dict, "an object", True))
     get("weights", lambda v: v == WeightsKind.FULL.value, "'full' in a global model")
     strategy = get("strategy", lambda v: _is_dict(v) and set(v) == {"name", "params"} and _is_str(v["name"])
                    and _is_dict(v["params"]), "an object of a name and params", True)
@@ -317,4 +326,5 @@ def manifest_from_dict(data: Any, where: str) -> GlobalManifest | UpdateManifest
         contributors=tuple(_contributor(c, where) for c in get("contributors", lambda v: isinstance(v, list), "a list")),
         strategy=StrategyRecord(strategy["name"], dict(strategy["params"])) if strategy is not None else None,
         num_examples=get("num_examples", _is_int, "an integer >= 0", True),
-        metrics=get("metrics", _is_dict, "an object", True), seed=get("seed", _is_int, "an integer >= 0", True))
+        metrics=get("metrics", _is_dict, "an object", True), seed=get("seed", _is_int, "an integer >= 0", True),
+        privacy=get("privacy", _is_dict, "an object", True))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fedseg.configs.aggregation import AggregationConfig
+from fedseg.configs.aggregation import AggregationConfig, check_privacy_aggregation
 from fedseg.configs.model import ModelConfig
 from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.configs.training import TrainingConfig
@@ -31,6 +31,7 @@ from fedseg.errors import ConfigError, FedsegError, PlanError
 from fedseg.federation.keys import PublicKey, parse_public_key
 from fedseg.fsutil import atomic_write_text
 from fedseg.hashing import canonical_json, sha256_bytes, sha256_json
+from fedseg.privacy.config import PrivacyConfig, PrivacyMode
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,6 +83,7 @@ class Plan:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # canonical JSON of the document this plan was parsed from; None for a plan built in memory
     stated: bytes | None = field(default=None, compare=False, repr=False)
     # The file it was loaded from, so commands can refuse to overwrite it; not part of the plan's hash.
@@ -91,8 +93,12 @@ class Plan:
         _validate(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the plan as plain data (the form that is hashed and written as TOML)."""
-        return {
+        """Return the plan as plain data (the form that is hashed and written as TOML).
+
+        The ``privacy`` table is left out while it holds only defaults (mode off), so a plan built in
+        memory without privacy hashes as it did before the table existed.
+        """
+        data = {
             "format": PLAN_FORMAT,
             "federation": {"name": self.name, "id": self.federation_id, "rounds": self.rounds},
             "coordinator": {"id": self.coordinator.id, "public_key": self.coordinator.public_key.to_text()},
@@ -102,6 +108,9 @@ class Plan:
             "aggregation": config_to_dict(self.aggregation),
             "preprocessing": config_to_dict(self.preprocessing),
         }
+        if self.privacy != PrivacyConfig():
+            data["privacy"] = config_to_dict(self.privacy)
+        return data
 
     @property
     def sha256(self) -> str:
@@ -155,6 +164,7 @@ def _validate(plan: Plan) -> None:
         raise PlanError(
             f"aggregation.min_sites is {plan.aggregation.min_sites} but the plan has only {len(plan.sites)} site(s)"
         )
+    _validate_privacy(plan)
     divisor = plan.model.divisor
     bad = [p for p, d in zip(plan.training.patch_size, divisor) if p % d]
     if bad:
@@ -162,6 +172,15 @@ def _validate(plan: Plan) -> None:
             f"training.patch_size {list(plan.training.patch_size)} must be divisible by {list(divisor)} "
             "(the product of the model strides per axis)"
         )
+
+
+def _validate_privacy(plan: Plan) -> None:
+    """Refuse settings that void the privacy mode's guarantee (README, "Differential privacy")."""
+    check_privacy_aggregation(plan.privacy, plan.aggregation)
+    missing = [s.id for s in plan.sites if s.cases is None]
+    if plan.privacy.mode is PrivacyMode.DP_SGD and missing:
+        raise PlanError(f"privacy.mode dp-sgd derives each site's noise from its enrolled case count; "
+                        f"site(s) {', '.join(missing)} have no cases = N in [[sites]]")
 
 
 def majority(n_sites: int) -> int:
@@ -191,7 +210,7 @@ def plan_from_dict(data: Mapping[str, Any], where: str) -> Plan:
         if data.get("format") != PLAN_FORMAT:
             raise PlanError(f"expected format = {PLAN_FORMAT}, got {data.get('format')!r}")
         unknown = sorted(set(data) - {"format", "federation", "coordinator", "sites", "model", "training",
-                                      "aggregation", "preprocessing"})
+                                      "aggregation", "preprocessing", "privacy"})
         if unknown:
             raise PlanError(f"unknown table(s) {', '.join(unknown)}")
         fed = _table(data, "federation", where)
@@ -236,6 +255,7 @@ def plan_from_dict(data: Mapping[str, Any], where: str) -> Plan:
             training=config_from_mapping(TrainingConfig, _table(data, "training", where), "training"),
             aggregation=config_from_mapping(AggregationConfig, _table(data, "aggregation", where), "aggregation"),
             preprocessing=config_from_mapping(PreprocessConfig, _table(data, "preprocessing", where), "preprocessing"),
+            privacy=config_from_mapping(PrivacyConfig, _table(data, "privacy", where), "privacy"),
         )
     except PlanError as exc:
         raise PlanError(f"{where}: {exc}") from None
@@ -283,6 +303,8 @@ _COMMENTS = {
     "weighting: examples | uniform | capped (no site above max_share). min_sites: the quorum. "
     "clip_norm, outlier_z and direction_z: 0 turns them off.",
     "preprocessing": "Applied by `fedseg preprocess` at every site; spacing is (x, y, z) mm.",
+    "privacy": "mode: off | dp-sgd (patient-level DP-SGD at each site) | central (site-level DP-FedAvg). "
+    "noise multipliers 0 = derived from target_epsilon and delta over the planned rounds. See the README.",
 }
 
 
@@ -298,7 +320,9 @@ def plan_to_toml(plan: Plan) -> str:
     lines.append(f"# {_COMMENTS['sites']}")
     for site in data["sites"]:
         lines += ["[[sites]]"] + [f"{k} = {_toml_value(v)}" for k, v in site.items()] + [""]
-    for table in ("model", "training", "aggregation", "preprocessing"):
+    for table in ("model", "training", "aggregation", "preprocessing", "privacy"):
+        if table not in data:
+            continue
         lines += [f"# {_COMMENTS[table]}", f"[{table}]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in data[table].items()]
         lines.append("")

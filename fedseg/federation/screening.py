@@ -4,8 +4,17 @@ The coordinator runs them on every update before any is used (DESIGN.md §4.5, �
 federation/plan binding, kind, tensor names/shapes/dtypes and finiteness are checked by
 :func:`fedseg.federation.artifact.read_artifact`; its error becomes the reason (:func:`reason_from_error`).
 The rules here cover the round bookkeeping (round, parent, one update per site), the claimed example
-count (bounded by the site's enrolled case count), the model configuration, the update-norm outlier test
-and the update-direction outlier test.
+count (bounded by the site's enrolled case count), the model configuration, the privacy record a
+DP-SGD update must carry, the update-norm outlier test and the update-direction outlier test.
+
+Under ``[privacy] mode = "dp-sgd"`` the screens stay as they are, a decision (README, "Differential
+privacy"): they only read DP outputs, so they cost no privacy; every honest site adds noise of the same
+std per step (``noise_multiplier * max_grad_norm / batch_size``, since ``q * n = batch_size``), so honest
+norms stay comparable and the relative norm screen keeps its meaning; the direction screen catches a
+sign-flipped update only where an update's signal outweighs its noise (many steps, large clip), and
+pure noise has no direction to flip. Under ``central`` the coordinator turns both outlier screens off:
+clipping already bounds each site's influence, and rejecting a site because of the other sites' deltas
+(their median) would publish a data-dependent choice outside the accounting.
 
 Direction outliers compare each update's delta with the coordinate-wise median delta of the round (the
 robust aggregate of Yin et al., "Byzantine-Robust Distributed Learning", ICML 2018), by cosine similarity
@@ -37,6 +46,7 @@ import numpy as np
 
 from fedseg.errors import ArtifactError, BindingError, SignatureError
 from fedseg.federation.manifest import WeightsKind, parse_timestamp
+from fedseg.privacy.config import PrivacyConfig, PrivacyMode
 
 __all__ = [
     "MAD_SCALE",
@@ -46,6 +56,7 @@ __all__ = [
     "check_examples",
     "check_model",
     "check_parent",
+    "check_privacy",
     "check_round",
     "check_weights",
     "direction_outliers",
@@ -147,6 +158,22 @@ def check_created_at(manifest: Mapping[str, Any]) -> Reason | None:
     """Reject an update whose ``created_at`` is not an ISO 8601 time with a timezone (it dates the global)."""
     if parse_timestamp(manifest.get("created_at")) is None:
         return Reason("created-at", f"expected an ISO 8601 UTC time, found {manifest.get('created_at')!r}")
+    return None
+
+
+def check_privacy(manifest: Mapping[str, Any], privacy: PrivacyConfig) -> Reason | None:
+    """Under dp-sgd, reject an update whose signed privacy record is missing, off-plan or over the budget."""
+    if privacy.mode is not PrivacyMode.DP_SGD:
+        return None
+    record = manifest.get("privacy")
+    if not isinstance(record, Mapping) or record.get("mode") != PrivacyMode.DP_SGD.value:
+        return Reason("privacy", "the plan requires DP-SGD; the update carries no dp-sgd privacy record")
+    eps = record.get("epsilon")
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 <= eps <= privacy.target_epsilon * (1 + 1e-9):
+        return Reason("privacy", f"the update's ε {eps!r} is not within the plan's budget {privacy.target_epsilon:g}")
+    if record.get("delta") != privacy.delta or record.get("clip") != privacy.max_grad_norm:
+        return Reason("privacy", f"the update's δ {record.get('delta')!r} and clip {record.get('clip')!r} are not the "
+                                 f"plan's ({privacy.delta:g}, {privacy.max_grad_norm:g})")
     return None
 
 

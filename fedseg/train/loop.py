@@ -6,6 +6,8 @@ checkpoint at step ``k`` (weights + optimizer state) ends with the same weights 
 (on the CPU, where convolutions are deterministic). FedProx (Li et al., "Federated Optimization in
 Heterogeneous Networks", MLSys 2020) adds ``mu/2 * ||w - w_global||^2`` to the loss. On CUDA the model
 runs in mixed precision (float16 autocast with a gradient scaler) and ``channels_last_3d`` memory layout.
+With ``private`` set, each step's gradient is the DP-SGD one of :mod:`fedseg.train.dp_sgd` instead
+(full precision, no plain gradient clipping, its own secret sampling; see there).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +27,9 @@ from fedseg.configs.training import LrSchedule, OptimizerName, TrainingConfig
 from fedseg.errors import TrainingError
 from fedseg.train.losses import dice_bce_loss
 from fedseg.train.sampling import CaseIndex, PatchBatches
+
+if TYPE_CHECKING:
+    from fedseg.train.dp_sgd import DPSGD
 
 __all__ = ["Phase", "StepInfo", "TrainOutcome", "lr_at", "make_optimizer", "train"]
 
@@ -114,6 +119,33 @@ def _batches(dataset: PatchBatches, start: int, total: int, workers: int, pin: b
     yield from loader
 
 
+def _check_finite(value: float | None, step: int) -> None:
+    if value is not None and not math.isfinite(value):
+        raise TrainingError(f"the training loss became {value} at step {step + 1}; the model diverged "
+                            "(lower training.learning_rate, or check the dataset for NaN voxels)")
+
+
+def _plain_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, torch.Tensor],
+                prox: list[tuple[torch.Tensor, torch.Tensor]], config: TrainingConfig, device: torch.device,
+                memory_format: torch.memory_format, amp: bool, scaler: torch.amp.GradScaler) -> tuple[float, int]:
+    """Compute the loss of one batch and its (scaled, clipped) gradients; return (loss, patches)."""
+    image = batch[0].to(device, non_blocking=True).contiguous(memory_format=memory_format)
+    label = batch[1].to(device, non_blocking=True)
+    with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
+        logits = model(image)
+    loss = dice_bce_loss(logits, label)
+    if prox:
+        loss = loss + 0.5 * config.fedprox_mu * sum(((w - g) ** 2).sum() for w, g in prox)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        return value, int(image.shape[0])
+    scaler.scale(loss).backward()
+    if config.grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    return value, int(image.shape[0])
+
+
 def train(
     model: torch.nn.Module,
     cases: Sequence[CaseIndex],
@@ -128,6 +160,7 @@ def train(
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[int, torch.nn.Module, torch.optim.Optimizer, list[float]], None] | None = None,
     progress: Callable[[StepInfo], None] | None = None,
+    private: DPSGD | None = None,
 ) -> TrainOutcome:
     """Train ``model`` in place from ``start_step`` to ``total_steps`` on patches of ``cases``.
 
@@ -135,13 +168,14 @@ def train(
     ``global_weights`` are the received global parameters, needed when ``config.fedprox_mu`` > 0.
     ``on_checkpoint(step, model, optimizer, losses)`` runs every ``checkpoint_every`` steps (0 = never);
     ``progress`` after every step. A non-finite loss raises TrainingError (the caller exports nothing).
+    ``private`` trains with DP-SGD (an empty Poisson batch takes a noise-only step and records no loss).
     """
     if not cases:
         raise TrainingError("the train split has no cases; nothing to train on")
     if not 0 <= start_step <= total_steps:
         raise TrainingError(f"cannot resume at step {start_step} of a run of {total_steps} steps")
     cuda = device.type == "cuda"
-    amp = cuda and config.amp
+    amp = cuda and config.amp and private is None
     memory_format = torch.channels_last_3d if cuda else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
     model.train()
@@ -162,43 +196,41 @@ def train(
         case.reader.close()
     outcome = TrainOutcome(steps=start_step, losses=list(losses))
     t_start = time.perf_counter()
-    batches = _batches(dataset, start_step, total_steps, config.num_workers, pin=cuda)
+    batches = _batches(dataset, start_step, total_steps, config.num_workers if private is None else 0, pin=cuda)
+    secret = private.generators() if private is not None else None
     with _deterministic(not cuda), contextlib.closing(batches):  # closing stops loader workers on errors
         step = start_step
         while step < total_steps:
             t0 = time.perf_counter()
-            image, label = next(batches)
-            t1 = time.perf_counter()
-            image = image.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            label = label.to(device, non_blocking=True)
             lr = lr_at(step, total_steps, config.learning_rate, config.lr_schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
-                logits = model(image)
-            loss = dice_bce_loss(logits, label)
-            if prox:
-                loss = loss + 0.5 * config.fedprox_mu * sum(((w - g) ** 2).sum() for w, g in prox)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainingError(f"the training loss became {value} at step {step + 1}; the model diverged "
-                                    "(lower training.learning_rate, or check the dataset for NaN voxels)")
-            scaler.scale(loss).backward()
-            if config.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            if private is not None and secret is not None:  # (secret is set exactly when private is)
+                from fedseg.train.dp_sgd import private_gradient
+
+                t1 = t0
+                value, sampled = private_gradient(model, dataset, private, device=device, rng=secret[0],
+                                                  noise=secret[1])
+                for weight, anchor in prox:  # the proximal term's gradient uses no data: added after the noise
+                    weight.grad.add_(weight.detach() - anchor, alpha=config.fedprox_mu)
+            else:
+                batch = next(batches)
+                t1 = time.perf_counter()
+                value, sampled = _plain_step(model, optimizer, batch, prox, config, device, memory_format, amp, scaler)
+            _check_finite(value, step)
             scaler.step(optimizer)
             scaler.update()
             step += 1
             t2 = time.perf_counter()
-            outcome.losses.append(value)
+            if value is not None:
+                outcome.losses.append(value)
             outcome.steps = step
-            outcome.patches += config.batch_size
+            outcome.patches += sampled
             outcome.data_wait_seconds += t1 - t0
             outcome.seconds = t2 - t_start
             if progress is not None:
-                progress(StepInfo(step=step, total=total_steps, loss=value, lr=lr,
+                progress(StepInfo(step=step, total=total_steps, loss=value if value is not None else math.nan, lr=lr,
                                   patches_per_s=outcome.patches / max(outcome.seconds, 1e-9),
                                   data_wait_share=outcome.data_wait_seconds / max(outcome.seconds, 1e-9)))
             if on_checkpoint is not None and checkpoint_every > 0 and step % checkpoint_every == 0 and step < total_steps:

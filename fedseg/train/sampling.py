@@ -116,25 +116,25 @@ class PatchBatches:
 
     def sample(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Return the NumPy batch of ``step`` (a pure function of seed and step)."""
+        rng = np.random.default_rng([self.seed, step])
+        pairs = [self.patch(self.cases[int(rng.integers(len(self.cases)))], rng) for _ in range(self.batch_size)]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+    def patch(self, case: CaseIndex, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Return one augmented patch (image [C, *patch], label [*patch]) of ``case`` drawn with ``rng``."""
         from fedseg.train.augment import augment_intensity, random_flip
 
-        rng = np.random.default_rng([self.seed, step])
-        images, labels = [], []
-        for _ in range(self.batch_size):
-            case = self.cases[int(rng.integers(len(self.cases)))]
-            centre = None
-            if case.foreground and rng.random() < self.foreground_fraction:
-                coords = case.foreground[int(rng.integers(len(case.foreground)))]
-                centre = coords[int(rng.integers(len(coords)))]
-            starts, offsets = patch_box(case.shape, self.patch_size, centre, rng)
-            image, label = read_patch(case, self.patch_size, starts, offsets)
-            if self.flip:
-                image, label = random_flip(image, label, rng)
-            if self.intensity:
-                image = augment_intensity(image, rng)
-            images.append(image)
-            labels.append(label)
-        return np.stack(images), np.stack(labels)
+        centre = None
+        if case.foreground and rng.random() < self.foreground_fraction:
+            coords = case.foreground[int(rng.integers(len(case.foreground)))]
+            centre = coords[int(rng.integers(len(coords)))]
+        starts, offsets = patch_box(case.shape, self.patch_size, centre, rng)
+        image, label = read_patch(case, self.patch_size, starts, offsets)
+        if self.flip:
+            image, label = random_flip(image, label, rng)
+        if self.intensity:
+            image = augment_intensity(image, rng)
+        return image, label
 
     def __getitem__(self, step: int):  # noqa: ANN204 - returns torch tensors
         import torch

@@ -46,14 +46,15 @@ def init_federation(
     aggregation: dict[str, Any] | None = None,
     preprocessing: dict[str, Any] | None = None,
     model: Any = None,
+    privacy: Any = None,
     seed: int = 0,
     write_global: bool = True,
 ) -> InitResult:
     """Write ``OUT/plan.toml`` with a fresh federation id and, unless told not to, the round-0 global.
 
     ``settings`` overrides top-level plan fields (``rounds``); ``training``/``aggregation``/``preprocessing``
-    override single settings of those tables; ``model`` replaces the model config. The quorum defaults to a
-    majority of the sites.
+    override single settings of those tables; ``model`` replaces the model config, ``privacy`` (a
+    :class:`~fedseg.privacy.PrivacyConfig`) the privacy table. The quorum defaults to a majority of the sites.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -75,6 +76,8 @@ def init_federation(
         changes["aggregation"] = replace(plan.aggregation, **aggregation)
     if preprocessing:
         changes["preprocessing"] = replace(plan.preprocessing, **preprocessing)
+    if privacy is not None:
+        changes["privacy"] = privacy
     if changes:
         plan = plan.with_settings(**changes)
     out_dir.mkdir(parents=True, exist_ok=True)

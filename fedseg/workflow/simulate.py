@@ -344,7 +344,7 @@ def _setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, 
         [Member(s.id, keys[s.id].public_key, _enrolled(s)) for s in sites], rounds=rounds, model=model,
         training=replace(training, seed=seed),
         aggregation=replace(aggregation, min_sites=min(aggregation.min_sites, len(sites))),
-        preprocessing=configs[0],
+        preprocessing=configs[0], **({"privacy": template.privacy} if template else {}),
     )
     say(f"plan {plan_path} (sha256 {plan.sha256[:12]}…), round-0 global from seed {seed}")
     write_initial_global(plan, keys["coordinator"], out / "fl", seed=seed)

@@ -186,6 +186,25 @@ def test_init_records_enrolled_cases_and_defaults_to_a_majority_quorum(tmp_path,
     assert shown.exit_code == 0 and "120" in shown.stdout
 
 
+def test_init_with_privacy_prints_each_sites_noise(tmp_path, keys, monkeypatch):
+    from fedseg.federation.plan import load_plan
+
+    _fake_rounds(monkeypatch)
+    sites = [f"site-a={keys / 'site-a.pub'}:120", "--site", f"site-b={keys / 'site-b.pub'}:85"]
+    result = run("init", "--name", "x", "--coordinator-key", keys / "coord.key", "--site", *sites, "--out",
+                 tmp_path / "f", "--privacy", "dp-sgd", "--target-epsilon", "3", "--rounds", "2", "--steps", "5")
+    assert result.exit_code == 0, result.output
+    assert "privacy dp-sgd: target ε 3" in result.stdout and "site-b: noise multiplier" in result.stdout
+    shown = run("plan", "check", tmp_path / "f" / "plan.toml", "--json")
+    planned = json.loads(shown.stdout)["planned_privacy"]
+    assert planned["sites"]["site-a"]["steps"] == 10 and planned["sites"]["site-a"]["epsilon"] <= 3.0
+    central = run("init", "--name", "y", "--coordinator-key", keys / "coord.key", "--site", *sites, "--out",
+                  tmp_path / "g", "--privacy", "central")
+    assert central.exit_code == 0, central.output
+    assert load_plan(tmp_path / "g" / "plan.toml").aggregation.weighting.value == "uniform"
+    assert "coordinator: noise multiplier" in central.stdout
+
+
 def test_init_refuses_existing_plan(fed, keys):
     before = (fed / "fed" / "plan.toml").read_bytes()
     result = run("init", "--name", "again", "--coordinator-key", keys / "coord.key", "--site",

@@ -94,3 +94,12 @@ def test_a_plan_file_hashes_what_it_states(tmp_path: Path) -> None:
     assert changed.sha256 == sha256_json(changed.to_dict())
     write_plan(changed, tmp_path / "changed.toml")
     assert load_plan(tmp_path / "changed.toml").sha256 == changed.sha256
+
+
+def test_the_privacy_table_defaults_off_and_keeps_the_hash() -> None:
+    from fedseg.privacy import PrivacyConfig, PrivacyMode
+
+    plan = load_plan(FIXTURE / "plan.toml")
+    assert plan.privacy == PrivacyConfig() and plan.privacy.mode is PrivacyMode.OFF
+    assert "privacy" not in plan.to_dict()
+    assert plan.sha256 == RECORD["plan_sha256"]

@@ -173,3 +173,24 @@ def test_optional_global_fields_may_be_absent() -> None:
     parsed = manifest_from_dict(bare, "g")
     assert (parsed.expires_at, parsed.num_examples, parsed.metrics, parsed.seed) == (None, None, None, None)
     assert parsed.to_dict() == bare
+
+
+def test_privacy_record_is_signed_and_a_tampered_epsilon_fails(plan, site_keys, tmp_path: Path) -> None:
+    from fedseg.errors import SignatureError
+
+    privacy = {"mode": "dp-sgd", "epsilon": 1.25, "delta": 1e-5, "noise_multiplier": 1.1, "clip": 1.0,
+               "sampling_rate": 0.1, "steps": 20, "accountant": "rdp"}
+    built = update_manifest(round_=1, signer="site-a", parent_sha256="ab" * 32, weights=WeightsKind.FULL,
+                            num_examples=4, metrics={}, training={}, model=MODEL, created=T0, privacy=privacy)
+    assert built.to_dict()["privacy"] == privacy
+    assert "privacy" not in UPDATE and manifest_from_dict(UPDATE, "u").privacy is None
+    path = tmp_path / "u.fedseg"
+    write_artifact(path, manifest=built, tensors={"w": np.ones(3, np.float32)}, key=site_keys["site-a"], plan=plan)
+    assert read_artifact(path, plan).typed_manifest.privacy == privacy
+    raw = path.read_bytes()
+    assert raw.count(b'"epsilon":1.25') == 1
+    path.write_bytes(raw.replace(b'"epsilon":1.25', b'"epsilon":0.25'))
+    with pytest.raises(SignatureError):
+        read_artifact(path, plan)
+    with pytest.raises(ArtifactError, match="privacy must be an object"):
+        manifest_from_dict({**UPDATE, "privacy": 1.0}, "x.fedseg")

@@ -138,3 +138,26 @@ def test_missing_and_oversized_plan(tmp_path):
     (tmp_path / "big.toml").write_bytes(b"#" * (1 << 20) + b"\n")
     with pytest.raises(PlanError, match="under 1 MiB"):
         load_plan(tmp_path / "big.toml")
+
+
+def test_privacy_table_round_trips_and_guards_its_guarantee(plan, tmp_path):
+    import dataclasses
+
+    from fedseg.configs.aggregation import AggregationConfig, Weighting
+    from fedseg.privacy import PrivacyConfig, PrivacyMode
+
+    sites = tuple(dataclasses.replace(s, cases=30) for s in plan.sites)
+    private = plan.with_settings(sites=sites, privacy=PrivacyConfig(mode=PrivacyMode.DP_SGD, target_epsilon=3.0))
+    write_plan(private, tmp_path / "plan.toml")
+    assert "[privacy]" in (tmp_path / "plan.toml").read_text() and "[privacy]" not in plan_to_toml(plan)
+    loaded = load_plan(tmp_path / "plan.toml")
+    assert loaded.privacy == private.privacy and loaded.sha256 == private.sha256 != plan.sha256
+    with pytest.raises(PlanError, match="site-a, site-b, site-c have no cases"):
+        plan.with_settings(privacy=PrivacyConfig(mode=PrivacyMode.DP_SGD))
+    central = PrivacyConfig(mode=PrivacyMode.CENTRAL)
+    with pytest.raises(PlanError, match="weighting"):
+        plan.with_settings(privacy=central)
+    with pytest.raises(PlanError, match="mean strategy"):
+        plan.with_settings(privacy=central, aggregation=AggregationConfig(
+            min_sites=2, weighting=Weighting.UNIFORM, strategy=Strategy.MEDIAN))
+    plan.with_settings(privacy=central, aggregation=AggregationConfig(min_sites=2, weighting=Weighting.UNIFORM))

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from fedseg.configs.aggregation import Strategy, Weighting
+from fedseg.configs.aggregation import Strategy, Weighting, check_privacy_aggregation
 from fedseg.configtools import config_to_dict
 from fedseg.errors import AggregationError, ArtifactError
 from fedseg.federation import screening
@@ -51,6 +51,7 @@ from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.federation.screening import Reason
 from fedseg.federation.strategies import Combine, WeightedMean, get_strategy, strategy_params, update_weights
+from fedseg.workflow.coordinator.central_dp import central_noise, round_privacy, update_epsilon
 from fedseg.workflow.coordinator.delta_stream import consume, direction_cosines, rebuild
 from fedseg.workflow.coordinator.round_lock import holding_round_folders, refuse_round_overlaps
 from fedseg.workflow.coordinator.round_report import AggregateReport, QuorumError, UpdateVerdict
@@ -82,7 +83,8 @@ def _screen_manifest(art: Any, *, next_round: int, parent: str, plan: Plan, mode
             or screening.check_weights(m)
             or screening.check_examples(m, plan.training.max_examples, enrolled=enrolled,
                                         tolerance=plan.aggregation.examples_tolerance)
-            or screening.check_model(m, model) or screening.check_created_at(m))
+            or screening.check_model(m, model) or screening.check_created_at(m)
+            or screening.check_privacy(m, plan.privacy))
 
 
 def _weighting(plan: Plan, config: Any, report: AggregateReport) -> Weighting:
@@ -154,7 +156,11 @@ def aggregate_round(
     if key is not None and key.key_id != plan.coordinator.key_id:
         raise AggregationError(f"--key {key.source}: key {key.key_id} is not the plan key of coordinator "
                                f"{plan.coordinator.id!r} ({plan.coordinator.key_id})")
+    check_privacy_aggregation(plan.privacy, plan.aggregation, strategy)
     config = plan.aggregation if strategy is None else replace(plan.aggregation, strategy=Strategy(strategy))
+    central = central_noise(plan, config)
+    if central is not None:
+        config = central.config
     strat = get_strategy(config.strategy)
     quorum = plan.aggregation.min_sites if min_sites is None else int(min_sites)
     if quorum < plan.aggregation.min_sites:
@@ -168,6 +174,8 @@ def aggregate_round(
     if next_round > plan.rounds:
         raise AggregationError(f"{global_path} is the round-{this_round} global and the plan has {plan.rounds} "
                                f"round(s); round {next_round} is beyond the plan (extend federation.rounds first)")
+    if central is not None:
+        central.schedule.check_round(next_round, "coordinator (central DP)")
     model = config_to_dict(plan.model)
     ledger = Ledger(ledger_path)
     ledger.verify()
@@ -179,6 +187,9 @@ def aggregate_round(
     mean = strat.combine is Combine.MEAN
     weighting = _weighting(plan, config, report)
     report.weighting = weighting.value
+    if central is not None:
+        report.notes.append("central DP: the norm and direction screens are off (clipping bounds every site's "
+                            "influence; see the README)")
     # Capped shares depend on every accepted count, so the capped mean is summed after screening.
     acc = WeightedMean() if mean and not dry_run and weighting is not Weighting.CAPPED else None
     direction = config.direction_z > 0 and len(update_paths) >= screening.MIN_UPDATES_FOR_OUTLIERS
@@ -206,6 +217,7 @@ def aggregate_round(
             verdict.site, verdict.sha256 = art.signer.id, art.digest
             verdict.num_examples = m.get("num_examples") if isinstance(m.get("num_examples"), int) else None
             verdict.weights = str(m.get("weights"))
+            verdict.epsilon = update_epsilon(m)
             verdict.reason = _screen_manifest(art, next_round=next_round, parent=current.digest, plan=plan,
                                               model=model)
             if verdict.reason is None and in_ledger.get(art.signer.id, art.digest) != art.digest:
@@ -232,6 +244,7 @@ def aggregate_round(
                                  for v in report.verdicts if v.reason is not None)
             raise QuorumError(f"round {next_round}: {len(accepted)} acceptable update(s), the quorum is {quorum}; "
                               f"nothing was written (rejected: {rejected or 'none'})", report)
+        report.privacy = round_privacy(plan, report, central)
         if dry_run:
             report.status = "dry-run"
             return report
@@ -241,7 +254,8 @@ def aggregate_round(
         buffer = None  # no more reads: free the payload buffer before the new global is built
         stamp = timestamp or max(v.created_at for v in accepted if v.created_at is not None)
         write_round(report, plan=plan, key=key, current=current, g=g, out=out, ledger=ledger, config=config,
-                    strat=strat, acc=acc, stamp=stamp.astimezone(timezone.utc))
+                    strat=strat, acc=acc, stamp=stamp.astimezone(timezone.utc),
+                    noise=central.sampler(len(accepted)) if central is not None else None)
     return report
 
 

@@ -29,6 +29,7 @@ class UpdateVerdict:
     norm: float | None = None
     cosine: float | None = None
     weight: float | None = None
+    epsilon: float | None = None  # the ε the site's signed update says it has spent (dp-sgd)
     reason: Reason | None = None
     created_at: datetime | None = field(default=None, repr=False)
     weights: str = WeightsKind.FULL.value
@@ -42,7 +43,7 @@ class UpdateVerdict:
     def to_dict(self) -> dict[str, Any]:
         return {"file": str(self.path), "site": self.site, "claimed_site": self.claimed_site, "sha256": self.sha256,
                 "num_examples": self.num_examples, "norm": self.norm, "cosine": self.cosine,
-                "weight": self.weight, "accepted": self.accepted,
+                "weight": self.weight, "epsilon": self.epsilon, "accepted": self.accepted,
                 "rule": self.reason.rule if self.reason else None, "reason": self.reason.detail if self.reason else None}
 
 
@@ -65,6 +66,7 @@ class AggregateReport:
     parent: str | None = None
     weighting: str = "examples"
     notes: list[str] = field(default_factory=list)
+    privacy: dict[str, Any] | None = None  # what the global's manifest records (None outside privacy modes)
 
     @property
     def accepted(self) -> list[UpdateVerdict]:
@@ -78,7 +80,7 @@ class AggregateReport:
                 "ledger": str(self.ledger) if self.ledger else None,
                 "server_state": str(self.server_state) if self.server_state else None,
                 "created_at": self.created_at, "expires_at": self.expires_at, "parent_sha256": self.parent,
-                "weighting": self.weighting, "notes": list(self.notes)}
+                "weighting": self.weighting, "notes": list(self.notes), "privacy": self.privacy}
 
 
 class QuorumError(AggregationError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,14 @@ def check_current_global(ledger: Any, this_round: int, digest: str, path: Path) 
 
 
 def write_round(report: AggregateReport, *, plan: Plan, key: PrivateKey | None, current: Any, g: TensorFile,
-                out: Path, ledger: Any, config: Any, strat: Any, acc: WeightedMean | None, stamp: datetime) -> None:
+                out: Path, ledger: Any, config: Any, strat: Any, acc: WeightedMean | None, stamp: datetime,
+                noise: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> None:
     """Combine tensor by tensor, sign and write the next global, keep the server state, append the ledger.
 
     ``current`` is the verified current global (manifest only), ``g`` its tensors in scratch, ``acc``
     the running sum of the mean strategies (None for median / trimmed mean, which read the updates'
-    scratch files).
+    scratch files). ``noise(shape)``, under central DP, is added to each combined delta before the server
+    step; ``report.privacy`` goes into the global's manifest.
     """
     from fedseg.federation.artifact import write_artifact
     from fedseg.workflow.coordinator.server_state import open_state_writer, read_state
@@ -59,7 +62,8 @@ def write_round(report: AggregateReport, *, plan: Plan, key: PrivateKey | None, 
         round_=report.round, signer=plan.coordinator.id, parent_sha256=current.digest,
         model=config_to_dict(plan.model),
         contributors=[Contributor(v.site, v.sha256, v.num_examples) for v in accepted],
-        strategy=StrategyRecord(report.strategy, report.params), created=stamp, expiry_days=config.global_expiry_days)
+        strategy=StrategyRecord(report.strategy, report.params), created=stamp, expiry_days=config.global_expiry_days,
+        privacy=report.privacy)
     assert manifest.created_at is not None and manifest.expires_at is not None
     report.created_at, report.expires_at = format_timestamp(manifest.created_at), format_timestamp(manifest.expires_at)
     report.out = out
@@ -80,6 +84,8 @@ def write_round(report: AggregateReport, *, plan: Plan, key: PrivateKey | None, 
             for name in g.names:  # the running sum shrinks by a tensor as the new global grows by one
                 x = g.read(name)
                 delta = combined_delta(name, strat=strat, config=config, acc=acc, accepted=accepted, g=x)
+                if noise is not None:
+                    delta = delta + noise(delta.shape)
                 new[name], state = strat.step(x, delta, reader.get(name), config)
                 del x, delta
                 if writer is not None:

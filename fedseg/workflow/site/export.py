@@ -27,7 +27,9 @@ def site_metrics(record: CheckpointRecord, min_cases: int) -> dict[str, Any]:
     """Return the site-level metrics an update may carry: only figures computed over >= ``min_cases`` cases.
 
     A validation Dice over one or two cases is one or two patients' numbers, not a site's; so is a training
-    loss over fewer cases. What is left out is logged here, at the site, and never leaves it.
+    loss over fewer cases. Under DP-SGD (the record carries ``privacy``) the training loss stays at the
+    site too: it is computed from the protected training cases without noise, outside the accounting.
+    What is left out is logged here, at the site, and never leaves it.
     """
     metrics: dict[str, Any] = {"steps": record.step}
     val = record.val_cases or 0
@@ -36,7 +38,9 @@ def site_metrics(record: CheckpointRecord, min_cases: int) -> dict[str, Any]:
     else:
         log.info("validation Dice stays at the site: %d validation case(s), fewer than training.metrics_min_cases "
                  "= %d", val, min_cases)
-    if record.num_examples >= min_cases:
+    if record.privacy is not None:
+        log.info("training loss stays at the site: it is not differentially private")
+    elif record.num_examples >= min_cases:
         metrics["train_loss"] = record.train_loss
     else:
         log.info("training loss stays at the site: %d training case(s), fewer than training.metrics_min_cases = %d",
@@ -50,7 +54,8 @@ def export_update(checkpoint_dir: Path, plan: Plan, key: PrivateKey, out: Path, 
 
     ``weights="delta"`` exports local minus global weights; ``dtype="float16"`` halves the size. The
     manifest carries round, parent digest, number of training cases, before/after validation Dice (site
-    means), the final training loss, steps, and the training and model configs. The written file is read
+    means), the final training loss, steps, the training and model configs, and under DP-SGD the privacy
+    accounting (ε spent so far, δ, noise, clip, sampling rate, steps, accountant). The written file is read
     back and verified against the plan before this returns.
     """
     from fedseg.federation.artifact import Kind, read_artifact, write_artifact
@@ -94,7 +99,7 @@ def export_update(checkpoint_dir: Path, plan: Plan, key: PrivateKey, out: Path, 
         round_=record.round, signer=site.id, parent_sha256=record.parent_sha256, weights=weights,
         num_examples=record.num_examples, training=record.training, model=config_to_dict(plan.model),
         metrics=site_metrics(record, plan.training.metrics_min_cases),
-        created=datetime.now(timezone.utc))
+        created=datetime.now(timezone.utc), privacy=record.privacy)
     out = Path(out)
     write_artifact(out, manifest=manifest, tensors=tensors, key=key, plan=plan)
     try:

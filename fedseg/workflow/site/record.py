@@ -3,8 +3,8 @@
 :mod:`fedseg.train.checkpoint` stores the record beside the tensor files (it adds ``format``,
 ``weights`` and ``optimizer``, the names of those files); this module gives it a type. The JSON keys
 are the ones fedseg has always written (``metrics.val_dice_before``/``val_dice_after``, ``rng.scheme``/
-``rng.seed``; ``data_wait_share`` only once training is complete), so older checkpoint folders resume
-and export.
+``rng.seed``; ``data_wait_share`` only once training is complete; ``privacy``, the DP-SGD accounting
+after this round, only under ``[privacy] mode = "dp-sgd"``), so older checkpoint folders resume and export.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class CheckpointRecord:
     val_dice_after: Mapping[str, float] | None = None
     data_wait_share: float | None = None
     val_cases: int | None = None
+    privacy: Mapping[str, Any] | None = None
     optimizer_file: str | None = field(default=None, compare=False)
 
     @property
@@ -67,6 +68,8 @@ class CheckpointRecord:
             meta["data_wait_share"] = self.data_wait_share
         if self.val_cases is not None:
             meta["metrics"]["val_cases"] = self.val_cases
+        if self.privacy is not None:
+            meta["privacy"] = dict(self.privacy)
         return meta
 
     @classmethod
@@ -86,6 +89,7 @@ class CheckpointRecord:
                 val_cases=_int(metrics["val_cases"]) if "val_cases" in metrics else None,
                 data_wait_share=float(meta["data_wait_share"]) if "data_wait_share" in meta else None,
                 optimizer_file=str(optimizer) if optimizer else None,
+                privacy=dict(meta["privacy"]) if meta.get("privacy") is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise TrainingError(f"{where}: the checkpoint record is incomplete or malformed ({exc!r}); "

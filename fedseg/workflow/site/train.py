@@ -10,6 +10,11 @@ Conventions chosen here:
 * The checkpoint folder defaults to ``<out>.ckpt/``; the site state (last accepted global round per
   federation) lives with the site's data, ``DATA/.fedseg/state-<federation-id>.json``
   (:func:`fedseg.federation.state.default_state_path`), whatever ``out`` is; ``state_path`` overrides it.
+* Under ``[privacy] mode = "dp-sgd"`` the site trains with DP-SGD (:mod:`fedseg.train.dp_sgd`); every
+  training run it starts is recorded beside the site state (:mod:`fedseg.workflow.site.privacy_spent`)
+  and its ε is the composition of them all. A run that would pass the plan's ``target_epsilon`` is
+  refused before anything is trained; ``steps``/``epochs`` giving another step count than
+  ``steps_per_round`` are refused, as the plan's budget was derived for it.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class TrainResult:
     seconds: float
     data_wait_share: float
     state_path: Path
+    privacy: dict[str, Any] | None = None
 
 
 def round_seed(seed: int, round_: int, site_id: str) -> int:
@@ -161,6 +167,7 @@ def train_local(
     # patches in every round. Still a pure function of (plan seed, round, site), so reruns are identical.
     config = dataclasses.replace(plan.training, seed=round_seed(plan.training.seed, update_round, site.id))
     total = _total_steps(plan, len(train_cases), steps, epochs)
+    private, schedule = _private(plan, site, len(train_cases), total=total)
     dev = resolve_device(device)
     fresh = CheckpointRecord(
         round=update_round, site=site.id, federation_id=plan.federation_id, plan_sha256=plan.sha256,
@@ -170,6 +177,11 @@ def train_local(
     record = _resumable(ckpt_dir, fresh, resume)
     state = SiteState(state_file)
     state.check_global(plan.federation_id, global_round, art.digest)
+    if schedule is not None and record is None:  # a fresh run spends budget; a resumed one already has
+        from fedseg.workflow.site.privacy_spent import privacy_file, spend
+
+        fresh = dataclasses.replace(fresh, privacy=spend(privacy_file(state_file), schedule, round_=update_round,
+                                                         parent_sha256=art.digest, site=site.id))
     state.accept_global(plan.federation_id, global_round, art.digest)
 
     def emit(event: Any) -> None:
@@ -210,7 +222,7 @@ def train_local(
         anchor = numpy_to_state(global_weights, plan.model) if config.fedprox_mu > 0 else None
         outcome = train(model, cases, config, total_steps=total, device=dev, start_step=record.step,
                         optimizer_state=optimizer_state, losses=list(record.losses), global_weights=anchor,
-                        checkpoint_every=every, on_checkpoint=save, progress=emit)
+                        checkpoint_every=every, on_checkpoint=save, progress=emit, private=private)
         after = run_validation(model.to(dev), "validate-after")
         model.to("cpu")
         record = dataclasses.replace(record, step=total, complete=True, losses=tuple(outcome.losses),
@@ -228,7 +240,26 @@ def train_local(
         num_examples=record.num_examples, train_loss=loss if loss is not None else float("nan"),
         val_dice_before=_dice(record.val_dice_before), val_dice_after=_dice(record.val_dice_after),
         seconds=record.seconds, data_wait_share=record.data_wait_share or 0.0, state_path=state_file,
+        privacy=dict(record.privacy) if record.privacy is not None else None,
     )
+
+
+def _private(plan: Plan, site: Any, n_train: int, *, total: int) -> tuple[Any, Any]:
+    """Return the DP-SGD mechanism and its schedule (None, None outside dp-sgd)."""
+    from fedseg.privacy import PrivacyMode, site_schedule
+    from fedseg.train.dp_sgd import DPSGD
+
+    if plan.privacy.mode is not PrivacyMode.DP_SGD:
+        return None, None
+    if total != plan.training.steps_per_round:
+        raise TrainingError("privacy.mode dp-sgd: the privacy budget was planned for training.steps_per_round "
+                            f"= {plan.training.steps_per_round} steps a round; --steps/--epochs cannot make it {total}")
+    schedule = site_schedule(plan.privacy, enrolled_cases=site.cases, train_cases=n_train,
+                             batch_size=plan.training.batch_size, steps_per_round=plan.training.steps_per_round,
+                             rounds=plan.rounds, site=site.id)
+    log.info("site %s: DP-SGD noise multiplier %.4f, clip %g, sampling rate %.4f", site.id,
+             schedule.noise_multiplier, schedule.clip, schedule.sampling_rate)
+    return DPSGD(schedule.noise_multiplier, schedule.clip, schedule.sampling_rate), schedule
 
 
 def _dice(scores: Any) -> dict[str, float] | None:
