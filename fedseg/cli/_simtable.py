@@ -61,3 +61,39 @@ def render_simulation(console: Console, result: dict[str, Any]) -> None:
                 if "fl_over_cds_external" in entry:
                     ext.add_row(site, "[bold]FL / CDS[/]", *_cells(entry["fl_over_cds_external"][site]))
             console.print(ext)
+
+
+def _pm(cell: dict[str, float] | None) -> str:
+    return "—" if cell is None else f"{cell['mean']:.3f} ± {cell['sd']:.3f}"
+
+
+def render_summary(console: Console, summary: dict[str, Any]) -> None:
+    """Print a repeated simulation's summary: mean ± sd per mode and region, FL/CDS and the paired tests."""
+    for fold, folds in summary.items():
+        where = "" if fold == "all" else f" — {fold} held out"
+        for protocol in ("equal", "converged"):
+            s = folds[protocol]
+            table = Table(title=f"{protocol}: test Dice, mean ± sd over seeds {folds['seeds']}{where}")
+            table.add_column("mode")
+            for region in REGIONS:
+                table.add_column(region, justify="right")
+            table.add_column("rounds", justify="right")
+            external = sorted({site for m in s["modes"].values() for site in m["external"]})
+            for site in external:
+                for region in REGIONS:
+                    table.add_column(f"{site} {region}", justify="right")
+            for mode, m in s["modes"].items():
+                test = m["test"] or {}
+                table.add_row(mode, *(_pm(test.get(r)) for r in REGIONS), f"{m['rounds']['mean']:.1f}",
+                              *(_pm(m["external"][site][r]) for site in external for r in REGIONS))
+            if s.get("fl_over_cds"):
+                table.add_row("[bold]FL / CDS[/]", *_cells(s["fl_over_cds"]))
+            console.print(table)
+            for pair, regions in s["paired"].items():
+                cells = ", ".join(f"{r} n={t['n']} median Δ={_num(t['median_difference'])} p={_num(t['p'])}"
+                                  for r, t in regions.items())
+                console.print(f"  {pair.replace('_vs_', ' vs ').upper()} ({folds['paired_test']}): {cells}")
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"

@@ -21,7 +21,9 @@ def simulate(
     external: Annotated[list[Path] | None, typer.Option("--external", help="A site dataset outside the federation to score every mode's selected model on (repeatable).", exists=True, file_okay=False)] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="Take model/training/aggregation settings from this plan (default: sized to the device).", exists=True, dir_okay=False)] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder (rerun with the same folder to resume).")] = Path("simulation"),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the shared initial model and of training.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the shared initial model and of training (the first of --seeds).")] = 0,
+    seeds: Annotated[int, typer.Option("--seeds", help="Repeat with N seeds: mean ± sd and a paired Wilcoxon test per case.", min=1)] = 1,
+    leave_one_out: Annotated[bool, typer.Option("--leave-one-out", help="Repeat once per site, that site held out and scored as external.")] = False,
     steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps per site per round (default: the plan's).")] = None,
     split: Annotated[str, typer.Option("--split", help="Split that selects models after every round: val (test reports).")] = "val",
     device: DeviceOption = "auto",
@@ -48,17 +50,31 @@ def simulate(
     if budget not in {b.value for b in Budget}:
         raise typer.BadParameter(f"{budget!r}: expected equal or converged", param_hint="--budget")
     err = stderr()
+    settings = {"modes": mode_list, "rounds": rounds, "budget": budget, "patience": patience, "max_rounds": max_rounds,
+                "plan": _load(plan), "steps": steps, "split": split, "device": device}
+    console = stdout()
+    if seeds > 1 or leave_one_out:
+        from fedseg.cli._simtable import render_summary
+        from fedseg.workflow.simulate.seeds import SUMMARY_FILE, simulate_repeated
+
+        with err.status("simulating…") as status:
+            summary = simulate_repeated(datasets, out=out, seeds=seeds, seed=seed, leave_one_out=leave_one_out,
+                                        external=external or (), say=lambda m: (status.update(m), err.log(m)),
+                                        **settings)
+        if as_json:
+            print_json(summary)
+            return
+        render_summary(console, summary)
+        console.print(f"numbers: {out / SUMMARY_FILE} (each run under {out}/…/seed-N/)")
+        return
     with err.status("simulating…") as status:
-        result = run_simulation(datasets, out=out, modes=mode_list, rounds=rounds, budget=budget, patience=patience,
-                                max_rounds=max_rounds, external=external or (),
-                                plan=_load(plan), seed=seed, steps=steps, split=split,
-                                device=device, say=lambda m: (status.update(m), err.log(m)))
+        result = run_simulation(datasets, out=out, seed=seed, external=external or (),
+                                say=lambda m: (status.update(m), err.log(m)), **settings)
     if as_json:
         print_json(result.to_dict())
         return
     from fedseg.cli._simtable import render_simulation
 
-    console = stdout()
     render_simulation(console, result.to_dict())
     console.print(f"numbers: {result.json_path}\nplot:    {result.plot_path}")
 

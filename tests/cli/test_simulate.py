@@ -117,3 +117,51 @@ def test_external_site_that_trains_is_refused(sim_inputs, tmp_path: Path) -> Non
                                  "--rounds", "1", "--device", "cpu", "--out", str(tmp_path / "sim")])
     assert result.exit_code == 1
     assert "must take no part in training" in " ".join(result.output.split())
+
+
+def test_seeds_report_mean_sd_and_the_paired_test(plan, tmp_path: Path) -> None:
+    sites = [str(make_dataset(tmp_path / f"site-{s}", train=1, val=1, test=1, shape=(16, 16, 16), seed=i))
+             for i, s in enumerate("abc")]
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan, steps_per_round=1, batch_size=1), plan_path)
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "fl,cds,ciil",
+                                 "--rounds", "1", "--seeds", "2", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "±" in text and "Wilcoxon signed-rank" in text and "FL VS CDS" in text and "FL VS CIIL" in text
+    summary = json.loads((out / "summary.json").read_text())["all"]
+    assert summary["seeds"] == [0, 1]
+    runs = [json.loads((out / f"seed-{s}" / "simulation.json").read_text()) for s in (0, 1)]
+    wt = [r["protocols"]["converged"]["modes"]["fl"]["test"]["dice"]["WT"] for r in runs]
+    assert summary["converged"]["modes"]["fl"]["test"]["WT"]["mean"] == pytest.approx(sum(wt) / 2)
+    assert summary["converged"]["paired"]["fl_vs_cds"]["WT"]["n"] == 6  # 2 seeds × 3 test cases
+
+
+def test_leave_one_out_scores_the_held_out_site_as_external(sim_inputs, tmp_path: Path) -> None:
+    sites, plan_path = sim_inputs
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "fl,cds", "--rounds", "1",
+                                 "--leave-one-out", "--device", "cpu", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary) == {"site-a", "site-b", "site-c"}  # one summary per held-out site
+    for held in ("site-a", "site-b", "site-c"):
+        run = json.loads((out / f"without-{held}" / "seed-0" / "simulation.json").read_text())
+        assert held not in run["config"]["sites"] and list(run["config"]["external"]) == [held]
+        assert run["protocols"]["converged"]["modes"]["fl"]["external"][held]["cases"] == 2  # its train + val
+
+
+def test_simulate_without_plan_or_device_sizes_the_model_to_the_cpu(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    sites = [str(make_dataset(tmp_path / f"site-{s}", train=1, val=1, shape=(16, 16, 16), seed=i))
+             for i, s in enumerate("ab")]
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", *sites, "--modes", "fl,cds", "--rounds", "1", "--steps", "1",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "the demo's small model" in " ".join(result.output.split())
+    numbers = json.loads((out / "simulation.json").read_text())
+    assert numbers["config"]["device"] == "cpu"
+    assert numbers["config"]["plan"]["model"]["widths"] == [16, 32, 64, 128]
