@@ -131,7 +131,8 @@ def weights_at(run: Runner, mode: Mode, r: int) -> list[Weights]:
     return [read_tensors(f / f"weights-r{r:04d}.h5")[0] for f in folders]
 
 
-def _fl_round(run: Runner, r: int) -> Weights:
+def _fl_round(run: Runner, r: int, curve: list[dict[str, Any]]) -> Weights:
+    """Run FL round ``r``: each site trains the global (its pre-training score is the curve's, not redone)."""
     from fedseg.workflow.aggregate import aggregate_round
     from fedseg.workflow.initial import global_filename
     from fedseg.workflow.site.train import train_local
@@ -147,7 +148,8 @@ def _fl_round(run: Runner, r: int) -> Weights:
                 ckpt = update.with_name(update.name + ".ckpt")
                 train_local(run.plan, current, site.root, run.keys[site.id], update, steps=run.steps,
                             device=run.device, resume=ckpt.exists(), state_path=fl / "state" / f"{site.id}.json",
-                            checkpoint_dir=ckpt)
+                            checkpoint_dir=ckpt, whole_volume=True,
+                            val_dice_before=curve[r - 1].get("sites", {}).get(site.id, {}).get("dice"))
             updates.append(update)
         run.say(f"fl round {r}: coordinator aggregates {len(updates)} updates")
         aggregate_round(plan=run.plan, global_path=current, key=run.keys["coordinator"], update_paths=updates,
@@ -170,7 +172,7 @@ def _round(run: Runner, mode: Mode, r: int, curve: list[dict[str, Any]]) -> dict
     """Train round ``r`` of ``mode`` (or reuse its saved weights) and return its validation point."""
     n, steps = len(run.sites), run.steps
     if mode is Mode.FL:
-        return dict(run.evaluate(_fl_round(run, r)), round=r)
+        return dict(run.evaluate(_fl_round(run, r, curve)), round=r)
     if mode is Mode.LOCAL:
         points = []
         for i, (site, prev) in enumerate(zip(run.sites, weights_at(run, mode, r - 1))):
