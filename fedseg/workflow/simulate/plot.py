@@ -21,6 +21,7 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], path: Path, *, title: s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from fedseg.fsutil import atomic_path
 
@@ -36,6 +37,7 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], path: Path, *, title: s
             ax.axvline(equal_round, color="grey", linestyle="--", linewidth=1)
         ax.set_title(region)
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Dice (pooled over sites)")

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from fedseg.data.dataset import SPLITS
 from fedseg.errors import DatasetError
 from fedseg.federation.plan import Plan
 from fedseg.labels import REGIONS
@@ -21,7 +20,8 @@ from fedseg.workflow.simulate.sites import Site
 
 __all__ = ["ALL_SPLITS", "evaluate_weights", "mean_of_models"]
 
-#: Score every case of a dataset (external sites took no part in training: all their splits are unseen).
+#: Every case of a dataset (:meth:`~fedseg.data.dataset.SiteDataset.split`): an external site took no part in
+#: training, so all its splits are unseen.
 ALL_SPLITS = "all"
 
 
@@ -51,7 +51,7 @@ def evaluate_weights(
     rows: list[list[Any]] = []
     for site in sites:
         dataset = load_dataset(site.root)
-        records = [c for s in (SPLITS if split == ALL_SPLITS else (split,)) for c in dataset.split(s)]
+        records = dataset.split(split)
         if not records:
             continue
         scores = score_model(model, reader_inputs([dataset.reader(c) for c in records]),
