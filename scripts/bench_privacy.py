@@ -27,10 +27,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads w
 
 def build_sites(workdir: Path, cases: int, spacing: float, size_scale: float) -> list[Path]:
     """Synthesize and preprocess three non-IID sites (profiles 0, 1, 2); reuse what is already there."""
-    from fedseg.data.build import build_dataset
-
     from fedseg.configs.preprocess import PreprocessConfig
     from fedseg.synth import write_cases
+    from fedseg.workflow.preprocess.build import build_dataset
 
     config = PreprocessConfig(spacing=(spacing,) * 3, val_fraction=0.2)
     dirs = []

@@ -34,8 +34,8 @@ def phantom(shape: tuple[int, int, int], rng: np.random.Generator) -> tuple[np.n
 
 def make_dataset(root: Path, *, train: int = 2, val: int = 1, shape: tuple[int, int, int] = (24, 24, 24),
                  seed: int = 0, preprocessing: PreprocessConfig | None = None,
-                 modalities: tuple[str, ...] = MODALITIES, nan_case: bool = False) -> Path:
-    """Write a site dataset with ``train`` + ``val`` phantom cases under ``root``; return ``root``."""
+                 modalities: tuple[str, ...] = MODALITIES, nan_case: bool = False, test: int = 0) -> Path:
+    """Write a site dataset with ``train`` + ``val`` (+ ``test``) phantom cases under ``root``; return ``root``."""
     rng = np.random.default_rng(seed)
     pre = preprocessing or PreprocessConfig()
     geometry = CaseGeometry(spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=_EYE,
@@ -43,14 +43,14 @@ def make_dataset(root: Path, *, train: int = 2, val: int = 1, shape: tuple[int, 
                             original_size=shape[::-1], original_spacing=(1.0, 1.0, 1.0),
                             original_origin=(0.0, 0.0, 0.0), original_direction=_EYE)
     records = []
-    for i in range(train + val):
+    for i in range(train + val + test):
         case_id = f"case-{i:03d}"
         image, label = phantom(shape, rng)
         if nan_case:
             image[:] = np.nan
         write_case(root / "cases" / f"{case_id}.h5", case_id=case_id, image=image,
                    brain_mask=np.ones(shape, np.uint8), geometry=geometry, label=label, dtype="float32")
-        records.append(CaseRecord(id=case_id, split="train" if i < train else "val", file=f"cases/{case_id}.h5"))
+        records.append(CaseRecord(id=case_id, split="train" if i < train else "val" if i < train + val else "test", file=f"cases/{case_id}.h5"))
     pre_dict = config_to_dict(pre)
     write_dataset_json(root, {"modalities": list(modalities), "preprocessing": pre_dict,
                               "config_sha256": sha256_json(pre_dict), "failed": []}, records)

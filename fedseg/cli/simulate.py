@@ -14,27 +14,30 @@ from fedseg.cli._options import DeviceOption
 def simulate(
     datasets: Annotated[list[Path], typer.Argument(help="Site dataset folders (from `fedseg preprocess`), one per site.")],
     modes: Annotated[str, typer.Option("--modes", help="Comma-separated: fl, cds, iil, ciil, local.")] = "fl,cds,iil,ciil,local",
-    rounds: Annotated[int, typer.Option("--rounds", help="Rounds; every mode gets the same budget per round.")] = 5,
-    plan: Annotated[Path | None, typer.Option("--plan", help="Take model/training/aggregation settings from this plan.", exists=True, dir_okay=False)] = None,
+    budget: Annotated[str, typer.Option("--budget", help="equal: every mode trains --rounds rounds; converged: each until its validation Dice plateaus.")] = "equal",
+    rounds: Annotated[int, typer.Option("--rounds", help="Rounds under --budget equal.")] = 5,
+    patience: Annotated[int, typer.Option("--patience", help="Evaluations without improvement that end a mode (converged).")] = 3,
+    max_rounds: Annotated[int, typer.Option("--max-rounds", help="Most rounds a mode trains under --budget converged.")] = 30,
+    external: Annotated[list[Path] | None, typer.Option("--external", help="A site dataset outside the federation to score every mode's selected model on (repeatable).", exists=True, file_okay=False)] = None,
+    plan: Annotated[Path | None, typer.Option("--plan", help="Take model/training/aggregation settings from this plan (default: sized to the device).", exists=True, dir_okay=False)] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder (rerun with the same folder to resume).")] = Path("simulation"),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the shared initial model and of training.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the shared initial model and of training (the first of --seeds).")] = 0,
+    seeds: Annotated[int, typer.Option("--seeds", help="Repeat with N seeds: mean ± sd and a paired Wilcoxon test per case.", min=1)] = 1,
+    leave_one_out: Annotated[bool, typer.Option("--leave-one-out", help="Repeat once per site, that site held out and scored as external.")] = False,
     steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps per site per round (default: the plan's).")] = None,
-    split: Annotated[str, typer.Option("--split", help="Split scored after every round: val or test.")] = "val",
+    split: Annotated[str, typer.Option("--split", help="Split that selects models after every round: val (test reports).")] = "val",
     device: DeviceOption = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON of every number instead of the table.")] = False,
 ) -> None:
     """Compare federated learning with pooled, incremental, cyclic and local training (Sheller et al. 2020).
 
-    Every mode starts from the same model and spends the same training budget; `fl` runs the real signed path
-    (updates, screening, aggregation, ledger). Writes OUT/simulation.json and OUT/simulation.png.
+    Every mode starts from the same model; `fl` runs the real signed path (updates, screening, aggregation,
+    ledger). Models are selected on validation and reported on the test split under both protocols: equal
+    budget and converged. Writes OUT/simulation.json and OUT/simulation.png.
 
-    Example: fedseg simulate site-a-data/ site-b-data/ site-c-data/ --modes fl,cds,iil,ciil --rounds 10
+    Example: fedseg simulate site-a/ site-b/ site-c/ --budget converged --patience 3 --external site-d/
     """
-    from rich.table import Table
-
-    from fedseg.federation.plan import load_plan
-    from fedseg.labels import REGIONS
-    from fedseg.workflow.simulate import Mode
+    from fedseg.workflow.simulate import Budget, Mode
     from fedseg.workflow.simulate import simulate as run_simulation
 
     try:
@@ -44,24 +47,39 @@ def simulate(
                                  param_hint="--modes") from None
     if split not in ("val", "test"):
         raise typer.BadParameter(f"{split!r}: expected val or test", param_hint="--split")
+    if budget not in {b.value for b in Budget}:
+        raise typer.BadParameter(f"{budget!r}: expected equal or converged", param_hint="--budget")
     err = stderr()
+    settings = {"modes": mode_list, "rounds": rounds, "budget": budget, "patience": patience, "max_rounds": max_rounds,
+                "plan": _load(plan), "steps": steps, "split": split, "device": device}
+    console = stdout()
+    if seeds > 1 or leave_one_out:
+        from fedseg.cli._simtable import render_summary
+        from fedseg.workflow.simulate.seeds import SUMMARY_FILE, simulate_repeated
+
+        with err.status("simulating…") as status:
+            summary = simulate_repeated(datasets, out=out, seeds=seeds, seed=seed, leave_one_out=leave_one_out,
+                                        external=external or (), say=lambda m: (status.update(m), err.log(m)),
+                                        **settings)
+        if as_json:
+            print_json(summary)
+            return
+        render_summary(console, summary)
+        console.print(f"numbers: {out / SUMMARY_FILE} (each run under {out}/…/seed-N/)")
+        return
     with err.status("simulating…") as status:
-        result = run_simulation(datasets, out=out, modes=mode_list, rounds=rounds,
-                                plan=load_plan(plan) if plan else None, seed=seed, steps=steps, split=split,
-                                device=device, say=lambda m: (status.update(m), err.log(m)))
+        result = run_simulation(datasets, out=out, seed=seed, external=external or (),
+                                say=lambda m: (status.update(m), err.log(m)), **settings)
     if as_json:
         print_json(result.to_dict())
         return
-    table = Table(title=f"Final {split} Dice after {rounds} round(s), pooled over {len(datasets)} site(s)")
-    table.add_column("mode")
-    for region in REGIONS:
-        table.add_column(region, justify="right")
-    for mode in result.curves:
-        final = result.final(mode)
-        table.add_row(mode, *(f"{final[r]:.3f}" for r in REGIONS))
-    if "fl" in result.curves and "cds" in result.curves:
-        ratio = result.ratio("fl", "cds")
-        table.add_row("[bold]FL / CDS[/]", *(f"{ratio[r]:.3f}" for r in REGIONS))
-    console = stdout()
-    console.print(table)
+    from fedseg.cli._simtable import render_simulation
+
+    render_simulation(console, result.to_dict())
     console.print(f"numbers: {result.json_path}\nplot:    {result.plot_path}")
+
+
+def _load(plan: Path | None):  # noqa: ANN202 - a Plan, imported lazily
+    from fedseg.federation.plan import load_plan
+
+    return load_plan(plan) if plan else None

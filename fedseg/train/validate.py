@@ -33,11 +33,13 @@ def validate(
     device: str = "cpu",
     amp: bool = False,
     on_case: Callable[[int, int], None] | None = None,
+    whole_volume: bool = False,
 ) -> dict[str, float] | None:
     """Return the mean Dice per region {"WT", "TC", "ET"} over ``readers``, or None when there are none.
 
     ``device`` is ``auto | cpu | cuda | cuda:N``. A case without a label raises DatasetError.
-    ``on_case(done, total)`` is called after each case (for a progress display).
+    ``on_case(done, total)`` is called after each case (for a progress display). ``whole_volume`` predicts
+    each case in one window covering its cropped volume when it fits (:mod:`fedseg.inference.window`).
     """
     from fedseg.inference.predict import PredictOptions
     from fedseg.inference.score import score_model
@@ -46,7 +48,14 @@ def validate(
     if not readers:
         return None
     options = PredictOptions(device=device, overlap=overlap, amp=amp)
-    scores = score_model(model, reader_inputs(readers), patch_size=patch_size, options=options, on_case=on_case)
+    window = None
+    if whole_volume:
+        from fedseg.inference.window import inference_window, total_stride
+
+        stride = total_stride(model)
+        window = lambda shape: inference_window(shape, patch_size, stride)  # noqa: E731
+    scores = score_model(model, reader_inputs(readers), patch_size=patch_size, options=options, on_case=on_case,
+                         window=window)
     means = scores.mean_dice()
     log.info("validation Dice over %d case(s): %s", len(readers), means)
     return means

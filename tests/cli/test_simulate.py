@@ -56,3 +56,112 @@ def test_simulate_cuda_absent_is_one_red_line(sim_inputs, tmp_path: Path, monkey
     assert "CUDA was asked for but is not available" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "sim").exists()  # refused before any work
+
+
+def _mean(dice: dict[str, float]) -> float:
+    return sum(dice.values()) / len(dice)
+
+
+def test_converged_protocol_selects_on_val_reports_on_test_and_external(plan, tmp_path: Path) -> None:
+    from fedseg.train.checkpoint import read_tensors
+    from fedseg.workflow.simulate.scoring import ALL_SPLITS, evaluate_weights
+    from fedseg.workflow.simulate.sites import Site
+
+    sites = [str(make_dataset(tmp_path / f"site-{s}", train=1, val=1, test=1, shape=(16, 16, 16), seed=i))
+             for i, s in enumerate("abc")]
+    outside = make_dataset(tmp_path / "site-x", train=1, val=1, test=1, shape=(16, 16, 16), seed=7)
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan, steps_per_round=2, batch_size=1), plan_path)
+    out = tmp_path / "sim"
+    args = ["simulate", *sites, "--plan", str(plan_path), "--modes", "fl,cds,ciil", "--budget", "converged",
+            "--patience", "1", "--max-rounds", "3", "--external", str(outside), "--device", "cpu", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Converged" in text and "Equal budget" in text and "FL / CDS" in text and "site-x" in text
+    numbers = json.loads((out / "simulation.json").read_text())
+    conv, equal = numbers["protocols"]["converged"]["modes"], numbers["protocols"]["equal"]["modes"]
+    assert set(conv) == set(equal) == {"fl", "cds", "ciil"}
+    the_plan = tiny_plan(plan, steps_per_round=2, batch_size=1)
+    for mode, curve in numbers["curves"].items():
+        scores = [_mean(p["dice"]) for p in curve]
+        trained = len(curve) - 1
+        # patience 1: a mode stops at its first evaluation without improvement, or at the maximum
+        assert trained == 3 or scores[-1] <= max(scores[:-1]) + 1e-4, mode
+        assert all(scores[k] > max(scores[:k]) + 1e-4 for k in range(1, trained)), mode
+        entry = conv[mode]
+        assert entry["trained_rounds"] == trained and entry["steps"] == entry["round"] * 3 * 2
+        assert entry["round"] == max(range(len(scores)), key=lambda k: (scores[k], -k))  # selected on validation
+        assert entry["val"] == curve[entry["round"]]["dice"]
+        assert entry["test"]["cases"] == 3 and len(entry["test"]["case_dice"]) == 3
+        assert entry["external"]["site-x"]["cases"] == 3  # every case of the external site
+        assert equal[mode]["round"] == min(len(c) - 1 for c in numbers["curves"].values())
+    # the reported test Dice is the selected model's Dice on the test split (scored again here)
+    r = conv["cds"]["round"]
+    weights = read_tensors(out / "cds" / f"weights-r{r:04d}.h5")[0] if r else None
+    if weights is not None:
+        test = evaluate_weights(the_plan, weights, [Site(f"site-{s}", tmp_path / f"site-{s}") for s in "abc"],
+                                "test")
+        assert test["dice"] == pytest.approx(conv["cds"]["test"]["dice"])
+        ext = evaluate_weights(the_plan, weights, [Site("site-x", outside)], ALL_SPLITS)
+        assert ext["dice"] == pytest.approx(conv["cds"]["external"]["site-x"]["dice"])
+    fl = numbers["protocols"]["converged"]["fl_over_cds"]
+    for region, value in fl.items():
+        cds = conv["cds"]["test"]["dice"][region]
+        assert value is None if cds == 0 else value == pytest.approx(conv["fl"]["test"]["dice"][region] / cds)
+
+
+def test_external_site_that_trains_is_refused(sim_inputs, tmp_path: Path) -> None:
+    sites, plan_path = sim_inputs
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--external", sites[0],
+                                 "--rounds", "1", "--device", "cpu", "--out", str(tmp_path / "sim")])
+    assert result.exit_code == 1
+    assert "must take no part in training" in " ".join(result.output.split())
+
+
+def test_seeds_report_mean_sd_and_the_paired_test(plan, tmp_path: Path) -> None:
+    sites = [str(make_dataset(tmp_path / f"site-{s}", train=1, val=1, test=1, shape=(16, 16, 16), seed=i))
+             for i, s in enumerate("abc")]
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan, steps_per_round=1, batch_size=1), plan_path)
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "fl,cds,ciil",
+                                 "--rounds", "1", "--seeds", "2", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "±" in text and "Wilcoxon signed-rank" in text and "FL VS CDS" in text and "FL VS CIIL" in text
+    summary = json.loads((out / "summary.json").read_text())["all"]
+    assert summary["seeds"] == [0, 1]
+    runs = [json.loads((out / f"seed-{s}" / "simulation.json").read_text()) for s in (0, 1)]
+    wt = [r["protocols"]["converged"]["modes"]["fl"]["test"]["dice"]["WT"] for r in runs]
+    assert summary["converged"]["modes"]["fl"]["test"]["WT"]["mean"] == pytest.approx(sum(wt) / 2)
+    assert summary["converged"]["paired"]["fl_vs_cds"]["WT"]["n"] == 6  # 2 seeds × 3 test cases
+
+
+def test_leave_one_out_scores_the_held_out_site_as_external(sim_inputs, tmp_path: Path) -> None:
+    sites, plan_path = sim_inputs
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "fl,cds", "--rounds", "1",
+                                 "--leave-one-out", "--device", "cpu", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary) == {"site-a", "site-b", "site-c"}  # one summary per held-out site
+    for held in ("site-a", "site-b", "site-c"):
+        run = json.loads((out / f"without-{held}" / "seed-0" / "simulation.json").read_text())
+        assert held not in run["config"]["sites"] and list(run["config"]["external"]) == [held]
+        assert run["protocols"]["converged"]["modes"]["fl"]["external"][held]["cases"] == 2  # its train + val
+
+
+def test_simulate_without_plan_or_device_sizes_the_model_to_the_cpu(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    sites = [str(make_dataset(tmp_path / f"site-{s}", train=1, val=1, shape=(16, 16, 16), seed=i))
+             for i, s in enumerate("ab")]
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", *sites, "--modes", "fl,cds", "--rounds", "1", "--steps", "1",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "the demo's small model" in " ".join(result.output.split())
+    numbers = json.loads((out / "simulation.json").read_text())
+    assert numbers["config"]["device"] == "cpu"
+    assert numbers["config"]["plan"]["model"]["widths"] == [16, 32, 64, 128]

@@ -132,6 +132,8 @@ def train_local(
     checkpoint_dir: Path | None = None,
     checkpoint_every: int | None = None,
     progress: Callable[[Any], None] | None = None,
+    whole_volume: bool = False,
+    val_dice_before: dict[str, float] | None = None,
 ) -> TrainResult:
     """Train the received global on this site's data; keep a checkpoint folder; export the update.
 
@@ -140,6 +142,9 @@ def train_local(
     preprocessing of the plan, a non-empty labelled train split). ``progress`` receives
     :class:`~fedseg.train.loop.Phase` and :class:`~fedseg.train.loop.StepInfo` events. A failure leaves
     no update file; an interruption leaves the last checkpoint, from which ``resume=True`` continues.
+    ``whole_volume`` validates in whole-volume windows (:func:`fedseg.train.validate.validate`); a caller that
+    already scored the received global on this site's val split that way (``fedseg simulate``) passes its
+    ``val_dice_before`` instead of having it scored twice.
     """
     from fedseg.data.dataset import load_dataset
     from fedseg.device import resolve_device
@@ -192,12 +197,13 @@ def train_local(
         readers = [dataset.reader(c) for c in val_cases]
         emit(Phase(phase, 0, len(readers)))
         return validate(model, readers, patch_size=config.patch_size, overlap=config.val_overlap, device=str(dev),
-                        amp=config.amp and dev.type == "cuda", on_case=lambda d, t: emit(Phase(phase, d, t)))
+                        amp=config.amp and dev.type == "cuda", on_case=lambda d, t: emit(Phase(phase, d, t)),
+                        whole_volume=whole_volume)
 
     global_weights = {name: np.asarray(arr, dtype=np.float32) for name, arr in art.tensors.items()}
     model = build_model(plan.model, global_weights)
     if record is None:
-        before = run_validation(model.to(dev), "validate-before")
+        before = val_dice_before if val_dice_before is not None else run_validation(model.to(dev), "validate-before")
         model.to("cpu")
         record = dataclasses.replace(fresh, val_dice_before=before)
         ckpt.write_tensors(ckpt_dir / ckpt.GLOBAL_FILE, global_weights)

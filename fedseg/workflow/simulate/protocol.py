@@ -1,0 +1,91 @@
+"""When a simulated mode stops training, and which of its models is reported.
+
+Two protocols (``--budget``):
+
+* ``equal``     every mode trains exactly ``rounds`` rounds (the same optimizer steps per round and site);
+* ``converged`` every mode trains until its validation score has not improved for ``patience`` evaluations,
+                or ``rounds`` (``--max-rounds``) is reached.
+
+The validation score of a point is the mean of its pooled Dice over WT, TC and ET; an evaluation improves
+when it beats the best so far by more than :data:`MIN_DELTA` (ties do not reset the patience). Whatever the
+budget, the model *selected* for a mode is its best-validation round (the first one on ties), which is then
+scored on the test split: selection on validation, report on test (Sheller et al. 2020).
+
+IIL under ``converged`` visits the sites one after another, each until its own plateau (patience counted
+within the visit) or ``ceil(rounds / sites)`` rounds, so every site is visited within the maximum.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fedseg.errors import ConfigError
+from fedseg.labels import REGIONS
+
+__all__ = ["MIN_DELTA", "Budget", "StopRule", "best_round", "plateaued", "score"]
+
+MIN_DELTA = 1e-4
+
+
+class Budget(str, enum.Enum):
+    EQUAL = "equal"
+    CONVERGED = "converged"
+
+
+def score(point: dict[str, Any]) -> float:
+    """Return a curve point's validation score: its mean Dice over the regions."""
+    return sum(point["dice"][r] for r in REGIONS) / len(REGIONS)
+
+
+def best_round(points: Sequence[dict[str, Any]]) -> int:
+    """Return the index of the first point with the highest score."""
+    best = 0
+    for i, p in enumerate(points):
+        if score(p) > score(points[best]) + MIN_DELTA:
+            best = i
+    return best
+
+
+def plateaued(points: Sequence[dict[str, Any]], patience: int) -> bool:
+    """Return True when the last ``patience`` points did not improve on the best before them."""
+    return len(points) - 1 - best_round(points) >= patience
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """``rounds`` is the exact count under ``equal`` and the maximum under ``converged``."""
+
+    budget: Budget
+    rounds: int
+    patience: int = 3
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ConfigError(f"--rounds/--max-rounds must be >= 1, got {self.rounds}")
+        if self.patience < 1:
+            raise ConfigError(f"--patience must be >= 1, got {self.patience}")
+
+    def done(self, curve: Sequence[dict[str, Any]]) -> bool:
+        """Return True when a mode with this curve (round 0 first) trains no further."""
+        if len(curve) - 1 >= self.rounds:
+            return True
+        return self.budget is Budget.CONVERGED and plateaued(curve, self.patience)
+
+    def visit_cap(self, n_sites: int) -> int:
+        """Return the most rounds one IIL visit may take under ``converged``."""
+        return max(1, math.ceil(self.rounds / n_sites))
+
+    def next_visit(self, curve: Sequence[dict[str, Any]], n_sites: int) -> int | None:
+        """Return the site IIL trains on next under ``converged``, or None when the last visit has ended."""
+        visit = curve[-1].get("visit", 0) if len(curve) > 1 else 0
+        rounds = [i for i, p in enumerate(curve) if i > 0 and p.get("visit") == visit]
+        if not rounds:
+            return visit
+        points = [curve[rounds[0] - 1], *(curve[i] for i in rounds)]  # the model the visit received, then its own
+        if len(rounds) >= self.visit_cap(n_sites) or plateaued(points, self.patience):
+            return visit + 1 if visit + 1 < n_sites else None
+        return visit

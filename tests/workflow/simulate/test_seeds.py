@@ -1,0 +1,42 @@
+"""Summaries over seeds: mean ± sd worked out by hand, the paired Wilcoxon test against scipy's own numbers."""
+
+from __future__ import annotations
+
+import pytest
+from scipy.stats import wilcoxon
+
+from fedseg.workflow.simulate.seeds import paired_test, summarize
+
+
+def _entry(round_: int, dice: float, cases: list[float]) -> dict:
+    return {"round": round_, "steps": 6 * round_, "test": {"dice": {"WT": dice, "TC": dice / 2, "ET": 0.0},
+                                                          "case_dice": [["s", f"c{i}", d, d / 2, 0.0]
+                                                                        for i, d in enumerate(cases)]},
+            "external": {"x": {"dice": {"WT": dice, "TC": dice, "ET": dice}}}}
+
+
+def _result(seed: int, fl: float, cds: float, fl_cases: list[float], cds_cases: list[float]) -> dict:
+    modes = {"fl": _entry(2, fl, fl_cases), "cds": _entry(1, cds, cds_cases), "ciil": _entry(1, cds, cds_cases)}
+    return {"config": {"seed": seed}, "protocols": {"equal": {"modes": modes}, "converged": {"modes": modes}}}
+
+
+def test_mean_sd_ratio_and_pairs() -> None:
+    results = [_result(0, 0.6, 0.8, [0.5, 0.7], [0.9, 0.6]), _result(1, 0.8, 0.8, [0.8, 0.9], [0.7, 0.95])]
+    s = summarize(results)["converged"]
+    assert s["modes"]["fl"]["test"]["WT"] == pytest.approx({"mean": 0.7, "sd": 0.1414213562})
+    assert s["modes"]["cds"]["test"]["WT"] == {"mean": 0.8, "sd": 0.0}
+    assert s["modes"]["fl"]["rounds"] == {"mean": 2.0, "sd": 0.0}
+    assert s["modes"]["fl"]["external"]["x"]["ET"]["mean"] == pytest.approx(0.7)
+    assert s["fl_over_cds"]["WT"] == pytest.approx(0.875)
+    assert s["fl_over_cds"]["ET"] is None  # CDS scores 0: undefined
+    wt = s["paired"]["fl_vs_cds"]["WT"]
+    expected = wilcoxon([0.5, 0.7, 0.8, 0.9], [0.9, 0.6, 0.7, 0.95])
+    assert wt["n"] == 4 and wt["p"] == pytest.approx(expected.pvalue)
+    assert wt["median_difference"] == pytest.approx(0.025)  # differences -0.4, 0.1, 0.1, -0.05
+    assert s["paired"]["fl_vs_ciil"]["ET"]["p"] is None  # every difference zero: not defined
+
+
+def test_single_seed_sd_is_zero_and_empty_pairs_are_undefined() -> None:
+    assert paired_test([], []) == {"n": 0, "median_difference": None, "statistic": None, "p": None}
+    s = summarize([_result(0, 0.6, 0.8, [0.5], [0.9])])["equal"]
+    assert s["modes"]["fl"]["test"]["TC"] == {"mean": 0.3, "sd": 0.0}
