@@ -15,9 +15,10 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   "$PY" -m pip install --quiet "torch==2.13.*"
 fi
 stamp="$VENV/.fedseg-install-stamp"
-want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$EXTRAS"
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/constraints.txt" | sha256sum | cut -c1-16)-$EXTRAS"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]] || ! "$PY" -c "import fedseg" >/dev/null 2>&1; then
   echo "installing fedseg${EXTRAS:+[$EXTRAS]} into $VENV" >&2
-  "$PY" -m pip install --quiet -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+  # the tested versions (scripts/constraints.txt): no resolver backtracking, the same set CI tested
+  "$PY" -m pip install --quiet -c "$ROOT/scripts/constraints.txt" -e "$ROOT${EXTRAS:+[$EXTRAS]}"
   echo "$want" > "$stamp"
 fi
