@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fedseg.cli._console import stdout
+from fedseg.cli._options import DeltaOption, MaxGradNormOption, PrivacyOption, TargetEpsilonOption, privacy_config
 from fedseg.cli.keys import passphrase_from_env
 
 
@@ -26,9 +27,10 @@ def init(
     spacing: Annotated[float | None, typer.Option("--spacing", help="Preprocessing voxel spacing in mm (isotropic).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the round-0 weights.")] = 0,
     passphrase_env: Annotated[str | None, typer.Option("--passphrase-env", help="Env var holding the coordinator key's passphrase.")] = None,
-    privacy: Annotated[str, typer.Option("--privacy", help="Differential privacy: off | dp-sgd (per patient, at the sites; needs CASES per site) | central (per site, DP-FedAvg; weighs uniformly).")] = "off",
-    target_epsilon: Annotated[float, typer.Option("--target-epsilon", help="Privacy budget ε over all planned rounds (with --privacy).")] = 8.0,
-    delta: Annotated[float, typer.Option("--delta", help="Privacy δ (with --privacy).")] = 1e-5,
+    privacy: PrivacyOption = "off",
+    target_epsilon: TargetEpsilonOption = 8.0,
+    delta: DeltaOption = 1e-5,
+    max_grad_norm: MaxGradNormOption = 1.0,
 ) -> None:
     """Create a federation: OUT/plan.toml (fresh federation id) and the signed round-0 global model.
 
@@ -58,7 +60,7 @@ def init(
         stages = ints(widths, "--widths")
         model = config_from_mapping(ModelConfig, {"widths": stages, "kernels": [[3, 3, 3]] * len(stages),
                                                   "strides": [[1, 1, 1]] + [[2, 2, 2]] * (len(stages) - 1)}, "--widths")
-    from fedseg.configs.aggregation import AggregationConfig
+    from fedseg.configs.aggregation import AggregationConfig, aggregation_for_privacy
     from fedseg.configs.preprocess import PreprocessConfig
     from fedseg.configs.training import TrainingConfig
 
@@ -67,14 +69,10 @@ def init(
 
     sites = [parse_site_option(s) for s in site]
     quorum = majority(len(sites)) if min_sites is None else min_sites
-    from fedseg.privacy import PrivacyConfig
-
-    privacy_cfg = config_from_mapping(PrivacyConfig, {"mode": privacy, "target_epsilon": target_epsilon,
-                                                      "delta": delta}, "privacy")
+    privacy_cfg = privacy_config(privacy, target_epsilon, delta, max_grad_norm)
     aggregation_raw: dict[str, object] = {"strategy": strategy, "min_sites": quorum}
-    if privacy_cfg.mode.value == "central":  # example-count weights would void central DP's sensitivity bound
-        aggregation_raw["weighting"] = "uniform"
-    aggregation_cfg = config_from_mapping(AggregationConfig, aggregation_raw, "aggregation")
+    aggregation_cfg = aggregation_for_privacy(privacy_cfg, config_from_mapping(AggregationConfig, aggregation_raw,
+                                                                              "aggregation"))
     preprocessing_cfg = (config_from_mapping(PreprocessConfig, {"spacing": [spacing] * 3}, "preprocessing")
                          if spacing is not None else None)
     result = init_federation(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fedseg.configtools import require
 from fedseg.errors import PlanError
 from fedseg.privacy.config import PrivacyConfig, PrivacyMode
 
-__all__ = ["AggregationConfig", "Strategy", "Weighting", "check_privacy_aggregation"]
+__all__ = ["AggregationConfig", "Strategy", "Weighting", "aggregation_for_privacy", "check_privacy_aggregation"]
 
 
 class Strategy(str, enum.Enum):
@@ -111,3 +111,16 @@ def check_privacy_aggregation(privacy: PrivacyConfig, aggregation: AggregationCo
     if chosen in (Strategy.MEDIAN, Strategy.TRIMMED_MEAN):
         raise PlanError(f"privacy.mode central needs a mean strategy (its noise is calibrated to a clipped sum), "
                         f"got aggregation.strategy = {chosen.value!r}")
+
+
+def aggregation_for_privacy(privacy: PrivacyConfig, aggregation: AggregationConfig) -> AggregationConfig:
+    """Return ``aggregation`` with what the privacy mode requires set (central DP: uniform weights), then checked.
+
+    Commands that build a plan from options (``init``, ``simulate``, ``demo``) call this, so a user asking for
+    central DP gets its required weighting instead of an error; settings it cannot fix (a median strategy)
+    still raise :class:`PlanError` from :func:`check_privacy_aggregation`.
+    """
+    if privacy.mode is PrivacyMode.CENTRAL:
+        aggregation = replace(aggregation, weighting=Weighting.UNIFORM)
+    check_privacy_aggregation(privacy, aggregation)
+    return aggregation

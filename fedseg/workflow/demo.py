@@ -21,6 +21,8 @@ from fedseg.device import resolve_device
 from fedseg.errors import ConfigError
 from fedseg.fsutil import atomic_write_json
 from fedseg.labels import REGIONS
+from fedseg.privacy import PrivacyConfig, PrivacyMode
+from fedseg.workflow.demo_next import Comparison, comparison
 
 __all__ = ["DemoSettings", "DemoResult", "PRESETS", "run_demo"]
 
@@ -48,6 +50,8 @@ class DemoSettings:
     steps_per_round: int = 40
     learning_rate: float = 1e-2
     seed: int = 0
+    #: The plan's ``[privacy]`` table (``fedseg demo --privacy``); off by default.
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def __post_init__(self) -> None:
         if not 1 <= self.sites <= len(SITE_IDS):
@@ -83,6 +87,8 @@ class DemoResult:
     plot_path: Path | None = None
     json_path: Path | None = None
     commands: list[str] = field(default_factory=list)
+    privacy: dict[str, Any] | None = None  # the final global's privacy record (ε spent), None with privacy off
+    comparison: Comparison | None = None  # the simulate command that compares FL with pooled training
 
     def held_out_mean(self) -> dict[str, float]:
         """Return the held-out Dice per region, weighted by each site's number of test cases."""
@@ -93,7 +99,8 @@ class DemoResult:
                 "per_round_val_dice": self.per_round, "held_out_test_dice": self.held_out,
                 "held_out_mean": self.held_out_mean(), "held_out_cases": self.held_out_cases,
                 "artifacts_verified": self.artifacts_verified, "ledger_entries": self.ledger_entries,
-                "seconds": self.seconds, "plot": str(self.plot_path), "commands": self.commands}
+                "seconds": self.seconds, "plot": str(self.plot_path), "commands": self.commands,
+                "privacy": self.privacy, "comparison": self.comparison.to_dict() if self.comparison else None}
 
 
 def _pooled(scores: dict[str, dict[str, float]], counts: dict[str, int]) -> dict[str, float]:
@@ -121,6 +128,20 @@ def _commands(out: Path, site_ids: list[str], rounds: int) -> list[str]:
     ]
 
 
+def _settings_dict(s: DemoSettings, site_ids: list[str], val: dict[str, int], test: dict[str, int]) -> dict[str, Any]:
+    from fedseg.configtools import config_to_dict
+
+    plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.__dict__.items() if k != "privacy"}
+    return {**plain, "privacy": config_to_dict(s.privacy), "sites_ids": site_ids, "val_cases": val, "test_cases": test}
+
+
+def _final_privacy(plan: Any, final: Path) -> dict[str, Any] | None:
+    """Return the final global's (verified) privacy record: what each site (dp-sgd) or the federation spent."""
+    from fedseg.federation.artifact import Kind, read_artifact
+
+    return read_artifact(final, plan, kind=Kind.GLOBAL, load_tensors=False).manifest.get("privacy")
+
+
 def _local_val_dice(update: Path) -> dict[str, float]:
     """Return the site's own validation Dice of the received global, from its checkpoint (kept at the site).
 
@@ -139,6 +160,7 @@ def _local_val_dice(update: Path) -> dict[str, float]:
 def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | None = None,
              device: str = "cpu") -> DemoResult:
     """Run the whole demo into ``out`` (created; an existing demo folder is reused step by step)."""
+    from fedseg.configs.aggregation import AggregationConfig, aggregation_for_privacy
     from fedseg.configs.model import ModelConfig
     from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
     from fedseg.configtools import config_from_mapping
@@ -209,17 +231,22 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
         model = config_from_mapping(ModelConfig, {"widths": list(s.widths), "kernels": [[3, 3, 3]] * stages,
                                                   "convs_per_stage": s.convs_per_stage,
                                                   "strides": [[1, 1, 1]] + [[2, 2, 2]] * (stages - 1)}, "demo model")
-        say(f"coordinator: plan for {len(site_ids)} sites, U-Net widths {list(s.widths)}, {s.rounds} rounds")
+        say(f"coordinator: plan for {len(site_ids)} sites, U-Net widths {list(s.widths)}, {s.rounds} rounds, "
+            f"privacy {s.privacy.mode.value}")
+        agg = aggregation_for_privacy(s.privacy, AggregationConfig(min_sites=len(site_ids)))
         init_federation(name="fedseg-demo", coordinator_key=keydir / "coordinator.key",
                         sites=[(site, keydir / f"{site}.pub", enrolled[site]) for site in site_ids], out_dir=fed,
                         settings={"rounds": s.rounds}, model=model, seed=s.seed,
                         training={"patch_size": s.patch_size, "batch_size": s.batch_size,
                                   "steps_per_round": s.steps_per_round, "learning_rate": s.learning_rate,
                                   "seed": s.seed},
-                        aggregation={"min_sites": len(site_ids)},
+                        aggregation={"min_sites": agg.min_sites, "weighting": agg.weighting}, privacy=s.privacy,
                         preprocessing={"spacing": preprocessing.spacing, "val_fraction": 0.2, "test_fraction": 0.2,
                                        "skull_strip": preprocessing.skull_strip, "qc_brain_ml": qc_brain_ml})
     plan = load_plan(plan_path)
+    if plan.privacy != s.privacy:
+        raise ConfigError(f"{plan_path} was written with privacy {plan.privacy.mode.value} settings other than "
+                          "these; remove the demo folder (or its fed/ folder) and start again")
     keys = {m: load_private_key(keydir / f"{m}.key") for m in ["coordinator", *site_ids]}
 
     for site in site_ids:
@@ -288,12 +315,12 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     ledger.verify()
     timings["total"] = time.perf_counter() - t0
 
-    result = DemoResult(out=out, plan_path=plan_path,
-                        settings={**{k: (list(v) if isinstance(v, tuple) else v) for k, v in s.__dict__.items()},
-                                  "sites_ids": site_ids, "val_cases": counts, "test_cases": test_counts},
+    result = DemoResult(out=out, plan_path=plan_path, settings=_settings_dict(s, site_ids, counts, test_counts),
                         per_round=per_round, held_out=held_out, held_out_cases=sum(test_counts.values()),
                         artifacts_verified=verified, ledger_entries=len(list(ledger.entries())), seconds=timings,
-                        commands=_commands(out, site_ids, s.rounds))
+                        commands=_commands(out, site_ids, s.rounds),
+                        privacy=_final_privacy(plan, final) if s.privacy.mode is not PrivacyMode.OFF else None,
+                        comparison=comparison(out, plan_path, site_ids, timings["federated_rounds"] / s.rounds))
     result.plot_path = plot_curves({"fl (global, validation)": per_round}, out / "dice-per-round.png",
                                    title="Global model: validation Dice per round (pooled over sites)")
     result.json_path = out / "results.json"

@@ -29,6 +29,9 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = runner.invoke(app, ["demo", "--fast", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "held-out" in result.output and "fedseg aggregate" in result.output
+    # it ends with the paper's comparison on its own sites, and that comparison's run time here
+    assert "fedseg simulate" in result.output and "--budget converged" in result.output
+    assert "min on this machine" in result.output
     return out
 
 
@@ -63,6 +66,37 @@ def test_demo_scores_are_real_and_finite(demo_dir: Path) -> None:
         assert 0.0 <= results["held_out_mean"][region] <= 1.0
     assert [p["round"] for p in results["per_round_val_dice"]] == [0, 1, 2]
     assert (demo_dir / "dice-per-round.png").stat().st_size > 1000
+
+
+def test_demo_prints_the_comparison_it_cannot_afford(demo_dir: Path) -> None:
+    comparison = json.loads((demo_dir / "results.json").read_text())["comparison"]
+    args = comparison["command"].split()
+    assert args[:2] == ["fedseg", "simulate"] and "--plan" in args and args[args.index("--modes") + 1] == "fl,cds,iil,ciil"
+    assert [Path(a).name for a in args[2:5]] == ["data"] * 3 and all(Path(a).is_dir() for a in args[2:5])
+    rounds = json.loads((demo_dir / "results.json").read_text())["seconds"]["federated_rounds"] / 2
+    assert comparison["seconds_low"] == round(rounds * 4 * 3 * 4)  # 4 modes x 3 seeds x (patience + 1) rounds
+    assert comparison["seconds_high"] == round(rounds * 4 * 3 * 30)
+
+
+def test_demo_under_central_privacy_reports_epsilon(demo_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "private-demo"
+    shutil.copytree(demo_dir / "raw", out / "raw")  # the same scans and site datasets: only training reruns
+    for site in ("hospital-a", "hospital-b", "hospital-c"):
+        shutil.copytree(demo_dir / site / "data", out / site / "data")
+    result = runner.invoke(app, ["demo", "--fast", "--out", str(out), "--privacy", "central",
+                                 "--target-epsilon", "50"])
+    assert result.exit_code == 0, result.output
+    assert "privacy: central (per site), ε spent" in result.output
+    plan = load_plan(out / "fed" / "plan.toml")
+    assert plan.privacy.mode.value == "central" and plan.aggregation.weighting.value == "uniform"
+    record = json.loads((out / "results.json").read_text())["privacy"]
+    final = read_artifact(out / "fed" / "global-r0002.fedseg", plan, kind=Kind.GLOBAL, load_tensors=False)
+    assert record == final.manifest["privacy"] and 0 < record["epsilon"] <= 50
+    # the same folder with privacy off would mix two federations: refused, nothing rewritten
+    again = runner.invoke(app, ["demo", "--fast", "--out", str(out)])
+    assert again.exit_code == 1 and "privacy" in again.output
 
 
 def test_demo_rerun_reuses_finished_steps(demo_dir: Path) -> None:
@@ -104,6 +138,23 @@ def test_simulate_every_mode(demo_dir: Path, tmp_path: Path) -> None:
     again = runner.invoke(app, args + ["--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["curves"] == numbers["curves"]
+
+
+def test_simulate_trains_fl_under_dp_sgd(demo_dir: Path, tmp_path: Path) -> None:
+    sites = [str(demo_dir / s / "data") for s in ("hospital-a", "hospital-b", "hospital-c")]
+    out = tmp_path / "sim-dp"
+    result = runner.invoke(app, ["simulate", *sites, "--modes", "fl,cds", "--rounds", "1", "--steps", "2",
+                                 "--out", str(out), "--plan", str(demo_dir / "fed" / "plan.toml"),
+                                 "--privacy", "dp-sgd", "--target-epsilon", "3", "--max-grad-norm", "0.5"])
+    assert result.exit_code == 0, result.output
+    plan = load_plan(out / "fl" / "plan.toml")
+    assert (plan.privacy.mode.value, plan.privacy.target_epsilon, plan.privacy.max_grad_norm) == ("dp-sgd", 3.0, 0.5)
+    record = read_artifact(out / "fl" / "global-r0001.fedseg", plan, kind=Kind.GLOBAL,
+                           load_tensors=False).manifest["privacy"]
+    assert set(record["site_epsilon"]) == {"hospital-a", "hospital-b", "hospital-c"}
+    assert all(0 < eps <= 3 for eps in record["site_epsilon"].values())
+    bad = runner.invoke(app, ["simulate", *sites, "--out", str(tmp_path / "x"), "--privacy", "dpsgd"])
+    assert bad.exit_code == 2 and "expected off, dp-sgd or central" in bad.output
 
 
 def test_simulate_rejects_bad_modes(tmp_path: Path) -> None:

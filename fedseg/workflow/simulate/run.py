@@ -12,6 +12,7 @@ from fedseg.device import resolve_device
 from fedseg.errors import ConfigError
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import atomic_write_json
+from fedseg.privacy import PrivacyConfig
 from fedseg.workflow.simulate.modes import Mode, Runner, train_mode, weights_at
 from fedseg.workflow.simulate.plot import plot_curves
 from fedseg.workflow.simulate.protocol import Budget, StopRule
@@ -79,6 +80,7 @@ def simulate(
     max_rounds: int = 30,
     external: Sequence[Path] = (),
     plan: Plan | None = None,
+    privacy: PrivacyConfig | None = None,
     seed: int = 0,
     steps: int | None = None,
     split: str = "val",
@@ -91,7 +93,8 @@ def simulate(
     (validation) Dice has not improved for ``patience`` evaluations, or ``max_rounds``. Each mode's models are
     then reported under both protocols (:mod:`.report`) on the test split and on each ``external`` dataset
     (all its cases). ``plan`` supplies model, training and aggregation settings (without one the model is
-    sized to the device); ``steps`` per site per round defaults to the plan's ``training.steps_per_round``.
+    sized to the device); ``privacy`` replaces the plan's ``[privacy]`` table for ``fl`` (the other modes
+    are the non-private references); ``steps`` per site per round defaults to the plan's ``training.steps_per_round``.
     ``device`` is ``auto | cpu | cuda | cuda:N``, resolved once here. Rerunning with the same ``out`` resumes.
     """
     say = say or (lambda message: log.info("%s", message))
@@ -103,7 +106,7 @@ def simulate(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: expected a folder, found a file")
     out.mkdir(parents=True, exist_ok=True)
-    the_plan, sites, keys = setup(dataset_dirs, out, plan, stop.rounds, seed, device, say)
+    the_plan, sites, keys = setup(dataset_dirs, out, plan, stop.rounds, seed, device, say, privacy, steps)
     outside = check_external(sites, external)
     steps = steps or the_plan.training.steps_per_round
     _check_protocol(out, {"budget": budget.value, "patience": patience, "rounds": stop.rounds, "steps": steps,

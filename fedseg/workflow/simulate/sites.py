@@ -10,6 +10,7 @@ from typing import Any
 
 from fedseg.errors import ConfigError, DatasetError
 from fedseg.federation.plan import Plan
+from fedseg.privacy import PrivacyConfig
 
 __all__ = ["Site", "check_external", "setup", "site_ids"]
 
@@ -84,9 +85,15 @@ def _default_settings(device: str, say: Callable[[str], None]) -> tuple[Any, Any
 
 
 def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, seed: int, device: str,
-          say: Callable[[str], None]) -> tuple[Plan, list[Site], dict[str, Any]]:
-    """Return the simulation's plan (written with its round-0 global under ``out/fl``), sites and keys."""
-    from fedseg.configs.aggregation import AggregationConfig
+          say: Callable[[str], None], privacy: PrivacyConfig | None = None,
+          steps: int | None = None) -> tuple[Plan, list[Site], dict[str, Any]]:
+    """Return the simulation's plan (written with its round-0 global under ``out/fl``), sites and keys.
+
+    ``privacy`` replaces the template's ``[privacy]`` table (off without either); it applies to ``fl``.
+    ``steps`` (per site per round) becomes the plan's ``training.steps_per_round``, for which a DP-SGD
+    budget is derived.
+    """
+    from fedseg.configs.aggregation import AggregationConfig, aggregation_for_privacy
     from fedseg.data.dataset import load_dataset
     from fedseg.federation.keys import generate_keypair, load_private_key
     from fedseg.federation.plan import Member, load_plan, new_plan, write_plan
@@ -106,12 +113,13 @@ def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, s
         if not (keydir / f"{member}.key").exists():
             generate_keypair(member, keydir)
     keys = {m: load_private_key(keydir / f"{m}.key") for m in ["coordinator", *(s.id for s in sites)]}
+    privacy = privacy or (template.privacy if template else PrivacyConfig())
     plan_path = out / "fl" / "plan.toml"
     if plan_path.exists():
         plan = load_plan(plan_path)
-        if [s.id for s in plan.sites] != [s.id for s in sites] or plan.rounds != rounds:
-            raise ConfigError(f"{plan_path}: an earlier simulation with other sites or rounds lives in {out}; "
-                              "use another --out")
+        if [s.id for s in plan.sites] != [s.id for s in sites] or plan.rounds != rounds or plan.privacy != privacy:
+            raise ConfigError(f"{plan_path}: an earlier simulation with other sites, rounds or privacy settings "
+                              f"lives in {out}; use another --out")
         return plan, sites, keys
     if template is not None:
         model, training, aggregation = template.model, template.training, template.aggregation
@@ -121,9 +129,10 @@ def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, s
     plan = new_plan(
         "simulation", Member("coordinator", keys["coordinator"].public_key),
         [Member(s.id, keys[s.id].public_key, n) for s, n in zip(sites, enrolled)], rounds=rounds, model=model,
-        training=replace(training, seed=seed),
-        aggregation=replace(aggregation, min_sites=min(aggregation.min_sites, len(sites))),
-        preprocessing=configs[0], **({"privacy": template.privacy} if template else {}),
+        training=replace(training, seed=seed, steps_per_round=steps or training.steps_per_round),
+        aggregation=aggregation_for_privacy(privacy, replace(aggregation, min_sites=min(aggregation.min_sites,
+                                                                                         len(sites)))),
+        preprocessing=configs[0], privacy=privacy,
     )
     say(f"plan {plan_path} (sha256 {plan.sha256[:12]}…), round-0 global from seed {seed}")
     write_initial_global(plan, keys["coordinator"], out / "fl", seed=seed)
