@@ -12,18 +12,18 @@ from tests._train_data import make_dataset, tiny_plan
 SITES = ("site-a", "site-b", "site-c")
 
 
-def make_federation(root: Path, *, rounds: int = 2, deadline: float = 0.0) -> Path:
+def make_federation(root: Path, *, rounds: int = 2, deadline: float = 0.0, sites: tuple[str, ...] = SITES) -> Path:
     """Write keys/, plan.toml and data/<site>/ under ``root``; return the plan path."""
     keys = root / "keys"
-    for name in ("coordinator", *SITES):
+    for name in ("coordinator", *sites):
         generate_keypair(name, keys)
     plan = new_plan("store-fed", Member("coordinator", load_public_key(keys / "coordinator.pub")),
-                    [Member(s, load_public_key(keys / f"{s}.pub"), 2) for s in SITES], rounds=rounds)
+                    [Member(s, load_public_key(keys / f"{s}.pub"), 2) for s in sites], rounds=rounds)
     plan = tiny_plan(plan, steps_per_round=2)
     plan = plan.with_settings(aggregation=replace(plan.aggregation, outlier_z=0.0, direction_z=0.0,
                                                   round_deadline=deadline))
     write_plan(plan, root / "plan.toml")
-    for i, site in enumerate(SITES):
+    for i, site in enumerate(sites):
         make_dataset(root / "data" / site, train=1, val=1, shape=(16, 16, 16), seed=i)
     return root / "plan.toml"
 
@@ -53,8 +53,9 @@ def check_finished(plan_path: Path, coordinator_work: Path, store_url: str) -> s
             assert art.round == r
             if r:
                 assert art.digest == written[r]
-                assert sorted(c["site"] for c in art.manifest["contributors"]) == list(SITES)
-                for site in SITES:
+                sites = sorted(s.id for s in plan.sites)
+                assert sorted(c["site"] for c in art.manifest["contributors"]) == sites
+                for site in sites:
                     assert store.get(update_key(r, site), tmp / "u.fedseg")
                     read_artifact(tmp / "u.fedseg", plan, kind=Kind.UPDATE)
             digest = art.digest
@@ -88,7 +89,7 @@ def run_federation(root: Path, url: str) -> None:
 
     threads = [guard(run_coordinator, key=load_private_key(keys / "coordinator.key"), work=root / "coord")]
     threads += [guard(run_site, key=load_private_key(keys / f"{s}.key"), data=root / "data" / s,
-                      work=root / s, device="cpu") for s in SITES]
+                      work=root / s, device="cpu") for s in (m.id for m in plan.sites)]
     for t in threads:
         t.start()
     for t in threads:
