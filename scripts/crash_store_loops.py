@@ -27,15 +27,17 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds a trial may take (a loaded machine)")
     args = parser.parse_args()
     fed = args.out / "fed"
     if not (fed / "plan.toml").exists():
         make_federation(fed, rounds=args.rounds)
-    reference, _ = run_trial(fed, args.out / "reference", kills=0, seed=0)
+    reference, _ = run_trial(fed, args.out / "reference", kills=0, seed=0, timeout=args.timeout)
     same = 0
     for trial in range(args.trials):
         start = time.monotonic()
-        digest, victims = run_trial(fed, args.out / f"trial-{trial:03d}", kills=args.kills, seed=trial)
+        digest, victims = run_trial(fed, args.out / f"trial-{trial:03d}", kills=args.kills, seed=trial,
+                                    timeout=args.timeout)
         same += digest == reference
         print(json.dumps({"trial": trial, "killed": victims, "same_final_global": digest == reference,
                           "seconds": round(time.monotonic() - start, 1)}), flush=True)
