@@ -14,6 +14,7 @@ Every step is repeatable: a kill before a marker is written scores and uploads a
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,6 @@ def score_result(site: Any, result: dict[str, Any]) -> dict[str, Any]:
     local = site.work / "final" / "test-score.json"
     round_, sha256 = int(result["round"]), str(result["sha256"])
     if (site.work / "final" / "test.uploaded").exists() and local.exists():
-        import json
-
         return dict(json.loads(local.read_text()))
     path = site.global_path(round_)
     if not path.exists():
