@@ -57,3 +57,26 @@ def test_best_point_and_early_stop_hand_checked() -> None:
     assert best_point(rising, 0.15)["round"] == 2  # 0.6 is within 0.15 of 0.5; 0.7 beats it by 0.2
     assert early_stop(rising[:2], 1, 0.15)  # 0.6 - 0.5 = 0.1 <= min_delta: no improvement
     assert best_point([], 1e-4) is None and not early_stop([], 1, 1e-4)
+
+
+def test_pooled_invariants() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    dice = st.floats(0.0, 1.0)
+    site = st.tuples(st.integers(1, 50), dice, dice, dice)
+
+    @given(st.lists(site, min_size=1, max_size=6), st.randoms())
+    def check(rows: list, rnd) -> None:  # noqa: ANN001
+        scores = [SiteScore(f"s{i}", n, {"WT": a, "TC": b, "ET": c}) for i, (n, a, b, c) in enumerate(rows)]
+        p = pooled(1, "x", scores)
+        shuffled = list(scores)
+        rnd.shuffle(shuffled)
+        assert p == pooled(1, "x", shuffled)  # order does not matter
+        for r in ("WT", "TC", "ET"):  # a weighted mean lies within the sites' range
+            values = [s.dice[r] for s in scores]
+            assert min(values) - 1e-12 <= p["dice"][r] <= max(values) + 1e-12
+        same = [SiteScore(s.site, s.cases, dict(scores[0].dice)) for s in scores]
+        assert pooled(1, "x", same)["dice"] == pytest.approx(scores[0].dice)  # identical sites pool to themselves
+
+    check()

@@ -10,10 +10,13 @@ from typer.testing import CliRunner
 
 from fedseg.cli.app import app
 from fedseg.errors import SignatureError
-from fedseg.federation.document import DocKind, read_document
+from fedseg.federation.document import DocKind, read_document, write_document
+from fedseg.federation.keys import load_private_key
 from fedseg.federation.ledger import Ledger
 from fedseg.federation.plan import load_plan
 from fedseg.workflow.store import open_store
+from fedseg.workflow.store.coordinator_loop import run_coordinator
+from fedseg.workflow.store.final import public_score, read_scores
 from fedseg.workflow.store.layout import FINAL_TEST, RESULT_KEY, global_key, score_key
 from fedseg.workflow.store.overview import store_overview
 from tests._store_fed import SITES, make_federation, run_federation
@@ -60,6 +63,42 @@ def test_early_stop_names_the_best_round_and_sites_score_it_on_test(tmp_path: Pa
     as_json = json.loads(CliRunner().invoke(app, ["status", "--plan", str(tmp_path / "plan.toml"), "--store", url,
                                                   "--json"]).stdout)
     assert as_json["result"]["round"] == 0 and [p["round"] for p in as_json["curve"]] == [0, 1]
+    # restarts after the end change nothing: the same result, no new ledger line, the site's kept score
+    lines = len(Ledger(tmp_path / "coord" / "ledger.jsonl").entries())
+    again = run_coordinator(plan, key=load_private_key(tmp_path / "keys" / "coordinator.key"), store=store,
+                            work=tmp_path / "coord", poll=0.0, max_idle_polls=0)
+    assert again.result == result and len(Ledger(tmp_path / "coord" / "ledger.jsonl").entries()) == lines
+    site = CliRunner().invoke(app, ["site", "run", "--plan", str(tmp_path / "plan.toml"), "--data",
+                                    str(tmp_path / "data" / "site-a"), "--key", str(tmp_path / "keys" / "site-a.key"),
+                                    "--store", url, "--work", str(tmp_path / "site-a"), "--once", "--json"])
+    assert site.exit_code == 0, site.output
+    body = json.loads(site.stdout)
+    assert body["finished"] and body["test_score"]["global_round"] == 0
+
+
+def test_scores_of_another_global_or_split_are_left_out(tmp_path: Path) -> None:
+    make_federation(tmp_path, rounds=1)
+    plan = load_plan(tmp_path / "plan.toml")
+    store = open_store(str(tmp_path / "store"))
+    keys = {s: load_private_key(tmp_path / "keys" / f"{s}.key") for s in SITES}
+    bodies = {"site-a": {"global_round": 1, "global_sha256": "d" * 64, "split": "test", "cases": 4,
+                         "dice": {"WT": 0.9, "TC": 0.6, "ET": 0.3}},
+              "site-b": {"global_round": 1, "global_sha256": "d" * 64, "split": "test", "cases": 2, "dice": None},
+              "site-c": {"global_round": 0, "global_sha256": "d" * 64, "split": "test", "cases": 4,
+                         "dice": {"WT": 0.1, "TC": 0.1, "ET": 0.1}}}  # another global
+    for site, body in bodies.items():
+        write_document(tmp_path / f"{site}.json", body, kind=DocKind.SCORE, key=keys[site], plan=plan)
+        store.put(score_key(FINAL_TEST, site), tmp_path / f"{site}.json")
+    store.put(score_key(FINAL_TEST, "site-x"), tmp_path / "site-a.json")  # not a member: ignored
+    (tmp_path / "tmp").mkdir()
+    scores, answered = read_scores(plan, store, FINAL_TEST, tmp_path / "tmp", round_=1, sha256="d" * 64,
+                                   split="test")
+    assert answered == ["site-a", "site-b"] and [s.site for s in scores] == ["site-a"]
+    store.put(score_key(FINAL_TEST, "site-b"), tmp_path / "site-a.json")  # site-a's document under site-b's name
+    scores, answered = read_scores(plan, store, FINAL_TEST, tmp_path / "tmp", round_=1, sha256="d" * 64,
+                                   split="test")
+    assert answered == ["site-a"]
+    assert public_score(bodies["site-a"], 5)["dice"] is None and public_score(bodies["site-a"], 4)["dice"]
 
 
 def test_last_round_is_scored_by_the_sites_and_a_forged_result_is_refused(tmp_path: Path) -> None:
