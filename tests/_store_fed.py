@@ -12,19 +12,24 @@ from tests._train_data import make_dataset, tiny_plan
 SITES = ("site-a", "site-b", "site-c")
 
 
-def make_federation(root: Path, *, rounds: int = 2, deadline: float = 0.0, sites: tuple[str, ...] = SITES) -> Path:
-    """Write keys/, plan.toml and data/<site>/ under ``root``; return the plan path."""
+def make_federation(root: Path, *, rounds: int = 2, deadline: float = 0.0, test: int = 0,
+                    min_cases: int | None = None, sites: tuple[str, ...] = SITES, **aggregation: object) -> Path:
+    """Write keys/, plan.toml and data/<site>/ under ``root``; return the plan path.
+
+    ``test`` cases per site, ``min_cases`` (training.metrics_min_cases) and ``aggregation`` settings
+    (early_stop_patience=...) are for the federated validation tests.
+    """
     keys = root / "keys"
     for name in ("coordinator", *sites):
         generate_keypair(name, keys)
     plan = new_plan("store-fed", Member("coordinator", load_public_key(keys / "coordinator.pub")),
                     [Member(s, load_public_key(keys / f"{s}.pub"), 2) for s in sites], rounds=rounds)
-    plan = tiny_plan(plan, steps_per_round=2)
+    plan = tiny_plan(plan, steps_per_round=2, **({} if min_cases is None else {"metrics_min_cases": min_cases}))
     plan = plan.with_settings(aggregation=replace(plan.aggregation, outlier_z=0.0, direction_z=0.0,
-                                                  round_deadline=deadline))
+                                                  round_deadline=deadline, **aggregation))
     write_plan(plan, root / "plan.toml")
     for i, site in enumerate(sites):
-        make_dataset(root / "data" / site, train=1, val=1, shape=(16, 16, 16), seed=i)
+        make_dataset(root / "data" / site, train=1, val=1, test=test, shape=(16, 16, 16), seed=i)
     return root / "plan.toml"
 
 

@@ -44,7 +44,11 @@ def run(
     result = run_coordinator(the_plan, key=the_key, store=open_cli_store(store), work=folder, poll=poll)
     if as_json:
         print_json({"published": result.published, "final_round": result.final_round,
-                    "late": [{"round": r, "site": s} for r, s in result.late]})
+                    "late": [{"round": r, "site": s} for r, s in result.late], "result": result.result})
         return
     stdout().print(f"federation finished: the global of round {result.final_round} is published "
                    f"({len(result.late)} late update(s) recorded)")
+    if result.result is not None:
+        r = result.result
+        stdout().print(f"result ({r['reason']}): the global of round {r['round']} ({str(r['sha256'])[:12]}), "
+                       "signed in final/result.json")

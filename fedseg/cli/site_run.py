@@ -53,9 +53,14 @@ def run(
     result = run_site(the_plan, data=data, key=the_key, store=open_cli_store(store), work=folder, once=once,
                       poll=poll, device=device, state_path=state)
     if as_json:
-        print_json({"site": result.site, "trained": result.trained, "finished": result.finished,
-                    "last_global": result.last_global})
+        body = {"site": result.site, "trained": result.trained, "finished": result.finished,
+                "last_global": result.last_global}
+        print_json(body if result.test_score is None else {**body, "test_score": result.test_score})
         return
     done = ", ".join(str(r) for r in result.trained) or "none"
     state = "federation finished" if result.finished else f"last global accepted: {result.last_global}"
     stdout().print(f"{result.site}: trained round(s) {done}; {state}")
+    if result.test_score is not None:
+        t = result.test_score
+        dice = " ".join(f"{r} {v:.3f}" for r, v in (t["dice"] or {}).items()) or "no labelled test case"
+        stdout().print(f"the federation's result (round {t['global_round']}) on {t['cases']} test case(s): {dice}")

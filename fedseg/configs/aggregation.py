@@ -52,6 +52,12 @@ class AggregationConfig:
     ``round_deadline`` (seconds) is how long ``fedseg coordinator run`` waits for every site after it
     publishes a global; once it has passed, the round closes as soon as ``min_sites`` sites answered.
     0 = wait for every site.
+
+    ``early_stop_patience`` > 0 ends a federation run by ``fedseg coordinator run`` early once the pooled
+    federated validation (the mean over WT/TC/ET of the sites' case-weighted Dice of each global) has not
+    improved by more than ``early_stop_min_delta`` for that many evaluations (0 = run every planned round).
+    ``early_stop_min_delta`` is also the margin by which a global must beat the best so far to be named the
+    federation's result (:mod:`fedseg.workflow.selection`).
     """
 
     strategy: Strategy = Strategy.FEDAVG
@@ -71,6 +77,8 @@ class AggregationConfig:
     direction_z: float = 3.5
     direction_floor: float = 0.25
     round_deadline: float = 0.0
+    early_stop_patience: int = 0
+    early_stop_min_delta: float = 1e-4
 
     def __post_init__(self) -> None:
         where = "aggregation"
@@ -89,6 +97,8 @@ class AggregationConfig:
         require(self.direction_z >= 0.0, where, "direction_z must be >= 0 (0 = off)")
         require(0.0 < self.direction_floor <= 2.0, where, "direction_floor must lie in (0, 2]")
         require(self.round_deadline >= 0.0, where, "round_deadline must be >= 0 seconds (0 = wait for every site)")
+        require(0 <= self.early_stop_patience <= 10_000, where, "early_stop_patience must lie in 0..10000 (0 = off)")
+        require(0.0 <= self.early_stop_min_delta < 1.0, where, "early_stop_min_delta must lie in [0, 1)")
 
 
 def check_privacy_aggregation(privacy: PrivacyConfig, aggregation: AggregationConfig,

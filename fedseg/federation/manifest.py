@@ -206,13 +206,14 @@ def initial_global_manifest(*, signer: str, model: Mapping[str, Any], seed: int,
 
 def aggregated_global_manifest(*, round_: int, signer: str, parent_sha256: str, model: Mapping[str, Any],
                                contributors: list[Contributor], strategy: StrategyRecord, created: datetime,
-                               expiry_days: float, privacy: Mapping[str, Any] | None = None) -> GlobalManifest:
-    """Return the manifest of the global of ``round_`` aggregated from ``contributors``."""
+                               expiry_days: float, privacy: Mapping[str, Any] | None = None,
+                               metrics: Mapping[str, Any] | None = None) -> GlobalManifest:
+    """Return the manifest of the global of ``round_`` aggregated from ``contributors`` (``metrics``: site-level)."""
     return GlobalManifest(round=round_, signer=signer, parent_sha256=parent_sha256, model=dict(model),
                           created_at=created, expires_at=created + timedelta(days=expiry_days),
                           contributors=tuple(contributors), strategy=strategy,
                           num_examples=sum(c.num_examples or 0 for c in contributors),
-                          privacy=dict(privacy) if privacy is not None else None)
+                          metrics=dict(metrics) if metrics is not None else None, privacy=dict(privacy) if privacy is not None else None)
 
 
 def update_manifest(*, round_: int, signer: str, parent_sha256: str, weights: WeightsKind, num_examples: int,

@@ -83,3 +83,34 @@ def test_cli_while_another_aggregate_holds_the_folder(tmp_path: Path, plan: Plan
     assert result.exit_code == 1 and "another aggregate is running here" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in (tmp_path / "fed").iterdir()) == before
+
+
+def test_cli_json_shows_the_federated_validation_curve(tmp_path: Path, plan: Plan, site_keys: dict[str, Any],
+                                                       keydir: Path) -> None:
+    from fedseg.federation.artifact import Kind, read_artifact
+
+    fed = tmp_path / "fed"
+    write_plan(plan, fed / "plan.toml")
+    digest = write_global(plan, site_keys, fed / "global-r0000.fedseg", model(0.0)).digest
+    scores = {"site-a": (3, 0.8), "site-b": (1, 0.4)}  # (validation cases, Dice of the received global)
+    for r in (1, 2):
+        ups = []
+        for i, (s, (cases, dice)) in enumerate(scores.items()):
+            metrics = {"val_dice_before": {"WT": dice, "TC": dice / 2, "ET": dice / 4}, "val_cases": cases}
+            ups.append(str(write_update(plan, site_keys, tmp_path / f"{s}-{r}.fedseg", s, digest,
+                                        model(0.0, np.random.default_rng(i)), round_=r, metrics=metrics)))
+        out = fed / f"global-r{r:04d}.fedseg"
+        result = runner.invoke(app, ["aggregate", "--plan", str(fed / "plan.toml"), "--global",
+                                     str(fed / f"global-r{r - 1:04d}.fedseg"), "--key", str(keydir / "coordinator.key"),
+                                     "--out", str(out), "--json", *ups])
+        assert result.exit_code == 0, result.output
+        digest = read_artifact(out, plan, kind=Kind.GLOBAL).digest
+        scores = {"site-a": (3, 0.9), "site-b": (1, 0.5)}
+    report = json.loads(result.stdout)
+    assert [p["round"] for p in report["curve"]] == [0, 1]
+    assert report["validation"]["round"] == 1 and report["validation"]["cases"] == 4
+    # round 0: WT (3 * 0.8 + 0.4) / 4 = 0.7; round 1: (2.7 + 0.5) / 4 = 0.8
+    assert [round(p["dice"]["WT"], 6) for p in report["curve"]] == [0.7, 0.8]
+    assert report["best"]["round"] == 1 and [s["site"] for s in report["best"]["sites"]] == ["site-a", "site-b"]
+    signed = read_artifact(fed / "global-r0002.fedseg", plan, kind=Kind.GLOBAL).manifest["metrics"]
+    assert signed["federated_validation"] == report["validation"]

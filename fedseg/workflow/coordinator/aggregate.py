@@ -53,6 +53,7 @@ from fedseg.federation.screening import Reason
 from fedseg.federation.strategies import Combine, WeightedMean, get_strategy, strategy_params, update_weights
 from fedseg.workflow.coordinator.central_dp import central_noise, round_privacy, update_epsilon
 from fedseg.workflow.coordinator.delta_stream import consume, direction_cosines, rebuild
+from fedseg.workflow.coordinator.fed_validation import best_point, curve, from_metrics, pooled
 from fedseg.workflow.coordinator.round_lock import holding_round_folders, refuse_round_overlaps
 from fedseg.workflow.coordinator.round_report import AggregateReport, QuorumError, UpdateVerdict
 from fedseg.workflow.coordinator.round_write import check_current_global, write_round
@@ -218,6 +219,7 @@ def aggregate_round(
             verdict.num_examples = m.get("num_examples") if isinstance(m.get("num_examples"), int) else None
             verdict.weights = str(m.get("weights"))
             verdict.epsilon = update_epsilon(m)
+            verdict.val_score = from_metrics(art.signer.id, m.get("metrics"))
             verdict.reason = _screen_manifest(art, next_round=next_round, parent=current.digest, plan=plan,
                                               model=model)
             if verdict.reason is None and in_ledger.get(art.signer.id, art.digest) != art.digest:
@@ -238,6 +240,8 @@ def aggregate_round(
         shares = update_weights({str(id(v)): v.num_examples or 1 for v in accepted}, weighting, config.max_share)
         for v in accepted:
             v.weight = shares[str(id(v))]
+        report.validation = pooled(this_round, current.digest, [v.val_score for v in accepted if v.val_score])
+        _attach_curve(report, ledger, plan)
         if len(accepted) < quorum:
             report.status = "below-quorum"
             rejected = "; ".join(f"{v.site or v.claimed_site or v.path.name}: {v.reason.detail}"
@@ -256,7 +260,14 @@ def aggregate_round(
         write_round(report, plan=plan, key=key, current=current, g=g, out=out, ledger=ledger, config=config,
                     strat=strat, acc=acc, stamp=stamp.astimezone(timezone.utc),
                     noise=central.sampler(len(accepted)) if central is not None else None)
+    _attach_curve(report, ledger, plan)
     return report
+
+
+def _attach_curve(report: AggregateReport, ledger: Any, plan: Plan) -> None:
+    """Set the report's curve (the ledger's points and this round's) and its best point."""
+    report.curve = curve(ledger.entries(), report.validation)
+    report.best = best_point(report.curve, plan.aggregation.early_stop_min_delta)
 
 
 def _claim_site(by_site: dict[str, list[UpdateVerdict]], verdict: UpdateVerdict, next_round: int) -> Reason | None:

@@ -34,6 +34,7 @@ class UpdateVerdict:
     created_at: datetime | None = field(default=None, repr=False)
     weights: str = WeightsKind.FULL.value
     scratch: TensorFile | None = field(default=None, repr=False)
+    val_score: Any = field(default=None, repr=False)  # its signed score of the current global (fed_validation)
     added: bool = field(default=False, repr=False)
 
     @property
@@ -67,6 +68,9 @@ class AggregateReport:
     weighting: str = "examples"
     notes: list[str] = field(default_factory=list)
     privacy: dict[str, Any] | None = None  # what the global's manifest records (None outside privacy modes)
+    validation: dict[str, Any] | None = None  # the federated validation of the current global (fed_validation)
+    curve: list[dict[str, Any]] = field(default_factory=list)  # every global's federated validation so far
+    best: dict[str, Any] | None = None  # the best point of ``curve``
 
     @property
     def accepted(self) -> list[UpdateVerdict]:
@@ -80,7 +84,8 @@ class AggregateReport:
                 "ledger": str(self.ledger) if self.ledger else None,
                 "server_state": str(self.server_state) if self.server_state else None,
                 "created_at": self.created_at, "expires_at": self.expires_at, "parent_sha256": self.parent,
-                "weighting": self.weighting, "notes": list(self.notes), "privacy": self.privacy}
+                "weighting": self.weighting, "notes": list(self.notes), "privacy": self.privacy,
+                "validation": self.validation, "curve": self.curve, "best": self.best}
 
 
 class QuorumError(AggregationError):

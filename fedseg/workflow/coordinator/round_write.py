@@ -26,6 +26,7 @@ from fedseg.federation.plan import Plan
 from fedseg.federation.strategies import WeightedMean
 from fedseg.fsutil import fsync_dir
 from fedseg.workflow.coordinator.delta_stream import combined_delta
+from fedseg.workflow.coordinator.fed_validation import MANIFEST_KEY
 from fedseg.workflow.coordinator.round_report import AggregateReport
 from fedseg.workflow.coordinator.scratch import TensorFile
 
@@ -63,7 +64,7 @@ def write_round(report: AggregateReport, *, plan: Plan, key: PrivateKey | None, 
         model=config_to_dict(plan.model),
         contributors=[Contributor(v.site, v.sha256, v.num_examples) for v in accepted],
         strategy=StrategyRecord(report.strategy, report.params), created=stamp, expiry_days=config.global_expiry_days,
-        privacy=report.privacy)
+        privacy=report.privacy, metrics={MANIFEST_KEY: report.validation} if report.validation else None)
     assert manifest.created_at is not None and manifest.expires_at is not None
     report.created_at, report.expires_at = format_timestamp(manifest.created_at), format_timestamp(manifest.expires_at)
     report.out = out
@@ -172,4 +173,5 @@ def _append_ledger(ledger: Any, report: AggregateReport, out: Path) -> None:
     ledger.append("global-written", round=report.round, sha256=report.digest, path=str(out),
                   parent_sha256=report.parent, strategy={"name": report.strategy, "params": report.params},
                   contributors=[{"site": v.site, "sha256": v.sha256, "num_examples": v.num_examples}
-                                for v in sorted(report.accepted, key=lambda v: v.site or "")])
+                                for v in sorted(report.accepted, key=lambda v: v.site or "")],
+                  **({"validation": report.validation} if report.validation else {}))

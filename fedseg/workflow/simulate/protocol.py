@@ -7,7 +7,8 @@ Two protocols (``--budget``):
                 or ``rounds`` (``--max-rounds``) is reached.
 
 The validation score of a point is the mean of its pooled Dice over WT, TC and ET; an evaluation improves
-when it beats the best so far by more than :data:`MIN_DELTA` (ties do not reset the patience). Whatever the
+when it beats the best so far by more than :data:`MIN_DELTA` (ties do not reset the patience; the rule
+is :mod:`fedseg.workflow.selection`, shared with a real federation's early stop). Whatever the
 budget, the model *selected* for a mode is its best-validation round (the first one on ties), which is then
 scored on the test split: selection on validation, report on test (Sheller et al. 2020).
 
@@ -24,35 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedseg.errors import ConfigError
-from fedseg.labels import REGIONS
+from fedseg.workflow.selection import MIN_DELTA, best_round, plateaued, score
 
 __all__ = ["MIN_DELTA", "Budget", "StopRule", "best_round", "plateaued", "score"]
-
-MIN_DELTA = 1e-4
 
 
 class Budget(str, enum.Enum):
     EQUAL = "equal"
     CONVERGED = "converged"
-
-
-def score(point: dict[str, Any]) -> float:
-    """Return a curve point's validation score: its mean Dice over the regions."""
-    return sum(point["dice"][r] for r in REGIONS) / len(REGIONS)
-
-
-def best_round(points: Sequence[dict[str, Any]]) -> int:
-    """Return the index of the first point with the highest score."""
-    best = 0
-    for i, p in enumerate(points):
-        if score(p) > score(points[best]) + MIN_DELTA:
-            best = i
-    return best
-
-
-def plateaued(points: Sequence[dict[str, Any]], patience: int) -> bool:
-    """Return True when the last ``patience`` points did not improve on the best before them."""
-    return len(points) - 1 - best_round(points) >= patience
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@
    server state live in the work folder), upload the round's ``report.json`` and publish the new global.
 3. An update that arrives for a round already closed is recorded as late (ledger event ``update-late``
    and the round's report) and never used.
+4. The run ends after the plan's last round, once the sites have scored its global, or early when the
+   federated validation has plateaued (``aggregation.early_stop_patience``); the coordinator then publishes
+   the signed ``final/result.json`` naming the best round's global (:mod:`fedseg.workflow.store.final`).
 
 Work folder (local, private to the coordinator)::
 
@@ -17,6 +20,7 @@ Work folder (local, private to the coordinator)::
     ledger.jsonl, server-state.h5    as `fedseg aggregate` keeps them
     rounds/rNNNN/opened.json         when the global the round answers was published (for the deadline)
     rounds/rNNNN/updates/<site>.fedseg, closed.json, report.json   the frozen round and its report
+    result.json                      the signed result, once the run has ended
 
 Crash safety: a frozen round is aggregated from exactly its frozen files, and aggregation is
 deterministic (a rerun writes byte-identical bytes and appends only missing ledger lines), so a restart
@@ -34,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fedseg.errors import FedsegError, StoreError
 from fedseg.federation.keys import PrivateKey
@@ -61,7 +66,8 @@ class CoordinatorRun:
 
     published: list[int] = field(default_factory=list)
     late: list[tuple[int, str]] = field(default_factory=list)
-    final_round: int = 0
+    final_round: int = 0  # the last global published
+    result: dict[str, Any] | None = None  # the signed result it published (fedseg.workflow.store.final)
 
 
 def _sha256(path: Path) -> str:
@@ -101,22 +107,26 @@ class _Coordinator:
         """
         if round_ in self.result.published:
             return
-        path = self.global_path(round_)
-        if self.store.create(global_key(round_), path):
+        if self.create_or_same(global_key(round_), self.global_path(round_), f"global for round {round_}"):
             log.info("published the global of round %d to %s", round_, self.store.url)
-        else:
-            theirs = self.work / ".published-check.fedseg"
-            self.store.get(global_key(round_), theirs)
-            same = theirs.exists() and _sha256(theirs) == _sha256(path)
-            theirs.unlink(missing_ok=True)
-            if not same:
-                raise PublishConflict(f"{self.store.url}/{global_key(round_)}: another global is already published for "
-                                 f"round {round_}; a second coordinator (or another work folder) runs on this store; "
-                                 "stopping rather than fork the federation")
         opened = self.round_dir(round_ + 1) / "opened.json"
         if not opened.exists():
             atomic_write_json(opened, {"published_at": self.clock()})
         self.result.published.append(round_)
+
+    def create_or_same(self, key: str, path: Path, what: str) -> bool:
+        """Create ``key`` from ``path`` unless the store holds the same bytes (False); PublishConflict if other."""
+        if self.store.create(key, path):
+            return True
+        theirs = self.work / ".published-check"
+        self.store.get(key, theirs)
+        same = theirs.exists() and _sha256(theirs) == _sha256(path)
+        theirs.unlink(missing_ok=True)
+        if not same:
+            raise PublishConflict(f"{self.store.url}/{key}: another {what} is already published; a second "
+                                  "coordinator (or another work folder) runs on this store; stopping rather than fork "
+                                  "the federation")
+        return False
 
     def answered(self, round_: int) -> list[str]:
         sites = {s.id for s in self.plan.sites}
@@ -185,7 +195,10 @@ class _Coordinator:
 def run_coordinator(plan: Plan, *, key: PrivateKey, store: Store, work: Path, poll: float = 10.0,
                     clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                     max_idle_polls: int | None = None) -> CoordinatorRun:
-    """Run the federation's rounds on ``store`` until the plan's last global is published.
+    """Run the federation's rounds on ``store`` until it ends, then publish its signed result.
+
+    It ends after the plan's last global, once the sites scored it, or early on a validation plateau
+    (:mod:`fedseg.workflow.store.final`).
 
     A round below quorum after screening is reported (left on the store as the coordinator's last
     error) and waits for more updates. Store errors that outlast the retries are logged and retried
@@ -193,6 +206,7 @@ def run_coordinator(plan: Plan, *, key: PrivateKey, store: Store, work: Path, po
     ``max_idle_polls`` bounds the waiting (tests).
     """
     from fedseg.workflow.coordinator.aggregate import QuorumError
+    from fedseg.workflow.store.coordinator_end import finish, last_global_scored, plateau
 
     work = Path(work)
     me = plan.coordinator.id
@@ -205,12 +219,18 @@ def run_coordinator(plan: Plan, *, key: PrivateKey, store: Store, work: Path, po
             r = co.current_round()
             if r >= 1 and not (co.round_dir(r) / "report.json").exists():
                 co.aggregate(r, co.try_close(r) or [])  # crashed between the global and its report
-            co.publish(r)
-            if r >= plan.rounds:
-                co.result.final_round = r
+            if plateau(co):  # early stop: the result replaces the global of round r, which stays unpublished
+                co.result.final_round, co.result.result = r - 1, finish(co, r - 1, "plateau")
                 return co.result
+            co.publish(r)
             co.record_late(r)
-            files = co.try_close(r + 1)
+            if r >= plan.rounds:
+                if last_global_scored(co, r):
+                    co.result.final_round, co.result.result = r, finish(co, r, "last-round")
+                    return co.result
+                files = None
+            else:
+                files = co.try_close(r + 1)
             fingerprint = None if files is None else [(p.name, _sha256(p)) for p in files]
             if files is not None and failed_with != fingerprint:
                 try:

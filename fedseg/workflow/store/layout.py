@@ -5,21 +5,30 @@
     rounds/r0001/global.fedseg           the global of round 1, aggregated from round 1's updates
     rounds/r0001/report.json             the coordinator's report of round 1 (verdicts, reasons, late updates)
     status/<member>.json                 the last error a member met, if any (time, round, message)
+    final/validation/<site>.json         each site's signed validation score of the plan's last global
+    final/result.json                    the coordinator's signed result: the best round's global, once the run ends
+    final/test/<site>.json               each site's signed test score of the result's global
 
 A global is published exactly once ("create if absent", see :mod:`fedseg.workflow.store.backend`): its
 presence closes the round it ends. ``report.json`` and ``status/*.json`` are informative only; no decision
-is taken on them. Names starting with a dot are temporary files of uploads in progress.
+is taken on them. The ``final/`` documents are signed (:mod:`fedseg.federation.document`) and verified
+before use (:mod:`fedseg.workflow.store.final`). Names starting with a dot are temporary files of uploads in
+progress.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["global_key", "parse_update_name", "report_key", "round_folder", "status_key", "update_key",
-           "updates_folder"]
+__all__ = ["FINAL_TEST", "FINAL_VALIDATION", "RESULT_KEY", "global_key", "parse_score_name", "parse_update_name",
+           "report_key", "round_folder", "score_key", "status_key", "update_key", "updates_folder"]
 
 _MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 UPDATE_SUFFIX = ".fedseg"
+SCORE_SUFFIX = ".json"
+RESULT_KEY = "final/result.json"
+FINAL_VALIDATION = "final/validation"  # folders of the sites' signed scores (score_key)
+FINAL_TEST = "final/test"
 
 
 def round_folder(round_: int) -> str:
@@ -53,4 +62,15 @@ def parse_update_name(name: str) -> str | None:
     if not name.endswith(UPDATE_SUFFIX):
         return None
     site = name[: -len(UPDATE_SUFFIX)]
+    return site if _MEMBER.fullmatch(site) else None
+
+
+def score_key(folder: str, site: str) -> str:
+    """Return the key of ``site``'s signed score in ``folder`` (:data:`FINAL_VALIDATION` or :data:`FINAL_TEST`)."""
+    return f"{folder}/{site}{SCORE_SUFFIX}"
+
+
+def parse_score_name(name: str) -> str | None:
+    """Return the site id a score file name claims, or None for anything else found in the folder."""
+    site = name[: -len(SCORE_SUFFIX)] if name.endswith(SCORE_SUFFIX) else ""
     return site if _MEMBER.fullmatch(site) else None

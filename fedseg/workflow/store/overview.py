@@ -5,6 +5,12 @@ contributors (signed) are "accepted". Rejections, their reasons and late updates
 ``report.json``, which is unsigned and shown as the store has it. A cell is one of ``accepted``,
 ``rejected: <rule>``, ``late``, ``answered`` (round still open), ``missing`` (round closed without it)
 or empty (not answered yet).
+
+The federated validation curve comes from signed files only: each verified global's
+``metrics.federated_validation`` (the point of its parent) and, once the run has ended, the verified
+``final/result.json`` (its whole curve, the last global's point included, and the global it names); the
+federation's test result pools the sites' verified, signed test scores of that global
+(:mod:`fedseg.workflow.store.final`).
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from fedseg.federation.plan import Plan
+from fedseg.workflow.coordinator.fed_validation import MANIFEST_KEY, best_point, pooled
 from fedseg.workflow.site.received import read_global
 from fedseg.workflow.store.backend import Store
-from fedseg.workflow.store.layout import global_key, parse_update_name, report_key, updates_folder
+from fedseg.workflow.store.final import read_result, read_scores
+from fedseg.workflow.store.layout import FINAL_TEST, global_key, parse_update_name, report_key, updates_folder
 from fedseg.workflow.store.location import redact
 
 __all__ = ["RoundRow", "StoreOverview", "store_overview"]
@@ -46,10 +54,16 @@ class StoreOverview:
     sites: list[str]
     rounds: list[RoundRow]
     errors: dict[str, dict[str, Any]]
+    curve: list[dict[str, Any]] = field(default_factory=list)  # federated validation, one point per global
+    best: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None  # the signed result, once the run has ended
+    test: dict[str, Any] | None = None  # the pooled test score of the result's global and who sent one
+    result_error: str | None = None  # final/result.json is on the store but does not verify
 
     def to_dict(self) -> dict[str, Any]:
         return {"store": self.store, "sites": self.sites, "rounds": [r.to_dict() for r in self.rounds],
-                "errors": self.errors}
+                "errors": self.errors, "curve": self.curve, "best": self.best, "result": self.result,
+                "test": self.test, "result_error": self.result_error}
 
 
 def _json(store: Store, key: str, tmp: Path) -> dict[str, Any] | None:
@@ -84,6 +98,7 @@ def store_overview(plan: Plan, store: Store) -> StoreOverview:
 
     sites = [s.id for s in plan.sites]
     rows: list[RoundRow] = []
+    points: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="fedseg-status-") as name:
         tmp = Path(name)
         for r in range(plan.rounds + 1):
@@ -94,6 +109,9 @@ def store_overview(plan: Plan, store: Store) -> StoreOverview:
                     art = read_global(plan, tmp / "global.fedseg")
                     row.sha256 = art.digest
                     contributors = {str(c.get("site")) for c in art.manifest.get("contributors") or []}
+                    point = (art.manifest.get("metrics") or {}).get(MANIFEST_KEY)
+                    if isinstance(point, dict) and isinstance(point.get("round"), int):
+                        points[point["round"]] = point
                 except FedsegError as exc:
                     row.error = redact(str(exc))
             if r >= 1:
@@ -111,4 +129,25 @@ def store_overview(plan: Plan, store: Store) -> StoreOverview:
             body = _json(store, f"status/{name_}", tmp)
             if body is not None and name_.endswith(".json"):
                 errors[name_[: -len(".json")]] = body
-    return StoreOverview(store=store.url, sites=sites, rounds=rows, errors=errors)
+        overview = StoreOverview(store=store.url, sites=sites, rounds=rows, errors=errors)
+        _outcome(plan, store, tmp, overview, points)
+    return overview
+
+
+def _outcome(plan: Plan, store: Store, tmp: Path, overview: StoreOverview, points: dict[int, dict[str, Any]]) -> None:
+    """Fill the curve, best point, result and test score of ``overview`` from the store's signed files."""
+    from fedseg.errors import FedsegError
+
+    try:
+        overview.result = read_result(plan, store, tmp / "result.json")
+    except FedsegError as exc:
+        overview.result_error = redact(str(exc))
+    if overview.result is not None:
+        points.update({p["round"]: p for p in overview.result.get("curve") or [] if isinstance(p, dict)})
+    overview.curve = [points[r] for r in sorted(points)]
+    overview.best = best_point(overview.curve, plan.aggregation.early_stop_min_delta)
+    if overview.result is not None:
+        overview.best = overview.result.get("best")
+        round_, sha256 = overview.result["round"], overview.result["sha256"]
+        scores, answered = read_scores(plan, store, FINAL_TEST, tmp, round_=round_, sha256=sha256, split="test")
+        overview.test = {"pooled": pooled(round_, sha256, scores), "answered": answered}

@@ -3,8 +3,11 @@
 Each turn: find the next global the site may accept (its :class:`~fedseg.federation.state.SiteState`
 allows only the next round, or the same file again), download it to the work folder, verify it as
 ``train-local`` does, train on it (resuming an interrupted run from its checkpoint folder), and upload
-the signed update to ``rounds/rNNNN/updates/<site>.fedseg``; then wait for the next global. It stops
-after accepting the plan's last global; ``once`` does at most one round and returns.
+the signed update to ``rounds/rNNNN/updates/<site>.fedseg``; then wait for the next global. After the
+plan's last global it uploads its signed validation score of that global; it stops once the coordinator's
+signed result is on the store (after the last round, or earlier on a validation plateau) and it has scored
+the result's global on its test split (:mod:`fedseg.workflow.store.final`). ``once`` does at most one
+round and returns.
 
 Work folder (local, private to the site)::
 
@@ -54,8 +57,9 @@ class SiteRun:
 
     site: str
     trained: list[int] = field(default_factory=list)  # rounds whose update this call uploaded
-    finished: bool = False  # the plan's last global was accepted
+    finished: bool = False  # the federation ended and this site scored its result on its test split
     last_global: int | None = None
+    test_score: dict[str, Any] | None = None  # the site-level test score of the result's global
 
 
 @dataclass
@@ -68,6 +72,7 @@ class _Site:
     device: str
     site: str
     state_path: Path | None = None
+    test_score: dict[str, Any] | None = None
 
     @property
     def state_file(self) -> Path:
@@ -110,11 +115,24 @@ class _Site:
         out.with_suffix(".uploaded").write_text("uploaded\n")
         log.info("%s: uploaded its update for round %d to %s", self.site, round_, self.store.url)
 
+    max_global_bytes = MAX_GLOBAL_BYTES
+
     def step(self) -> str:
         """Do the next piece of work; return "trained", "waiting" or "finished"."""
+        import tempfile
+
+        from fedseg.workflow.store.final import read_result
+        from fedseg.workflow.store.site_end import report_last_validation, score_result
+
+        with tempfile.TemporaryDirectory(prefix="fedseg-result-") as tmp:
+            result = read_result(self.plan, self.store, Path(tmp) / "result.json")
+        if result is not None:  # the federation ended: score its result on the test split
+            self.test_score = score_result(self, result)
+            return "finished"
         last = self.state.last(self.plan.federation_id)
         if last is not None and last["round"] >= self.plan.rounds:
-            return "finished"
+            report_last_validation(self, last)
+            return "waiting"
         if last is None:  # first contact (trust on first use): join at the newest published global
             target = 0
             while target < self.plan.rounds and self.store.exists(global_key(target + 1)):
@@ -137,7 +155,8 @@ class _Site:
             art = read_global(self.plan, path)
             self.state.accept_global(self.plan.federation_id, art.round, art.digest)
             log.info("%s: accepted the final global (round %d)", self.site, target)
-            return "finished"
+            report_last_validation(self, {"round": art.round, "sha256": art.digest})
+            return "waiting"
         self.train_and_upload(target)
         return "trained"
 
@@ -145,7 +164,7 @@ class _Site:
 def run_site(plan: Plan, *, data: Path, key: PrivateKey, store: Store, work: Path, once: bool = False,
              poll: float = 10.0, device: str = "auto", sleep: Callable[[float], None] = time.sleep,
              max_idle_polls: int | None = None, state_path: Path | None = None) -> SiteRun:
-    """Run this site's rounds from ``store`` until the plan's last global (or one round with ``once``).
+    """Run this site's rounds from ``store`` until the federation's result is scored (or one round with ``once``).
 
     Store errors that outlast the retries are logged, left on the store as the site's last error and
     retried after ``poll`` seconds; any other error (a global that does not verify, a dataset that does
@@ -173,7 +192,7 @@ def run_site(plan: Plan, *, data: Path, key: PrivateKey, store: Store, work: Pat
         last = runner.state.last(plan.federation_id)
         result.last_global = None if last is None else int(last["round"])
         if outcome == "finished":
-            result.finished = True
+            result.finished, result.test_score = True, runner.test_score
             return result
         if outcome == "trained":
             assert result.last_global is not None
