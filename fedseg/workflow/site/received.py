@@ -32,6 +32,7 @@ def read_global(plan: Plan, global_path: Path, *, now: datetime | None = None) -
 
     art = read_artifact(Path(global_path), plan, kind=Kind.GLOBAL, spec=model_tensor_spec(plan.model))
     manifest = art.typed_manifest  # a global is always full weights: the strict parse checks it
+    plan = plan.in_force(manifest.round)  # rounds and quorum of the plan version that governed its round
     moment = now if now is not None else utc_now()
     if manifest.expires_at is not None and manifest.expires_at < moment:
         raise BindingError(f"{global_path}: this global model expired at {format_timestamp(manifest.expires_at)}; ask the "
