@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from fedseg.errors import PlanError
-from fedseg.federation.keys import PublicKey
+from fedseg.federation.keys import PrivateKey, PublicKey
 from fedseg.federation.plan import Plan, parse_plan_bytes, plan_from_dict, plan_to_toml
 from fedseg.federation.plan_link import Revocation
 
-__all__ = ["PlanChanges", "describe_changes", "next_version"]
+__all__ = ["PlanChanges", "chain_rows", "describe_changes", "next_version", "write_next_plan"]
 
 _SECTIONS = ("model", "training", "aggregation", "preprocessing", "privacy")
 
@@ -132,3 +132,41 @@ def describe_changes(previous: Plan | None, plan: Plan) -> list[str]:
         x, y = a.get(section, {}), b.get(section, {})
         lines += [f"{section}.{k} {x.get(k)!r} -> {y.get(k)!r}" for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
     return lines
+
+
+def chain_rows(plan: Plan) -> list[dict[str, Any]]:
+    """Return one row per version of ``plan``'s verified chain: version, hashes, signer, changes, first round."""
+    rows, previous = [], None
+    for version in plan.versions:
+        signer = "out of band (root)" if previous is None else \
+            f"{previous.coordinator.id} {previous.coordinator.key_id}"
+        rows.append({"version": version.version, "sha256": version.sha256,
+                     "previous_sha256": version.link.previous_sha256 if version.link else None, "signer": signer,
+                     "changes": describe_changes(previous, version), "from_round": version.from_round,
+                     "file": str(version.source) if version.source else None})
+        previous = version
+    return rows
+
+
+def write_next_plan(current: Plan, key: PrivateKey, changes: PlanChanges, out: Path) -> tuple[Plan, Path]:
+    """Make, sign and write the next version of ``current``'s chain; return it and the file written.
+
+    ``key`` must be the newest version's coordinator key. ``out`` is a folder (the file is named
+    ``plan-vNNNN.toml`` in it) or a file of that name; an existing file is never overwritten.
+    """
+    from fedseg.federation.plan_chain import update_filename, write_plan_update
+
+    tip = current.versions[-1]
+    if key.key_id != tip.coordinator.key_id:
+        raise PlanError(f"--key {key.source}: key {key.key_id} is not the coordinator key of plan v{tip.version} "
+                        f"({tip.coordinator.key_id}); only it signs the next version")
+    nxt = next_version(current, changes)
+    out = Path(out)
+    path = out / update_filename(nxt.version) if out.is_dir() else out
+    if path.name != update_filename(nxt.version):
+        raise PlanError(f"--out {out}: plan v{nxt.version} must be named {update_filename(nxt.version)} (beside "
+                        "plan.toml, where every command finds it)")
+    if path.exists():
+        raise PlanError(f"{path}: already exists; refusing to overwrite a plan version")
+    write_plan_update(nxt, key, path)
+    return nxt, path
