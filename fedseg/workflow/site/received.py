@@ -12,7 +12,7 @@ from fedseg.errors import BindingError, DatasetError, PlanError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Member, Plan
 
-__all__ = ["check_dataset", "read_global", "read_update", "site_of_key"]
+__all__ = ["check_dataset", "read_global", "read_update", "site_in_chain", "site_of_key"]
 
 
 def utc_now() -> datetime:
@@ -68,6 +68,19 @@ def site_of_key(plan: Plan, key: PrivateKey) -> Member:
         raise PlanError(f"{key.source}: key id {key.key_id} is {who} key, expected the key of one of the sites "
                         f"{', '.join(s.id for s in plan.sites)} of federation {plan.name!r}")
     return member
+
+
+def site_in_chain(plan: Plan, key: PrivateKey) -> Member:
+    """Return the site holding ``key`` in the newest version of ``plan``'s chain that lists it.
+
+    A key rotated out at round R still signs the rounds before R, so this accepts a key of any version;
+    which rounds it may sign is the artifact checks' business. PlanError when no version lists it.
+    """
+    for version in reversed(plan.versions):
+        member = version.member_by_key_id(key.key_id)
+        if member is not None and member in version.sites:
+            return member
+    return site_of_key(plan, key)  # raises, naming the newest version's sites
 
 
 def check_dataset(dataset: Any, plan: Plan) -> None:

@@ -35,7 +35,7 @@ from fedseg.errors import DatasetError, TrainingError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import refuse_output_overlap
-from fedseg.workflow.site.received import check_dataset, read_global, site_of_key
+from fedseg.workflow.site.received import check_dataset, read_global, site_in_chain, site_of_key
 from fedseg.workflow.site.record import CheckpointRecord
 
 __all__ = ["TrainResult", "round_seed", "train_local"]
@@ -157,8 +157,7 @@ def train_local(
     from fedseg.workflow.site.export import export_update
 
     out = Path(out)
-    if all(v.member_by_key_id(key.key_id) not in v.sites for v in plan.versions):
-        site_of_key(plan, key)  # raises: the key is no site's in any version of the chain; say so first
+    site_in_chain(plan, key)  # a key of no site in any version of the chain: say so before anything else
     art = read_global(plan, global_path)
     global_round = art.typed_manifest.round
     update_round = global_round + 1

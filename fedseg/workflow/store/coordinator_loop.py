@@ -10,6 +10,9 @@
    server state live in the work folder), upload the round's ``report.json`` and publish the new global.
 3. An update that arrives for a round already closed is recorded as late (ledger event ``update-late``
    and the round's report) and never used.
+4. Plan updates: every turn reads the plan folder again and publishes new signed versions on the store
+   (:mod:`fedseg.workflow.store.plan_sync`) before the next global; each round waits for the sites of
+   the plan version in force for it, and is aggregated under that version.
 
 Work folder (local, private to the coordinator)::
 
@@ -43,6 +46,7 @@ from fedseg.workflow.initial import global_filename, write_initial_global
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import global_key, parse_update_name, report_key, update_key, updates_folder
 from fedseg.workflow.store.member_status import record_error
+from fedseg.workflow.store.plan_sync import publish_plans, reload_plan
 
 __all__ = ["CoordinatorRun", "PublishConflict", "run_coordinator"]
 
@@ -76,6 +80,7 @@ class _Coordinator:
     work: Path
     clock: Callable[[], float]
     result: CoordinatorRun
+    published_plans: set[int] = field(default_factory=set)
 
     @property
     def ledger_path(self) -> Path:
@@ -114,7 +119,7 @@ class _Coordinator:
             self.result.published.append(round_)
 
     def answered(self, round_: int) -> list[str]:
-        sites = {s.id for s in self.plan.sites}
+        sites = {s.id for s in self.plan.in_force(round_).sites}  # the members of the round's plan version
         names = (parse_update_name(n) for n in self.store.list(updates_folder(round_)))
         return sorted(s for s in names if s in sites)
 
@@ -125,11 +130,12 @@ class _Coordinator:
             return [self.round_dir(round_) / "updates" / f"{s}.fedseg"
                     for s in json.loads(closed.read_text())["sites"]]
         answered = self.answered(round_)
-        everyone = len(answered) == len(self.plan.sites)
-        deadline = self.plan.aggregation.round_deadline
+        governing = self.plan.in_force(round_)
+        everyone = len(answered) == len(governing.sites)
+        deadline = governing.aggregation.round_deadline
         opened = json.loads((self.round_dir(round_) / "opened.json").read_text())["published_at"]
         overdue = deadline > 0 and self.clock() - float(opened) >= deadline
-        if not (everyone or (overdue and len(answered) >= self.plan.aggregation.min_sites)):
+        if not (everyone or (overdue and len(answered) >= governing.aggregation.min_sites)):
             return None
         limit = 2 * self.global_path(round_ - 1).stat().st_size + 2**20  # an update is at most a global's size
         files = []
@@ -140,7 +146,7 @@ class _Coordinator:
         if not files:
             return None
         atomic_write_json(closed, {"sites": sorted(p.stem for p in files), "closed_at": self.clock()})
-        log.info("round %d closed with %d of %d site(s)", round_, len(files), len(self.plan.sites))
+        log.info("round %d closed with %d of %d site(s)", round_, len(files), len(governing.sites))
         return files
 
     def aggregate(self, round_: int, files: list[Path]) -> None:
@@ -197,11 +203,13 @@ def run_coordinator(plan: Plan, *, key: PrivateKey, store: Store, work: Path, po
     idle, failed_with = 0, None
     while True:
         try:
+            co.plan = reload_plan(co.plan)  # a version `fedseg plan update` added beside plan.toml
+            publish_plans(store, co.plan, co.published_plans)  # before the global that opens its rounds
             r = co.current_round()
             if r >= 1 and not (co.round_dir(r) / "report.json").exists():
                 co.aggregate(r, co.try_close(r) or [])  # crashed between the global and its report
             co.publish(r)
-            if r >= plan.rounds:
+            if r >= co.plan.rounds:
                 co.result.final_round = r
                 return co.result
             co.record_late(r)

@@ -5,6 +5,7 @@
     rounds/r0001/global.fedseg           the global of round 1, aggregated from round 1's updates
     rounds/r0001/report.json             the coordinator's report of round 1 (verdicts, reasons, late updates)
     status/<member>.json                 the last error a member met, if any (time, round, message)
+    plans/plan-vNNNN.toml                each signed plan update (version 2 on), published by the coordinator
 
 A global is published exactly once ("create if absent", see :mod:`fedseg.workflow.store.backend`): its
 presence closes the round it ends. ``report.json`` and ``status/*.json`` are informative only; no decision
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["global_key", "parse_update_name", "report_key", "round_folder", "status_key", "update_key",
+__all__ = ["PLANS_FOLDER", "global_key", "plan_key", "parse_update_name", "report_key", "round_folder", "status_key", "update_key",
            "updates_folder"]
 
 _MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -42,6 +43,14 @@ def update_key(round_: int, site: str) -> str:
 
 def report_key(round_: int) -> str:
     return f"{round_folder(round_)}/report.json"
+
+
+PLANS_FOLDER = "plans"
+
+
+def plan_key(version: int) -> str:
+    """Return the key of the signed plan update of ``version`` (the root plan never travels on the store)."""
+    return f"{PLANS_FOLDER}/plan-v{version:04d}.toml"
 
 
 def status_key(member: str) -> str:

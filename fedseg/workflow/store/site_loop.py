@@ -11,6 +11,13 @@ Work folder (local, private to the site)::
     globals/global-rNNNN.fedseg      downloaded globals (verified before use)
     updates/update-rNNNN.fedseg      signed updates, with their checkpoint folders (.ckpt/)
     updates/update-rNNNN.uploaded    written once the store holds the update
+    plans/plan-vNNNN.toml            plan updates fetched from the store (verified from the site's plan)
+
+Plan updates: each turn first fetches new plan versions from the store and verifies them from the plan
+the site trusts (:mod:`fedseg.workflow.store.plan_sync`); the site trains a round only when its key is a
+site key of the version in force for that round (a site that joins at round R trains from R on; until
+then, or after it left, it follows the globals without training). A rotated key means restarting the
+loop with the new key (the old one is refused from the rotation round on).
 
 The site state (last accepted global) is the site's one state for the federation, kept with its data
 (``DATA/.fedseg/state-<federation-id>.json``) and shared with ``fedseg train-local``.
@@ -35,11 +42,12 @@ from fedseg.errors import BindingError, FedsegError, StoreError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.workflow.initial import global_filename
-from fedseg.workflow.site.received import read_global, site_of_key
+from fedseg.workflow.site.received import read_global, site_in_chain
 from fedseg.workflow.site.train import train_local
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import global_key, update_key
 from fedseg.workflow.store.member_status import record_error
+from fedseg.workflow.store.plan_sync import fetch_plans
 
 __all__ = ["SiteRun", "run_site"]
 
@@ -99,6 +107,16 @@ class _Site:
                                f"{art.round}, expected round {round_}")
         return path
 
+    def member_at(self, round_: int) -> bool:
+        """Return whether this site's key is a site key of the plan version in force for ``round_``."""
+        governing = self.plan.in_force(round_)
+        return governing.member_by_key_id(self.key.key_id) in governing.sites
+
+    def accept_only(self, path: Path) -> None:
+        """Accept a verified global without training on it (the last round, or not a member of the next)."""
+        art = read_global(self.plan, path)
+        self.state.accept_global(self.plan.federation_id, art.round, art.digest, plan=self.plan)
+
     def train_and_upload(self, global_round: int) -> None:
         """Train on the (verified, local) global of ``global_round`` and upload the update of the next round."""
         round_ = global_round + 1
@@ -112,6 +130,8 @@ class _Site:
 
     def step(self) -> str:
         """Do the next piece of work; return "trained", "waiting" or "finished"."""
+        self.plan = fetch_plans(self.store, self.plan, self.work / "plans")
+        self.state.check_plan(self.plan)
         last = self.state.last(self.plan.federation_id)
         if last is not None and last["round"] >= self.plan.rounds:
             return "finished"
@@ -122,7 +142,7 @@ class _Site:
         else:
             current, next_round = int(last["round"]), int(last["round"]) + 1
             if not self.store.exists(global_key(next_round)):
-                if self.update_path(next_round).with_suffix(".uploaded").exists():
+                if self.update_path(next_round).with_suffix(".uploaded").exists() or not self.member_at(next_round):
                     return "waiting"
                 if not self.global_path(current).exists() and self.fetch_global(current) is None:
                     raise StoreError(f"{self.store.url}/{global_key(current)}: the global this site accepted "
@@ -134,10 +154,14 @@ class _Site:
         if path is None:
             return "waiting"
         if target >= self.plan.rounds:
-            art = read_global(self.plan, path)
-            self.state.accept_global(self.plan.federation_id, art.round, art.digest)
+            self.accept_only(path)
             log.info("%s: accepted the final global (round %d)", self.site, target)
             return "finished"
+        if not self.member_at(target + 1):  # joins later, or left: follow the globals without training
+            if last is None:
+                return "waiting"
+            self.accept_only(path)
+            return "waiting"
         self.train_and_upload(target)
         return "trained"
 
@@ -152,9 +176,10 @@ def run_site(plan: Plan, *, data: Path, key: PrivateKey, store: Store, work: Pat
     not match the plan) is left on the store and raised. ``max_idle_polls`` bounds the waiting (tests).
     ``state_path`` overrides the site state (default ``DATA/.fedseg/state-<federation-id>.json``).
     """
-    site = site_of_key(plan, key).id
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
+    plan = fetch_plans(store, plan, work / "plans")  # a site that joins later is listed only in an update
+    site = site_in_chain(plan, key).id
     runner = _Site(plan, key, store, work, Path(data), device, site, Path(state_path) if state_path else None)
     result = SiteRun(site=site)
     idle = 0
