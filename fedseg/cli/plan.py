@@ -154,6 +154,6 @@ def update(
     current = load_plan(plan)
     nxt, path = write_next_plan(current, load_private_key(key, passphrase_from_env(passphrase_env)), changes, out)
     console = stdout()
-    console.print(f"wrote plan v{nxt.version} ({nxt.sha256}) to {path}")
+    console.print(f"wrote plan v{nxt.version} ({nxt.sha256}) to {path}; it governs rounds from {nxt.from_round} on")
     for line in describe_changes(current.versions[-1], nxt):
         console.print(f"  {line}")

@@ -180,7 +180,7 @@ def load_chain_files(root: Path, updates: Sequence[Path], *, stop_at: Path | Non
 
 def _siblings(folder: Path) -> list[Path]:
     try:
-        return [p for p in folder.iterdir() if p.name.startswith("plan-v") and p.name.endswith(".toml")]
+        return [p for p in folder.iterdir() if update_version(p.name) is not None]
     except OSError as exc:
         raise PlanError(f"{folder}: cannot list the plan folder ({exc.strerror})") from None
 

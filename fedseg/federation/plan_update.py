@@ -107,7 +107,7 @@ def next_version(current: Plan, changes: PlanChanges) -> Plan:
     built = plan_from_dict(data, where)
     # Re-read what will be written, so the plan returned hashes exactly as its file will.
     plan = parse_plan_bytes(plan_to_toml(built).encode("utf-8"), Path(where))
-    if not describe_changes(tip, plan)[1:]:
+    if not describe_changes(tip, plan):
         raise PlanError(f"{where}: changes nothing; give at least one change")
     return plan
 
@@ -116,7 +116,7 @@ def describe_changes(previous: Plan | None, plan: Plan) -> list[str]:
     """Return short lines saying what ``plan`` changes against ``previous`` (the root: "root")."""
     if previous is None:
         return ["root"]
-    lines = [f"from round {plan.from_round}"]
+    lines: list[str] = []
     before, after = {s.id: s for s in previous.sites}, {s.id: s for s in plan.sites}
     lines += [f"+site {s}" for s in after if s not in before]
     lines += [f"-site {s}" for s in before if s not in after]
