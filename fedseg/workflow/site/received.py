@@ -12,7 +12,7 @@ from fedseg.errors import BindingError, DatasetError, PlanError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Member, Plan
 
-__all__ = ["check_dataset", "read_global", "read_update", "site_in_chain", "site_of_key"]
+__all__ = ["check_dataset", "read_global", "read_update", "site_for_round", "site_in_chain", "site_of_key"]
 
 
 def utc_now() -> datetime:
@@ -81,6 +81,18 @@ def site_in_chain(plan: Plan, key: PrivateKey) -> Member:
         if member is not None and member in version.sites:
             return member
     return site_of_key(plan, key)  # raises, naming the newest version's sites
+
+
+def site_for_round(plan: Plan, key: PrivateKey, round_: int) -> Member:
+    """Return the site holding ``key`` in the plan version in force for ``round_``; PlanError saying why not."""
+    governing = plan.in_force(round_)
+    member = governing.member_by_key_id(key.key_id)
+    if member is not None and member in governing.sites:
+        return member
+    known = site_in_chain(plan, key)  # raises when no version lists the key at all
+    raise PlanError(f"{key.source}: key {key.key_id} of site {known.id!r} may not sign round {round_}: plan "
+                    f"v{governing.version} (in force from round {governing.from_round}) does not list it "
+                    "(the site joins later, left, or the key was rotated out or revoked)")
 
 
 def check_dataset(dataset: Any, plan: Plan) -> None:

@@ -35,7 +35,7 @@ from fedseg.errors import DatasetError, TrainingError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import refuse_output_overlap
-from fedseg.workflow.site.received import check_dataset, read_global, site_in_chain, site_of_key
+from fedseg.workflow.site.received import check_dataset, read_global, site_for_round, site_in_chain
 from fedseg.workflow.site.record import CheckpointRecord
 
 __all__ = ["TrainResult", "round_seed", "train_local"]
@@ -163,7 +163,7 @@ def train_local(
     update_round = global_round + 1
     # The plan chain verified the global; the version in force for the update's round governs the rest.
     chain, plan = plan, plan.in_force(update_round)
-    site = site_of_key(plan, key)
+    site = site_for_round(chain, key, update_round)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out.with_name(out.name + ".ckpt")
     state_file = Path(state_path) if state_path is not None else default_state_path(data_dir, plan.federation_id)
     dataset = load_dataset(data_dir)

@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedseg.errors import BindingError, FedsegError, StoreError
+from fedseg.errors import BindingError, FedsegError, PlanError, StoreError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.workflow.initial import global_filename
-from fedseg.workflow.site.received import read_global, site_in_chain
+from fedseg.workflow.site.received import read_global, site_for_round, site_in_chain
 from fedseg.workflow.site.train import train_local
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import global_key, update_key
@@ -109,8 +109,11 @@ class _Site:
 
     def member_at(self, round_: int) -> bool:
         """Return whether this site's key is a site key of the plan version in force for ``round_``."""
-        governing = self.plan.in_force(round_)
-        return governing.member_by_key_id(self.key.key_id) in governing.sites
+        try:
+            site_for_round(self.plan, self.key, round_)
+        except PlanError:
+            return False
+        return True
 
     def accept_only(self, path: Path) -> None:
         """Accept a verified global without training on it (the last round, or not a member of the next)."""
