@@ -10,6 +10,12 @@ setting added to fedseg later, with a default, therefore leaves the hash of an e
 does not mention it) unchanged, and a running federation keeps working when a site upgrades. A plan built
 in memory (``fedseg init``, :meth:`Plan.with_settings`) states everything: it hashes :meth:`Plan.to_dict`,
 exactly what :func:`write_plan` writes, so the file it writes loads with the same hash.
+
+Versions: ``plan.toml`` is version 1, the root of a signed plan chain; later versions add a ``[chain]``
+table (:mod:`fedseg.federation.plan_link`) and are verified from the root by
+:mod:`fedseg.federation.plan_chain`. A plan loaded with its chain carries every version
+(:attr:`Plan.versions`) and gives the one in force for a round (:meth:`Plan.in_force`); a version-1 plan
+states no ``[chain]`` table, so its hash is what it always was.
 """
 
 from __future__ import annotations
