@@ -187,6 +187,10 @@ class Ledger:
                 return {"round": entry.get("round"), "sha256": entry.get("sha256"), "path": entry.get("path")}
         return None
 
+    def accepted_plan(self) -> dict[str, Any] | None:
+        """Return the last ``plan-accepted`` entry (``version``, ``sha256``), or None (version 1 so far)."""
+        return next((e for e in reversed(self.entries()) if e["event"] == PLAN_ACCEPTED), None)
+
     def trust_plan(self, plan: Any, *, record: bool = True) -> None:
         """Refuse ``plan``'s chain unless it holds the plan version last accepted; record a newer one.
 
@@ -195,7 +199,7 @@ class Ledger:
         """
         from fedseg.federation.plan_chain import check_trusted
 
-        last = next((e for e in reversed(self.entries()) if e["event"] == PLAN_ACCEPTED), None)
+        last = self.accepted_plan()
         newest = plan.versions[-1]
         if last is not None:
             check_trusted(plan, int(last["version"]), str(last["sha256"]), str(self.path))

@@ -46,7 +46,7 @@ from fedseg.workflow.initial import global_filename, write_initial_global
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import global_key, parse_update_name, report_key, update_key, updates_folder
 from fedseg.workflow.store.member_status import record_error
-from fedseg.workflow.store.plan_sync import publish_plans, reload_plan
+from fedseg.workflow.store.plan_sync import check_not_retroactive, publish_plans, reload_plan
 
 __all__ = ["CoordinatorRun", "PublishConflict", "run_coordinator"]
 
@@ -85,6 +85,12 @@ class _Coordinator:
     @property
     def ledger_path(self) -> Path:
         return self.work / "ledger.jsonl"
+
+    def accepted_plan_version(self) -> int:
+        from fedseg.federation.ledger import Ledger
+
+        accepted = Ledger(self.ledger_path).accepted_plan()
+        return 1 if accepted is None else int(accepted["version"])
 
     def global_path(self, round_: int) -> Path:
         return self.work / "globals" / global_filename(round_)
@@ -203,9 +209,10 @@ def run_coordinator(plan: Plan, *, key: PrivateKey, store: Store, work: Path, po
     idle, failed_with = 0, None
     while True:
         try:
-            co.plan = reload_plan(co.plan)  # a version `fedseg plan update` added beside plan.toml
-            publish_plans(store, co.plan, co.published_plans)  # before the global that opens its rounds
             r = co.current_round()
+            co.plan = reload_plan(co.plan)  # a version `fedseg plan update` added beside plan.toml
+            check_not_retroactive(co.plan, co.accepted_plan_version(), r)
+            publish_plans(store, co.plan, co.published_plans)  # before the global that opens its rounds
             if r >= 1 and not (co.round_dir(r) / "report.json").exists():
                 co.aggregate(r, co.try_close(r) or [])  # crashed between the global and its report
             co.publish(r)

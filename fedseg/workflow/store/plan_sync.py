@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from fedseg.errors import PlanError
 from fedseg.federation.plan import Plan
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import PLANS_FOLDER, plan_key
 
-__all__ = ["fetch_plans", "publish_plans", "reload_plan"]
+__all__ = ["check_not_retroactive", "fetch_plans", "publish_plans", "reload_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,19 @@ def reload_plan(plan: Plan) -> Plan:
     newer = load_chain(root)
     check_trusted(newer, plan.versions[-1].version, plan.versions[-1].sha256, str(root))
     return newer
+
+
+def check_not_retroactive(plan: Plan, accepted_version: int, published_round: int) -> None:
+    """Refuse a version not yet used in a round that would govern a round whose global is already out.
+
+    Those rounds were closed under an older version; a version from such a round on (say, a new
+    coordinator key) would make published files fail at the sites. PlanError names the version and round.
+    """
+    for version in plan.versions:
+        if version.version > accepted_version and version.from_round <= published_round:
+            raise PlanError(f"{version.source}: plan v{version.version} takes effect from round {version.from_round}, "
+                            f"but the global of round {published_round} is already published; sign it again with "
+                            f"--from-round {published_round + 1} or later")
 
 
 def publish_plans(store: Store, plan: Plan, published: set[int]) -> None:

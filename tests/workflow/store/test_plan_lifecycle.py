@@ -95,6 +95,13 @@ def test_site_joins_key_rotates_key_is_revoked(tmp_path: Path) -> None:
     assert [e["version"] for e in Ledger(tmp_path / "coord" / "ledger.jsonl").entries()
             if e["event"] == "plan-accepted"] == [3]
 
+    # a version that would govern a round already published is refused by the coordinator loop
+    late = write_update(tmp_path, chain, coord_key, from_round=3, rounds=5)
+    with pytest.raises(PlanError, match="takes effect from round 3, but the global of round 3 is already published"):
+        coordinator()
+    assert not (store_dir / plan_key(4)).exists()
+    Path(late.source).unlink()
+
     # rollback: the site state and the ledger remember v3
     state = SiteState(default_state_path(tmp_path / "data" / "site-a", chain.federation_id))
     assert state.last(chain.federation_id)["plan_version"] == 3
