@@ -209,3 +209,17 @@ def test_next_version_checks(tmp_path, plan, site_keys, extra) -> None:
     assert any(line.startswith("training.steps_per_round") and line.endswith("-> 7")
                for line in describe_changes(root, nxt))
     assert "-site site-c" in describe_changes(root, nxt)
+
+
+def test_extend_chain_refuses_a_second_version_of_one_number(tmp_path, plan, site_keys) -> None:
+    from fedseg.federation.plan_chain import extend_chain
+
+    fed = tmp_path / "fed"
+    v1 = write_root(fed, plan)
+    v2 = write_update(fed, v1, site_keys["coordinator"], from_round=2, rounds=12)
+    assert extend_chain(v2, [fed / update_filename(2)]).sha256 == v2.sha256  # the same file again: fine
+    other = tmp_path / "elsewhere" / update_filename(2)
+    other.parent.mkdir()
+    write_plan_update(next_version(v1, PlanChanges(from_round=2, rounds=13)), site_keys["coordinator"], other)
+    with pytest.raises(PlanError, match="a fork of the chain"):
+        extend_chain(v2, [other])
