@@ -22,6 +22,7 @@ from fedseg.workflow.site.received import read_global, read_update
 from fedseg.workflow.store import open_store
 from fedseg.workflow.store.coordinator_loop import run_coordinator
 from fedseg.workflow.store.layout import global_key, plan_key, update_key
+from fedseg.workflow.store.overview import store_overview
 from fedseg.workflow.store.site_loop import run_site
 from tests._plan_chain import write_update
 from tests._store_fed import make_federation
@@ -92,6 +93,9 @@ def test_site_joins_key_rotates_key_is_revoked(tmp_path: Path) -> None:
     assert contributors[1] == ["site-a", "site-b", "site-c"]
     assert contributors[2] == ["site-a", "site-b", "site-c", "site-d"]
     assert contributors[3] == ["site-a", "site-b", "site-d"]
+    status = store_overview(chain, open_store(url))
+    assert status.sites == ["site-a", "site-b", "site-c", "site-d"]
+    assert status.rounds[3].sites["site-a"] == "accepted" and status.rounds[2].sites["site-d"] == "accepted"
     assert [e["version"] for e in Ledger(tmp_path / "coord" / "ledger.jsonl").entries()
             if e["event"] == "plan-accepted"] == [3]
 
