@@ -37,7 +37,8 @@ def _render(file: Path, manifest: dict[str, Any], key_id: str, rows: list[dict[s
     digest = manifest.get("payload_sha256")
     fields = [
         ("kind", manifest.get("kind")), ("federation", manifest.get("federation_id")),
-        ("plan sha256", manifest.get("plan_sha256")), ("round", manifest.get("round")),
+        ("plan sha256", manifest.get("plan_sha256")), ("plan version", manifest.get("plan_version", 1)),
+        ("round", manifest.get("round")),
         ("signer", f"{manifest.get('signer')} (key {key_id})"), ("parent", manifest.get("parent_sha256")),
         ("digest", digest), ("weights", manifest.get("weights")), ("dtype", manifest.get("dtype")),
         ("sizes", f"payload {manifest.get('payload_bytes')} B, file {file_size} B, "

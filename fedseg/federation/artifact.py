@@ -139,8 +139,9 @@ def write_artifact(
     ``manifest`` comes from a builder of :mod:`fedseg.federation.manifest` (or, in tests, as plain data)
     and holds kind, round, signer, parent and the rest; this fills ``payload_sha256``,
     ``payload_bytes``, ``dtype``, ``tensors`` (name -> shape), ``software``, ``format_version``,
-    ``created_at`` (kept when given, so reruns are byte-identical) and, with a plan, ``federation_id`` and
-    ``plan_sha256`` after checking that ``key`` is the plan key of the member named ``signer``.
+    ``created_at`` (kept when given, so reruns are byte-identical) and, with a plan, ``federation_id``,
+    ``plan_sha256`` and (from version 2) ``plan_version`` of the plan version in force for the round, after
+    checking that ``key`` is that version's key of the member named ``signer``.
     """
     if isinstance(manifest, (GlobalManifest, UpdateManifest)):
         manifest = manifest.to_dict()
@@ -169,9 +170,12 @@ def write_artifact(
 
     full = dict(manifest)
     if plan is not None:
-        signer_member = member_for_key(plan, signer, kind, key, where)
+        governing = plan.in_force(rnd)  # the plan version of the artifact's round (the chain's, see Plan.in_force)
+        signer_member = member_for_key(governing, signer, kind, key, where)
         full["federation_id"] = plan.federation_id
-        full["plan_sha256"] = plan.sha256
+        full["plan_sha256"] = governing.sha256
+        if governing.version > 1:
+            full["plan_version"] = governing.version
     else:
         signer_member = Member(signer, key.public_key)
     payload = encode_payload(arrays)

@@ -33,7 +33,7 @@ from fedseg.errors import StateError
 from fedseg.fsutil import atomic_write_bytes, atomic_write_json
 from fedseg.hashing import canonical_json
 
-__all__ = ["GENESIS", "GLOBAL_WRITTEN", "UPDATE_ACCEPTED", "UPDATE_REJECTED", "Ledger"]
+__all__ = ["GENESIS", "GLOBAL_WRITTEN", "PLAN_ACCEPTED", "UPDATE_ACCEPTED", "UPDATE_REJECTED", "Ledger"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ GENESIS = "0" * 64
 UPDATE_ACCEPTED = "update-accepted"  # fields: round, site, sha256 (+ anything useful: examples, path)
 UPDATE_REJECTED = "update-rejected"  # fields: round, site (when known), path, reason
 GLOBAL_WRITTEN = "global-written"  # fields: round, sha256, path
+PLAN_ACCEPTED = "plan-accepted"  # fields: version, sha256 (the newest plan version of the chain, when it changes)
 _RESERVED = ("seq", "prev", "time", "event")
 
 
@@ -185,3 +186,24 @@ class Ledger:
             if entry["event"] == GLOBAL_WRITTEN:
                 return {"round": entry.get("round"), "sha256": entry.get("sha256"), "path": entry.get("path")}
         return None
+
+    def accepted_plan(self) -> dict[str, Any] | None:
+        """Return the last ``plan-accepted`` entry (``version``, ``sha256``), or None (version 1 so far)."""
+        return next((e for e in reversed(self.entries()) if e["event"] == PLAN_ACCEPTED), None)
+
+    def trust_plan(self, plan: Any, *, record: bool = True) -> None:
+        """Refuse ``plan``'s chain unless it holds the plan version last accepted; record a newer one.
+
+        The first round under a chain records its newest version (``plan-accepted``); from then on an older
+        chain (rollback) or one with another version of that number (a fork) raises StateError.
+        """
+        from fedseg.federation.plan_chain import check_trusted
+
+        last = self.accepted_plan()
+        newest = plan.versions[-1]
+        if last is not None:
+            check_trusted(plan, int(last["version"]), str(last["sha256"]), str(self.path))
+            if int(last["version"]) == newest.version:
+                return
+        if record and (last is not None or newest.version > 1):
+            self.append(PLAN_ACCEPTED, version=newest.version, sha256=newest.sha256)

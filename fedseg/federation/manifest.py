@@ -112,6 +112,7 @@ class _Seal:
     tensors: Mapping[str, tuple[int, ...]] | None = None
     software: Mapping[str, str | None] | None = None
     format_version: int | None = None
+    plan_version: int | None = None  # the plan version it was made under; omitted (None) for version 1
 
 
 @dataclass(frozen=True)
@@ -227,11 +228,12 @@ def update_manifest(*, round_: int, signer: str, parent_sha256: str, weights: We
 
 # ------------------------------------------------------------------------------------------------ parse
 
-_SEAL = {f.name for f in fields(_Seal)}
+_SEAL = {f.name for f in fields(_Seal)} - {"plan_version"}
 _COMMON_REQUIRED = {"kind", "round", "signer", "parent_sha256", "weights", "model", "created_at"} | _SEAL
 _REQUIRED = {Kind.GLOBAL: _COMMON_REQUIRED | {"contributors", "strategy"},
              Kind.UPDATE: _COMMON_REQUIRED | {"num_examples", "metrics", "training"}}
-_OPTIONAL = {Kind.GLOBAL: {"expires_at", "num_examples", "metrics", "seed", "privacy"}, Kind.UPDATE: {"privacy"}}
+_OPTIONAL = {Kind.GLOBAL: {"expires_at", "num_examples", "metrics", "seed", "privacy", "plan_version"},
+             Kind.UPDATE: {"privacy", "plan_version"}}
 
 
 def _field(data: Mapping[str, Any], name: str, where: str, check: Any, expected: str, optional: bool = False) -> Any:
@@ -311,6 +313,7 @@ def manifest_from_dict(data: Any, where: str) -> GlobalManifest | UpdateManifest
         tensors={name: tuple(shape) for name, shape in tensors.items()},
         software=get("software", _is_dict, "an object"),
         format_version=get("format_version", lambda v: _is_int(v, 1), "an integer >= 1"),
+        plan_version=get("plan_version", lambda v: _is_int(v, 1), "an integer >= 1", True),
         round=get("round", _is_int, "an integer >= 0"), signer=get("signer", _is_str, "a string"),
         parent_sha256=get("parent_sha256", _is_str, "a string", True), model=get("model", _is_dict, "an object"),
         created_at=_time(data, "created_at", where), weights=_enum(data, "weights", where, WeightsKind))

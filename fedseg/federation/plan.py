@@ -10,6 +10,12 @@ setting added to fedseg later, with a default, therefore leaves the hash of an e
 does not mention it) unchanged, and a running federation keeps working when a site upgrades. A plan built
 in memory (``fedseg init``, :meth:`Plan.with_settings`) states everything: it hashes :meth:`Plan.to_dict`,
 exactly what :func:`write_plan` writes, so the file it writes loads with the same hash.
+
+Versions: ``plan.toml`` is version 1, the root of a signed plan chain; later versions add a ``[chain]``
+table (:mod:`fedseg.federation.plan_link`) and are verified from the root by
+:mod:`fedseg.federation.plan_chain`. A plan loaded with its chain carries every version
+(:attr:`Plan.versions`) and gives the one in force for a round (:meth:`Plan.in_force`); a version-1 plan
+states no ``[chain]`` table, so its hash is what it always was.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ from fedseg.configs.model import ModelConfig
 from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.configs.training import TrainingConfig
 from fedseg.configtools import config_from_mapping, config_to_dict
-from fedseg.errors import ConfigError, FedsegError, PlanError
+from fedseg.errors import FedsegError, PlanError
 from fedseg.federation.keys import PublicKey, parse_public_key
-from fedseg.fsutil import atomic_write_text
+from fedseg.federation.plan_link import ChainLink, link_from_mapping
+from fedseg.federation.plan_toml import plan_to_toml, write_plan
 from fedseg.hashing import canonical_json, sha256_bytes, sha256_json
 from fedseg.privacy.config import PrivacyConfig, PrivacyMode
 
@@ -39,7 +46,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = [
-    "ID_PATTERN", "Member", "Plan", "load_plan", "majority", "new_plan", "plan_to_toml", "write_plan"]
+    "ID_PATTERN", "Member", "Plan", "load_plan", "majority", "new_plan", "parse_plan_bytes", "plan_to_toml",
+    "read_plan_bytes", "write_plan"]
 
 PLAN_FORMAT = 1
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -84,10 +92,14 @@ class Plan:
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    # the [chain] table of a plan update (version 2 on); None for the root, version 1
+    link: ChainLink | None = None
     # canonical JSON of the document this plan was parsed from; None for a plan built in memory
     stated: bytes | None = field(default=None, compare=False, repr=False)
     # The file it was loaded from, so commands can refuse to overwrite it; not part of the plan's hash.
     source: Path | None = field(default=None, compare=False, repr=False)
+    # Every version of the verified chain this plan belongs to, root first (see plan_chain); () alone.
+    lineage: tuple[Plan, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -110,7 +122,33 @@ class Plan:
         }
         if self.privacy != PrivacyConfig():
             data["privacy"] = config_to_dict(self.privacy)
+        if self.link is not None:
+            data["chain"] = self.link.to_dict()
         return data
+
+    @property
+    def version(self) -> int:
+        """Return the plan version: 1 for the root (a plan without a [chain] table)."""
+        return 1 if self.link is None else self.link.version
+
+    @property
+    def from_round(self) -> int:
+        """Return the first round this version governs (0 for the root)."""
+        return 0 if self.link is None else self.link.from_round
+
+    @property
+    def versions(self) -> tuple[Plan, ...]:
+        """Return the verified chain, root first (just this plan outside a chain)."""
+        return self.lineage or (self,)
+
+    def in_force(self, round_: int) -> Plan:
+        """Return the version of this plan's chain that governs ``round_`` (membership, keys, settings).
+
+        It is the newest version whose ``from_round`` is at most ``round_``; it keeps the whole chain, so
+        artifacts of other rounds still verify through it.
+        """
+        chosen = max([v for v in self.versions if v.from_round <= round_] or self.versions[:1], key=lambda v: v.version)
+        return chosen if chosen is self or not self.lineage else replace(chosen, lineage=self.lineage)
 
     @property
     def sha256(self) -> str:
@@ -135,7 +173,7 @@ class Plan:
 
     def with_settings(self, **changes: Any) -> Plan:
         """Return a copy with some top-level fields replaced (validated again); it states all its settings."""
-        return replace(self, stated=None, **changes)
+        return replace(self, stated=None, lineage=(), **changes)
 
 
 def _validate(plan: Plan) -> None:
@@ -165,6 +203,9 @@ def _validate(plan: Plan) -> None:
             f"aggregation.min_sites is {plan.aggregation.min_sites} but the plan has only {len(plan.sites)} site(s)"
         )
     _validate_privacy(plan)
+    revoked = [m.id for m in plan.members if plan.link is not None and plan.link.revocation(m.key_id)]
+    if revoked:
+        raise PlanError(f"member(s) {', '.join(revoked)} hold a key revoked in [[chain.revoked]]")
     divisor = plan.model.divisor
     bad = [p for p, d in zip(plan.training.patch_size, divisor) if p % d]
     if bad:
@@ -210,7 +251,7 @@ def plan_from_dict(data: Mapping[str, Any], where: str) -> Plan:
         if data.get("format") != PLAN_FORMAT:
             raise PlanError(f"expected format = {PLAN_FORMAT}, got {data.get('format')!r}")
         unknown = sorted(set(data) - {"format", "federation", "coordinator", "sites", "model", "training",
-                                      "aggregation", "preprocessing", "privacy"})
+                                      "aggregation", "preprocessing", "privacy", "chain"})
         if unknown:
             raise PlanError(f"unknown table(s) {', '.join(unknown)}")
         fed = _table(data, "federation", where)
@@ -256,6 +297,7 @@ def plan_from_dict(data: Mapping[str, Any], where: str) -> Plan:
             aggregation=config_from_mapping(AggregationConfig, _table(data, "aggregation", where), "aggregation"),
             preprocessing=config_from_mapping(PreprocessConfig, _table(data, "preprocessing", where), "preprocessing"),
             privacy=config_from_mapping(PrivacyConfig, _table(data, "privacy", where), "privacy"),
+            link=link_from_mapping(data["chain"]) if "chain" in data else None,
         )
     except PlanError as exc:
         raise PlanError(f"{where}: {exc}") from None
@@ -263,72 +305,32 @@ def plan_from_dict(data: Mapping[str, Any], where: str) -> Plan:
         raise PlanError(f"{where}: {exc}") from None
 
 
-def load_plan(path: Path) -> Plan:
-    """Read and validate ``plan.toml``."""
+def read_plan_bytes(path: Path) -> bytes:
+    """Return the bytes of a plan file (at most 1 MiB); PlanError naming the file otherwise."""
     path = Path(path)
     try:
         if path.stat().st_size > _MAX_PLAN_BYTES:
             raise PlanError(f"{path}: a plan must be under 1 MiB")
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise PlanError(f"{path}: cannot read the plan ({exc.strerror})") from None
+
+
+def parse_plan_bytes(raw: bytes, path: Path) -> Plan:
+    """Parse and validate the TOML bytes of one plan version read from ``path`` (no chain checks)."""
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PlanError(f"{path}: expected a TOML plan, it does not parse ({exc})") from None
-    return replace(plan_from_dict(data, str(path)), source=path)
+    return replace(plan_from_dict(data, str(path)), source=Path(path))
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise ConfigError(f"cannot write {value!r} to TOML")
+def load_plan(path: Path) -> Plan:
+    """Read and validate a plan with its verified chain: ``plan.toml``, a chain folder, or one plan update.
 
+    The signed updates ``plan-vNNNN.toml`` beside the root ``plan.toml`` are verified from it and the newest
+    version is returned (:func:`fedseg.federation.plan_chain.load_chain`); without any it is the root.
+    """
+    from fedseg.federation.plan_chain import load_chain
 
-_COMMENTS = {
-    "federation": "Who takes part and for how many rounds. The id is bound into every signed file.",
-    "coordinator": "The coordinator signs global models. Compare its key id out of band before trusting it.",
-    "sites": "One table per member site; only these keys may sign updates. cases: the site's enrolled "
-    "training cases, which bound the example count its updates may claim.",
-    "model": "3D U-Net: one stage per entry of widths; strides[i] downsamples into stage i.",
-    "training": "Local training per round. patch_size is (z, y, x) voxels, divisible by the stride product.",
-    "aggregation": "strategy: fedavg | fedavgm | fedadam | fedyogi | fedadagrad | median | trimmed-mean. "
-    "weighting: examples | uniform | capped (no site above max_share). min_sites: the quorum. "
-    "clip_norm, outlier_z and direction_z: 0 turns them off.",
-    "preprocessing": "Applied by `fedseg preprocess` at every site; spacing is (x, y, z) mm.",
-    "privacy": "mode: off | dp-sgd (patient-level DP-SGD at each site) | central (site-level DP-FedAvg). "
-    "noise multipliers 0 = derived from target_epsilon and delta over the planned rounds. See the README.",
-}
-
-
-def plan_to_toml(plan: Plan) -> str:
-    """Return the plan as commented TOML."""
-    data = plan.to_dict()
-    lines = ["# fedseg federation plan. Distribute it out of band; its hash is bound into every artifact.",
-             f"format = {data['format']}", ""]
-    for table in ("federation", "coordinator"):
-        lines += [f"# {_COMMENTS[table]}", f"[{table}]"]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in data[table].items()]
-        lines.append("")
-    lines.append(f"# {_COMMENTS['sites']}")
-    for site in data["sites"]:
-        lines += ["[[sites]]"] + [f"{k} = {_toml_value(v)}" for k, v in site.items()] + [""]
-    for table in ("model", "training", "aggregation", "preprocessing", "privacy"):
-        if table not in data:
-            continue
-        lines += [f"# {_COMMENTS[table]}", f"[{table}]"]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in data[table].items()]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def write_plan(plan: Plan, path: Path) -> None:
-    """Write ``plan`` as TOML to ``path`` atomically."""
-    atomic_write_text(Path(path), plan_to_toml(plan))
+    return load_chain(Path(path))

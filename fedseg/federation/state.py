@@ -1,7 +1,9 @@
 """A site's rollback and replay protection: the last global round it accepted, per federation (DESIGN §4.5).
 
-The state file is JSON, ``{federation_id: {"round": int, "sha256": str}}``, rewritten atomically on every
-acceptance. A site accepts global round ``last + 1``, or the very same file again (same round and payload
+The state file is JSON, ``{federation_id: {"round": int, "sha256": str[, "plan_version": int,
+"plan_sha256": str]}}``, rewritten atomically on every acceptance. The plan fields remember the newest
+plan version the site has accepted (:mod:`fedseg.federation.plan_chain`): a chain that does not hold it
+unchanged (an older plan version, a fork) is refused from then on. A site accepts global round ``last + 1``, or the very same file again (same round and payload
 digest, e.g. re-running a command). With no record yet it trusts the first global it sees (trust on first
 use); the signature and plan binding checks in :mod:`fedseg.federation.artifact` still apply to it.
 Refused: an older round (rollback), a jump of more than one round (a skipped global), and a different
@@ -23,9 +25,21 @@ __all__ = ["SiteState", "STATE_DIR", "default_state_path"]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+_KEYS = {"round", "sha256"}
+_PLAN_KEYS = {"plan_version", "plan_sha256"}
+
+
 def _check_record(fid: Any, record: Any, where: str) -> None:
-    if not isinstance(fid, str) or not isinstance(record, dict) or set(record) != {"round", "sha256"}:
-        raise StateError(f"{where}: expected {{federation_id: {{round, sha256}}}}, found entry {fid!r}")
+    if (not isinstance(fid, str) or not isinstance(record, dict)
+            or set(record) not in (_KEYS, _KEYS | _PLAN_KEYS)):
+        raise StateError(f"{where}: expected {{federation_id: {{round, sha256[, plan_version, plan_sha256]}}}}, "
+                         f"found entry {fid!r}")
+    if _PLAN_KEYS <= set(record):
+        version, plan_sha = record["plan_version"], record["plan_sha256"]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise StateError(f"{where}: federation {fid}: plan_version must be an integer >= 1, found {version!r}")
+        if not isinstance(plan_sha, str) or not _HEX64.fullmatch(plan_sha):
+            raise StateError(f"{where}: federation {fid}: plan_sha256 must be 64 hex digits, found {plan_sha!r}")
     rnd, digest = record["round"], record["sha256"]
     if not isinstance(rnd, int) or isinstance(rnd, bool) or rnd < 0:
         raise StateError(f"{where}: federation {fid}: round must be an integer >= 0, found {rnd!r}")
@@ -98,14 +112,31 @@ class SiteState:
                 f"got round {round}; a round was skipped"
             )
 
-    def accept_global(self, federation_id: str, round: int, sha256: str) -> None:
-        """Check the global, then record it as the last accepted one (atomically)."""
+    def check_plan(self, plan: Any) -> None:
+        """Raise StateError unless ``plan``'s chain holds the plan version this site accepted before."""
+        from fedseg.federation.plan_chain import check_trusted
+
+        last = self.last(plan.federation_id)
+        if last is not None and "plan_version" in last:
+            check_trusted(plan, last["plan_version"], last["plan_sha256"], str(self.path))
+
+    def accept_global(self, federation_id: str, round: int, sha256: str, *, plan: Any = None) -> None:
+        """Check the global (and ``plan``'s chain), then record it as the last accepted one (atomically).
+
+        With ``plan``, the newest version of its chain is remembered as the site's trusted plan version.
+        """
         if not isinstance(round, int) or isinstance(round, bool) or round < 0:
             raise StateError(f"federation {federation_id}: round must be an integer >= 0, got {round!r}")
         if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256):
             raise StateError(f"federation {federation_id}: sha256 must be 64 hex digits, got {sha256!r}")
         self.check_global(federation_id, round, sha256)
         data = self._load()
-        data[federation_id] = {"round": round, "sha256": sha256}
+        record = {**data.get(federation_id, {}), "round": round, "sha256": sha256}
+        if plan is not None:
+            self.check_plan(plan)
+            newest = plan.versions[-1]
+            if newest.version > record.get("plan_version", 1):  # a version-1 federation keeps the old record
+                record.update(plan_version=newest.version, plan_sha256=newest.sha256)
+        data[federation_id] = record
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.path, data)

@@ -154,6 +154,12 @@ def aggregate_round(
     ledger_path = Path(ledger_path) if ledger_path else default_ledger_path(out)
     refuse_round_overlaps(out, ledger_path, plan=plan.source, global_=global_path, updates=update_paths,
                           key=key.source if key is not None else None)
+    check_privacy_aggregation(plan.privacy, plan.aggregation, strategy)  # refuse bad options before any read
+    # One buffer for every payload of the round; updates share the global's tensors, so its size fits them.
+    buffer: np.ndarray | None = np.empty(_file_size(global_path), dtype=np.uint8)
+    current = read_artifact(global_path, plan, kind=Kind.GLOBAL, buffer=buffer)
+    # The chain verified the current global; the plan version in force for the next round governs the rest.
+    chain, plan = plan, plan.in_force(current.round + 1)
     if key is not None and key.key_id != plan.coordinator.key_id:
         raise AggregationError(f"--key {key.source}: key {key.key_id} is not the plan key of coordinator "
                                f"{plan.coordinator.id!r} ({plan.coordinator.key_id})")
@@ -167,9 +173,6 @@ def aggregate_round(
     if quorum < plan.aggregation.min_sites:
         raise AggregationError(f"--min-sites {quorum} would loosen the plan's quorum of {plan.aggregation.min_sites}; "
                                "the command line may only tighten what the plan says")
-    # One buffer for every payload of the round; updates share the global's tensors, so its size fits them.
-    buffer: np.ndarray | None = np.empty(_file_size(global_path), dtype=np.uint8)
-    current = read_artifact(global_path, plan, kind=Kind.GLOBAL, buffer=buffer)
     spec = {name: TensorSpec(tuple(t.shape), "float32") for name, t in current.tensors.items()}
     this_round, next_round = current.round, current.round + 1
     if next_round > plan.rounds:
@@ -180,6 +183,7 @@ def aggregate_round(
     model = config_to_dict(plan.model)
     ledger = Ledger(ledger_path)
     ledger.verify()
+    ledger.trust_plan(chain, record=not dry_run)
     check_current_global(ledger, this_round, current.digest, global_path)
     in_ledger = {e["site"]: e["sha256"] for e in ledger.accepted_updates(next_round)}
     report = AggregateReport(round=next_round, strategy=config.strategy.value,

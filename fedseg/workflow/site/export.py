@@ -75,6 +75,7 @@ def export_update(checkpoint_dir: Path, plan: Plan, key: PrivateKey, out: Path, 
     refuse_output_overlap(out, {"plan": plan.source, "key": key.source, **own})
     meta, local = ckpt.load_checkpoint(checkpoint_dir)
     record = CheckpointRecord.from_meta(meta, checkpoint_dir / ckpt.STATE_FILE)
+    plan = plan.in_force(record.round)  # the plan version that governs the update's round
     if not record.complete:
         raise TrainingError(f"{checkpoint_dir}: training stopped at step {record.step} of "
                             f"{record.total_steps}; finish it with `fedseg train-local --resume` first")

@@ -12,7 +12,7 @@ from fedseg.errors import BindingError, DatasetError, PlanError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Member, Plan
 
-__all__ = ["check_dataset", "read_global", "read_update", "site_of_key"]
+__all__ = ["check_dataset", "read_global", "read_update", "site_for_round", "site_in_chain", "site_of_key"]
 
 
 def utc_now() -> datetime:
@@ -32,6 +32,7 @@ def read_global(plan: Plan, global_path: Path, *, now: datetime | None = None) -
 
     art = read_artifact(Path(global_path), plan, kind=Kind.GLOBAL, spec=model_tensor_spec(plan.model))
     manifest = art.typed_manifest  # a global is always full weights: the strict parse checks it
+    plan = plan.in_force(manifest.round)  # rounds and quorum of the plan version that governed its round
     moment = now if now is not None else utc_now()
     if manifest.expires_at is not None and manifest.expires_at < moment:
         raise BindingError(f"{global_path}: this global model expired at {format_timestamp(manifest.expires_at)}; ask the "
@@ -67,6 +68,31 @@ def site_of_key(plan: Plan, key: PrivateKey) -> Member:
         raise PlanError(f"{key.source}: key id {key.key_id} is {who} key, expected the key of one of the sites "
                         f"{', '.join(s.id for s in plan.sites)} of federation {plan.name!r}")
     return member
+
+
+def site_in_chain(plan: Plan, key: PrivateKey) -> Member:
+    """Return the site holding ``key`` in the newest version of ``plan``'s chain that lists it.
+
+    A key rotated out at round R still signs the rounds before R, so this accepts a key of any version;
+    which rounds it may sign is the artifact checks' business. PlanError when no version lists it.
+    """
+    for version in reversed(plan.versions):
+        member = version.member_by_key_id(key.key_id)
+        if member is not None and member in version.sites:
+            return member
+    return site_of_key(plan, key)  # raises, naming the newest version's sites
+
+
+def site_for_round(plan: Plan, key: PrivateKey, round_: int) -> Member:
+    """Return the site holding ``key`` in the plan version in force for ``round_``; PlanError saying why not."""
+    governing = plan.in_force(round_)
+    member = governing.member_by_key_id(key.key_id)
+    if member is not None and member in governing.sites:
+        return member
+    known = site_in_chain(plan, key)  # raises when no version lists the key at all
+    raise PlanError(f"{key.source}: key {key.key_id} of site {known.id!r} may not sign round {round_}: plan "
+                    f"v{governing.version} (in force from round {governing.from_round}) does not list it "
+                    "(the site joins later, left, or the key was rotated out or revoked)")
 
 
 def check_dataset(dataset: Any, plan: Plan) -> None:

@@ -35,7 +35,7 @@ from fedseg.errors import DatasetError, TrainingError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import refuse_output_overlap
-from fedseg.workflow.site.received import check_dataset, read_global, site_of_key
+from fedseg.workflow.site.received import check_dataset, read_global, site_for_round, site_in_chain
 from fedseg.workflow.site.record import CheckpointRecord
 
 __all__ = ["TrainResult", "round_seed", "train_local"]
@@ -157,10 +157,13 @@ def train_local(
     from fedseg.workflow.site.export import export_update
 
     out = Path(out)
-    site = site_of_key(plan, key)
+    site_in_chain(plan, key)  # a key of no site in any version of the chain: say so before anything else
     art = read_global(plan, global_path)
     global_round = art.typed_manifest.round
     update_round = global_round + 1
+    # The plan chain verified the global; the version in force for the update's round governs the rest.
+    chain, plan = plan, plan.in_force(update_round)
+    site = site_for_round(chain, key, update_round)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else out.with_name(out.name + ".ckpt")
     state_file = Path(state_path) if state_path is not None else default_state_path(data_dir, plan.federation_id)
     dataset = load_dataset(data_dir)
@@ -181,13 +184,14 @@ def train_local(
         val_cases=len(val_cases))
     record = _resumable(ckpt_dir, fresh, resume)
     state = SiteState(state_file)
+    state.check_plan(chain)
     state.check_global(plan.federation_id, global_round, art.digest)
     if schedule is not None and record is None:  # a fresh run spends budget; a resumed one already has
         from fedseg.workflow.site.privacy_spent import privacy_file, spend
 
         fresh = dataclasses.replace(fresh, privacy=spend(privacy_file(state_file), schedule, round_=update_round,
                                                          parent_sha256=art.digest, site=site.id))
-    state.accept_global(plan.federation_id, global_round, art.digest)
+    state.accept_global(plan.federation_id, global_round, art.digest, plan=chain)
 
     def emit(event: Any) -> None:
         if progress is not None:

@@ -13,6 +13,9 @@
 4. The run ends after the plan's last round, once the sites have scored its global, or early when the
    federated validation has plateaued (``aggregation.early_stop_patience``); the coordinator then publishes
    the signed ``final/result.json`` naming the best round's global (:mod:`fedseg.workflow.store.final`).
+5. Plan updates: every turn reads the plan folder again and publishes new signed versions on the store
+   (:mod:`fedseg.workflow.store.plan_sync`) before the next global; each round waits for the sites of
+   the plan version in force for it, and is aggregated under that version.
 
 Work folder (local, private to the coordinator)::
 
@@ -48,6 +51,7 @@ from fedseg.workflow.initial import global_filename, write_initial_global
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import global_key, parse_update_name, report_key, update_key, updates_folder
 from fedseg.workflow.store.member_status import record_error
+from fedseg.workflow.store.plan_sync import check_not_retroactive, publish_plans, reload_plan
 
 __all__ = ["CoordinatorRun", "PublishConflict", "run_coordinator"]
 
@@ -82,10 +86,17 @@ class _Coordinator:
     work: Path
     clock: Callable[[], float]
     result: CoordinatorRun
+    published_plans: set[int] = field(default_factory=set)
 
     @property
     def ledger_path(self) -> Path:
         return self.work / "ledger.jsonl"
+
+    def accepted_plan_version(self) -> int:
+        from fedseg.federation.ledger import Ledger
+
+        accepted = Ledger(self.ledger_path).accepted_plan()
+        return 1 if accepted is None else int(accepted["version"])
 
     def global_path(self, round_: int) -> Path:
         return self.work / "globals" / global_filename(round_)
@@ -129,7 +140,7 @@ class _Coordinator:
         return False
 
     def answered(self, round_: int) -> list[str]:
-        sites = {s.id for s in self.plan.sites}
+        sites = {s.id for s in self.plan.in_force(round_).sites}  # the members of the round's plan version
         names = (parse_update_name(n) for n in self.store.list(updates_folder(round_)))
         return sorted(s for s in names if s in sites)
 
@@ -140,11 +151,12 @@ class _Coordinator:
             return [self.round_dir(round_) / "updates" / f"{s}.fedseg"
                     for s in json.loads(closed.read_text())["sites"]]
         answered = self.answered(round_)
-        everyone = len(answered) == len(self.plan.sites)
-        deadline = self.plan.aggregation.round_deadline
+        governing = self.plan.in_force(round_)
+        everyone = len(answered) == len(governing.sites)
+        deadline = governing.aggregation.round_deadline
         opened = json.loads((self.round_dir(round_) / "opened.json").read_text())["published_at"]
         overdue = deadline > 0 and self.clock() - float(opened) >= deadline
-        if not (everyone or (overdue and len(answered) >= self.plan.aggregation.min_sites)):
+        if not (everyone or (overdue and len(answered) >= governing.aggregation.min_sites)):
             return None
         limit = 2 * self.global_path(round_ - 1).stat().st_size + 2**20  # an update is at most a global's size
         files = []
@@ -155,7 +167,7 @@ class _Coordinator:
         if not files:
             return None
         atomic_write_json(closed, {"sites": sorted(p.stem for p in files), "closed_at": self.clock()})
-        log.info("round %d closed with %d of %d site(s)", round_, len(files), len(self.plan.sites))
+        log.info("round %d closed with %d of %d site(s)", round_, len(files), len(governing.sites))
         return files
 
     def aggregate(self, round_: int, files: list[Path]) -> None:
@@ -217,6 +229,9 @@ def run_coordinator(plan: Plan, *, key: PrivateKey, store: Store, work: Path, po
     while True:
         try:
             r = co.current_round()
+            co.plan = reload_plan(co.plan)  # a version `fedseg plan update` added beside plan.toml
+            check_not_retroactive(co.plan, co.accepted_plan_version(), r)
+            publish_plans(store, co.plan, co.published_plans)  # before the global that opens its rounds
             if r >= 1 and not (co.round_dir(r) / "report.json").exists():
                 co.aggregate(r, co.try_close(r) or [])  # crashed between the global and its report
             if plateau(co):  # early stop: the result replaces the global of round r, which stays unpublished
@@ -224,7 +239,7 @@ def run_coordinator(plan: Plan, *, key: PrivateKey, store: Store, work: Path, po
                 return co.result
             co.publish(r)
             co.record_late(r)
-            if r >= plan.rounds:
+            if r >= co.plan.rounds:
                 if last_global_scored(co, r):
                     co.result.final_round, co.result.result = r, finish(co, r, "last-round")
                     return co.result

@@ -8,6 +8,7 @@
     final/validation/<site>.json         each site's signed validation score of the plan's last global
     final/result.json                    the coordinator's signed result: the best round's global, once the run ends
     final/test/<site>.json               each site's signed test score of the result's global
+    plans/plan-vNNNN.toml                each signed plan update (version 2 on), published by the coordinator
 
 A global is published exactly once ("create if absent", see :mod:`fedseg.workflow.store.backend`): its
 presence closes the round it ends. ``report.json`` and ``status/*.json`` are informative only; no decision
@@ -20,8 +21,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["FINAL_TEST", "FINAL_VALIDATION", "RESULT_KEY", "global_key", "parse_score_name", "parse_update_name",
-           "report_key", "round_folder", "score_key", "status_key", "update_key", "updates_folder"]
+__all__ = ["FINAL_TEST", "FINAL_VALIDATION", "PLANS_FOLDER", "RESULT_KEY", "global_key", "parse_score_name",
+           "parse_update_name", "plan_key", "report_key", "round_folder", "score_key", "status_key", "update_key",
+           "updates_folder"]
 
 _MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 UPDATE_SUFFIX = ".fedseg"
@@ -51,6 +53,14 @@ def update_key(round_: int, site: str) -> str:
 
 def report_key(round_: int) -> str:
     return f"{round_folder(round_)}/report.json"
+
+
+PLANS_FOLDER = "plans"
+
+
+def plan_key(version: int) -> str:
+    """Return the key of the signed plan update of ``version`` (the root plan never travels on the store)."""
+    return f"{PLANS_FOLDER}/plan-v{version:04d}.toml"
 
 
 def status_key(member: str) -> str:

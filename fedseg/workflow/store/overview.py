@@ -96,7 +96,7 @@ def store_overview(plan: Plan, store: Store) -> StoreOverview:
     """Return the rounds x sites table and the members' last errors found on ``store``."""
     from fedseg.errors import FedsegError
 
-    sites = [s.id for s in plan.sites]
+    sites = list(dict.fromkeys(s.id for v in plan.versions for s in v.sites))  # every site of the plan chain
     rows: list[RoundRow] = []
     points: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="fedseg-status-") as name:

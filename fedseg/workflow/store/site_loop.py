@@ -14,6 +14,13 @@ Work folder (local, private to the site)::
     globals/global-rNNNN.fedseg      downloaded globals (verified before use)
     updates/update-rNNNN.fedseg      signed updates, with their checkpoint folders (.ckpt/)
     updates/update-rNNNN.uploaded    written once the store holds the update
+    plans/plan-vNNNN.toml            plan updates fetched from the store (verified from the site's plan)
+
+Plan updates: each turn first fetches new plan versions from the store and verifies them from the plan
+the site trusts (:mod:`fedseg.workflow.store.plan_sync`); the site trains a round only when its key is a
+site key of the version in force for that round (a site that joins at round R trains from R on; until
+then, or after it left, it follows the globals without training). A rotated key means restarting the
+loop with the new key (the old one is refused from the rotation round on).
 
 The site state (last accepted global) is the site's one state for the federation, kept with its data
 (``DATA/.fedseg/state-<federation-id>.json``) and shared with ``fedseg train-local``.
@@ -34,15 +41,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedseg.errors import BindingError, FedsegError, StoreError
+from fedseg.errors import BindingError, FedsegError, PlanError, StoreError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.workflow.initial import global_filename
-from fedseg.workflow.site.received import read_global, site_of_key
+from fedseg.workflow.site.received import read_global, site_for_round, site_in_chain
 from fedseg.workflow.site.train import train_local
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import global_key, update_key
 from fedseg.workflow.store.member_status import record_error
+from fedseg.workflow.store.plan_sync import fetch_plans
 
 __all__ = ["SiteRun", "run_site"]
 
@@ -104,6 +112,20 @@ class _Site:
                                f"{art.round}, expected round {round_}")
         return path
 
+    def member_at(self, round_: int) -> bool:
+        """Return whether this site's key is a site key of the plan version in force for ``round_``."""
+        try:
+            site_for_round(self.plan, self.key, round_)
+        except PlanError:
+            return False
+        return True
+
+    def accept_only(self, path: Path) -> Any:
+        """Accept a verified global without training on it (the last round, or not a member of the next)."""
+        art = read_global(self.plan, path)
+        self.state.accept_global(self.plan.federation_id, art.round, art.digest, plan=self.plan)
+        return art
+
     def train_and_upload(self, global_round: int) -> None:
         """Train on the (verified, local) global of ``global_round`` and upload the update of the next round."""
         round_ = global_round + 1
@@ -124,6 +146,8 @@ class _Site:
         from fedseg.workflow.store.final import read_result
         from fedseg.workflow.store.site_end import report_last_validation, score_result
 
+        self.plan = fetch_plans(self.store, self.plan, self.work / "plans")
+        self.state.check_plan(self.plan)
         with tempfile.TemporaryDirectory(prefix="fedseg-result-") as tmp:
             result = read_result(self.plan, self.store, Path(tmp) / "result.json")
         if result is not None:  # the federation ended: score its result on the test split
@@ -131,7 +155,8 @@ class _Site:
             return "finished"
         last = self.state.last(self.plan.federation_id)
         if last is not None and last["round"] >= self.plan.rounds:
-            report_last_validation(self, last)
+            if self.member_at(self.plan.rounds):
+                report_last_validation(self, last)
             return "waiting"
         if last is None:  # first contact (trust on first use): join at the newest published global
             target = 0
@@ -140,7 +165,7 @@ class _Site:
         else:
             current, next_round = int(last["round"]), int(last["round"]) + 1
             if not self.store.exists(global_key(next_round)):
-                if self.update_path(next_round).with_suffix(".uploaded").exists():
+                if self.update_path(next_round).with_suffix(".uploaded").exists() or not self.member_at(next_round):
                     return "waiting"
                 if not self.global_path(current).exists() and self.fetch_global(current) is None:
                     raise StoreError(f"{self.store.url}/{global_key(current)}: the global this site accepted "
@@ -152,10 +177,15 @@ class _Site:
         if path is None:
             return "waiting"
         if target >= self.plan.rounds:
-            art = read_global(self.plan, path)
-            self.state.accept_global(self.plan.federation_id, art.round, art.digest)
+            art = self.accept_only(path)
             log.info("%s: accepted the final global (round %d)", self.site, target)
-            report_last_validation(self, {"round": art.round, "sha256": art.digest})
+            if self.member_at(self.plan.rounds):  # a site that left has no score to give
+                report_last_validation(self, {"round": art.round, "sha256": art.digest})
+            return "waiting"
+        if not self.member_at(target + 1):  # joins later, or left: follow the globals without training
+            if last is None:
+                return "waiting"
+            self.accept_only(path)
             return "waiting"
         self.train_and_upload(target)
         return "trained"
@@ -171,9 +201,10 @@ def run_site(plan: Plan, *, data: Path, key: PrivateKey, store: Store, work: Pat
     not match the plan) is left on the store and raised. ``max_idle_polls`` bounds the waiting (tests).
     ``state_path`` overrides the site state (default ``DATA/.fedseg/state-<federation-id>.json``).
     """
-    site = site_of_key(plan, key).id
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
+    plan = fetch_plans(store, plan, work / "plans")  # a site that joins later is listed only in an update
+    site = site_in_chain(plan, key).id
     runner = _Site(plan, key, store, work, Path(data), device, site, Path(state_path) if state_path else None)
     result = SiteRun(site=site)
     idle = 0
