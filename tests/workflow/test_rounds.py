@@ -80,6 +80,18 @@ def test_train_local_exports_a_verified_update(fed, site_keys, tmp_path: Path) -
     assert d.manifest["dtype"] == "float16" and d.manifest["weights"] == "delta"
 
 
+def test_train_local_without_validation_after_scores_nothing(fed, site_keys, tmp_path: Path) -> None:
+    p, global_path, data = fed
+    phases: list[str] = []
+    before = {"WT": 0.5, "TC": 0.25, "ET": 0.125}  # the caller's score of the global (fedseg simulate)
+    result = train_local(p, global_path, data, site_keys["site-a"], tmp_path / "u.fedseg", device="cpu",
+                         val_dice_before=before, validate_after=False,
+                         progress=lambda e: phases.append(getattr(e, "name", "")))
+    assert result.val_dice_before == before and result.val_dice_after is None
+    assert not any(name.startswith("validate") for name in phases)  # the model was not scored at all
+    read_artifact(tmp_path / "u.fedseg", p, kind=Kind.UPDATE)
+
+
 def test_resume_after_interruption_gives_the_same_weights(fed, site_keys, tmp_path: Path) -> None:
     p, global_path, data = fed
     p = tiny_plan(p, steps_per_round=6)

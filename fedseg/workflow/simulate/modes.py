@@ -132,7 +132,11 @@ def weights_at(run: Runner, mode: Mode, r: int) -> list[Weights]:
 
 
 def _fl_round(run: Runner, r: int, curve: list[dict[str, Any]]) -> Weights:
-    """Run FL round ``r``: each site trains the global (its pre-training score is the curve's, not redone)."""
+    """Run FL round ``r``: each site trains the global; the global is scored once, by the simulation.
+
+    A site's score of the global it received is the curve's (not redone), and its trained local model is
+    not scored at all: nothing in the simulation reads that figure.
+    """
     from fedseg.workflow.coordinator.aggregate import aggregate_round
     from fedseg.workflow.initial import global_filename
     from fedseg.workflow.site.train import train_local
@@ -148,7 +152,7 @@ def _fl_round(run: Runner, r: int, curve: list[dict[str, Any]]) -> Weights:
                 ckpt = update.with_name(update.name + ".ckpt")
                 train_local(run.plan, current, site.root, run.keys[site.id], update, steps=run.steps,
                             device=run.device, resume=ckpt.exists(), state_path=fl / "state" / f"{site.id}.json",
-                            checkpoint_dir=ckpt, whole_volume=True,
+                            checkpoint_dir=ckpt, whole_volume=True, validate_after=False,
                             val_dice_before=curve[r - 1].get("sites", {}).get(site.id, {}).get("dice"))
             updates.append(update)
         run.say(f"fl round {r}: coordinator aggregates {len(updates)} updates")

@@ -134,6 +134,7 @@ def train_local(
     progress: Callable[[Any], None] | None = None,
     whole_volume: bool = False,
     val_dice_before: dict[str, float] | None = None,
+    validate_after: bool = True,
 ) -> TrainResult:
     """Train the received global on this site's data; keep a checkpoint folder; export the update.
 
@@ -144,7 +145,9 @@ def train_local(
     no update file; an interruption leaves the last checkpoint, from which ``resume=True`` continues.
     ``whole_volume`` validates in whole-volume windows (:func:`fedseg.train.validate.validate`); a caller that
     already scored the received global on this site's val split that way (``fedseg simulate``) passes its
-    ``val_dice_before`` instead of having it scored twice.
+    ``val_dice_before`` instead of having it scored twice, and ``validate_after=False`` when nobody reads the
+    local model's score (the simulation scores the aggregated global; the update then carries no
+    ``val_dice_after``).
     """
     from fedseg.data.dataset import load_dataset
     from fedseg.device import resolve_device
@@ -233,7 +236,7 @@ def train_local(
         outcome = train(model, cases, config, total_steps=total, device=dev, start_step=record.step,
                         optimizer_state=optimizer_state, losses=list(record.losses), global_weights=anchor,
                         checkpoint_every=every, on_checkpoint=save, progress=emit, private=private)
-        after = run_validation(model.to(dev), "validate-after")
+        after = run_validation(model.to(dev), "validate-after") if validate_after else None
         model.to("cpu")
         record = dataclasses.replace(record, step=total, complete=True, losses=tuple(outcome.losses),
                                      val_dice_after=after, seconds=record.seconds + outcome.seconds,
