@@ -19,7 +19,7 @@ from fedseg.workflow.coordinator.fed_validation import GLOBAL_VALIDATED, best_po
 from fedseg.workflow.store.final import FEDERATION_ENDED, read_scores
 from fedseg.workflow.store.layout import FINAL_VALIDATION, RESULT_KEY, parse_score_name
 
-__all__ = ["finish", "last_global_scored", "plateau"]
+__all__ = ["ended", "finish", "last_global_scored", "plateau"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,21 @@ def plateau(co: Any) -> bool:
     """Return True when the plan's early stop is on and the ledger's curve has plateaued."""
     config = co.plan.aggregation
     return early_stop(curve(_entries(co)), config.early_stop_patience, config.early_stop_min_delta)
+
+
+def ended(co: Any) -> tuple[int, str] | None:
+    """Return (last round, reason) of a federation that already ended in this work folder, else None.
+
+    It ended once ``result.json`` is written (or the ledger records ``federation-ended``): a restart then
+    publishes that result again and never decides anew (a plateau counting the last global's point would
+    otherwise end it at the round before).
+    """
+    local = co.work / "result.json"
+    if local.exists():
+        doc = read_document(local, co.plan, DocKind.RESULT)
+        return int(doc["last_round"]), str(doc["reason"])
+    event = next((e for e in reversed(_entries(co)) if e["event"] == FEDERATION_ENDED), None)
+    return None if event is None else (int(event["last_round"]), str(event["reason"]))
 
 
 def last_global_scored(co: Any, last: int) -> bool:
