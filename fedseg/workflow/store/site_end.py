@@ -21,11 +21,12 @@ from typing import Any
 
 from fedseg.errors import BindingError
 from fedseg.federation.document import DocKind, write_document
+from fedseg.federation.plan import Plan
 from fedseg.fsutil import atomic_write_json
 from fedseg.workflow.store.final import public_score
 from fedseg.workflow.store.layout import FINAL_TEST, FINAL_VALIDATION, global_key, score_key
 
-__all__ = ["report_last_validation", "score_result"]
+__all__ = ["is_site_at", "report_last_validation", "score_result"]
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +78,35 @@ def report_last_validation(site: Any, last: dict[str, Any]) -> None:
     log.info("%s: uploaded its validation score of the last global (round %d)", site.site, round_)
 
 
+def is_site_at(plan: Plan, key_id: str, round_: int) -> bool:
+    """Return whether ``key_id`` is a site key of the version of ``plan`` in force for ``round_``."""
+    governing = plan.in_force(round_)
+    member = governing.member_by_key_id(key_id)
+    return member is not None and member in governing.sites
+
+
 def score_result(site: Any, result: dict[str, Any]) -> dict[str, Any]:
-    """Score the result's global on the test split, keep it locally and upload it signed (once); return it."""
+    """Score the result's global on the test split, keep it locally and upload it signed (once); return it.
+
+    A site whose key is no site key at the end (it left, or its key was revoked or rotated out) keeps its
+    score here and uploads nothing: the federation would not accept its signature.
+    """
     local = site.work / "final" / "test-score.json"
     round_, sha256 = int(result["round"]), str(result["sha256"])
-    if (site.work / "final" / "test.uploaded").exists() and local.exists():
+    end = int(result.get("last_round", round_))
+    # a site of the version in force at the end, and of the newest one, which its signed documents bind to
+    member = is_site_at(site.plan, site.key.key_id, end) and is_site_at(site.plan, site.key.key_id, site.plan.from_round)
+    if local.exists() and (not member or (site.work / "final" / "test.uploaded").exists()):
         return dict(json.loads(local.read_text()))
     path = site.global_path(round_)
     if not path.exists():
         site.store.get(global_key(round_), path, max_bytes=site.max_global_bytes)
     body = score_global(site, path, round_=round_, sha256=sha256, split="test")
     atomic_write_json(local, body)
+    if not member:
+        log.info("%s: its key is no site key of the plan at the end (round %d): the test score stays at the site, "
+                 "not uploaded", site.site, end)
+        return body
     _upload(site, body, FINAL_TEST, "test")
     log.info("%s: the federation's result (round %d) scored %s on its test split", site.site, round_, body["dice"])
     return body
