@@ -63,17 +63,19 @@ def last_global_scored(co: Any, last: int) -> bool:
     if any(e["event"] == GLOBAL_VALIDATED and e.get("round") == last for e in entries):
         return True
     plan, store = co.plan, co.store
-    sites = {s.id for s in plan.sites}
+    governing = plan.in_force(last)  # the version the sites check too (they report if members of it)
+    sites = {s.id for s in governing.sites}
     answered = {s for s in map(parse_score_name, store.list(FINAL_VALIDATION)) if s in sites}
-    deadline = plan.aggregation.round_deadline
+    deadline = governing.aggregation.round_deadline
     opened = json.loads((co.round_dir(last + 1) / "opened.json").read_text())["published_at"]
     overdue = deadline > 0 and co.clock() - float(opened) >= deadline
-    if not (answered == sites or (overdue and len(answered) >= plan.aggregation.min_sites)):
+    if not (answered == sites or (overdue and len(answered) >= governing.aggregation.min_sites)):
         return False
     digest = _global_digest(entries, last)
     with tempfile.TemporaryDirectory(prefix="fedseg-final-") as name:
-        scores, valid = read_scores(plan, store, FINAL_VALIDATION, Path(name), round_=last, sha256=digest, split="val")
-    if len(valid) < min(plan.aggregation.min_sites, len(answered)) or not valid:
+        scores, valid = read_scores(plan, store, FINAL_VALIDATION, Path(name), round_=last, sha256=digest, split="val",
+                                    sites=sites)
+    if len(valid) < min(governing.aggregation.min_sites, len(answered)) or not valid:
         return False  # what arrived does not verify: wait for the sites to send it again
     point = pooled(last, digest, scores)
     Ledger(co.ledger_path).append(GLOBAL_VALIDATED, round=last, sha256=digest, sites=valid, validation=point)
