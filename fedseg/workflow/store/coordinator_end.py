@@ -17,7 +17,7 @@ from typing import Any
 from fedseg.federation.document import DocKind, read_document, write_document
 from fedseg.workflow.coordinator.fed_validation import GLOBAL_VALIDATED, best_point, curve, early_stop, pooled
 from fedseg.workflow.store.final import FEDERATION_ENDED, read_scores
-from fedseg.workflow.store.layout import FINAL_VALIDATION, RESULT_KEY, parse_score_name
+from fedseg.workflow.store.layout import RESULT_KEY, parse_score_name, validation_folder
 
 __all__ = ["ended", "finish", "last_global_scored", "plateau"]
 
@@ -64,19 +64,22 @@ def last_global_scored(co: Any, last: int) -> bool:
         return True
     plan, store = co.plan, co.store
     governing = plan.in_force(last)  # the version the sites check too (they report if members of it)
-    sites = {s.id for s in governing.sites}
-    answered = {s for s in map(parse_score_name, store.list(FINAL_VALIDATION)) if s in sites}
+    sites, folder = {s.id for s in governing.sites}, validation_folder(last)
     deadline = governing.aggregation.round_deadline
     opened = json.loads((co.round_dir(last + 1) / "opened.json").read_text())["published_at"]
     overdue = deadline > 0 and co.clock() - float(opened) >= deadline
-    if not (answered == sites or (overdue and len(answered) >= governing.aggregation.min_sites)):
-        return False
+
+    def enough(answered: set[str]) -> bool:
+        return bool(answered) and (answered == sites or (overdue and len(answered) >= governing.aggregation.min_sites))
+
+    if not enough({s for s in map(parse_score_name, store.list(folder)) if s in sites}):
+        return False  # not even the file names yet: nothing to download
     digest = _global_digest(entries, last)
     with tempfile.TemporaryDirectory(prefix="fedseg-final-") as name:
-        scores, valid = read_scores(plan, store, FINAL_VALIDATION, Path(name), round_=last, sha256=digest, split="val",
+        scores, valid = read_scores(plan, store, folder, Path(name), round_=last, sha256=digest, split="val",
                                     sites=sites)
-    if len(valid) < min(governing.aggregation.min_sites, len(answered)) or not valid:
-        return False  # what arrived does not verify: wait for the sites to send it again
+    if not enough(set(valid)):
+        return False  # answered: only the verified scores of this global; wait for the others
     point = pooled(last, digest, scores)
     Ledger(co.ledger_path).append(GLOBAL_VALIDATED, round=last, sha256=digest, sites=valid, validation=point)
     log.info("the last global (round %d) was scored by %d site(s)", last, len(valid))

@@ -6,9 +6,10 @@ How a run ends (``fedseg coordinator run`` / ``fedseg site run``):
   (:mod:`fedseg.workflow.coordinator.fed_validation`) has not improved for that many evaluations, the
   coordinator publishes the result instead of the round's new global (which stays in its work folder).
 * **Last round**: once the plan's last global is published, every site scores it on its validation split
-  and uploads a signed score (``final/validation/<site>.json``); the last global can be scored by no later
+  and uploads a signed score (``final/validation/rNNNN/<site>.json``); the last global can be scored by no later
   round, and this way it is judged exactly as every earlier global was. The coordinator waits for every site
-  (or, after ``aggregation.round_deadline``, for ``min_sites``), records the point (ledger event
+  (or, after ``aggregation.round_deadline``, for ``min_sites``) of the plan version in force for that round,
+  counting only verified scores of that global, records the point (ledger event
   ``global-validated``) and publishes the result.
 
 The result (``final/result.json``, kind ``result``, signed by the coordinator) names the global of the best

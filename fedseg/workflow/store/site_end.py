@@ -5,7 +5,7 @@ See :mod:`fedseg.workflow.store.final` for the protocol. Both scores go through 
 the split's labelled cases, after the global is verified (signature, plan binding, tensor spec) and matched
 to the round and digest it must have. Work folder::
 
-    final/validation.json, validation.uploaded   the signed validation score of the last global
+    final/validation-rNNNN.json, .uploaded       the signed validation score of the last global (round NNNN)
     final/test-score.json                        the site-level test score of the result's global (kept here)
     final/test.json, test.uploaded               the same, signed, as it may leave the site
 
@@ -24,7 +24,7 @@ from fedseg.federation.document import DocKind, write_document
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import atomic_write_json
 from fedseg.workflow.store.final import public_score
-from fedseg.workflow.store.layout import FINAL_TEST, FINAL_VALIDATION, global_key, score_key
+from fedseg.workflow.store.layout import FINAL_TEST, global_key, score_key, validation_folder
 
 __all__ = ["is_site_at", "report_last_validation", "score_result"]
 
@@ -66,15 +66,19 @@ def _upload(site: Any, body: dict[str, Any], folder: str, name: str) -> None:
 
 
 def report_last_validation(site: Any, last: dict[str, Any]) -> None:
-    """Score the accepted last global (``last``: its round and digest) on validation and upload it, once."""
-    if (site.work / "final" / "validation.uploaded").exists():
-        return
+    """Score the accepted last global (``last``: its round and digest) on validation and upload it, once.
+
+    Once per last round: when a plan update extends the rounds, the new last global is scored again.
+    """
     round_, sha256 = int(last["round"]), str(last["sha256"])
+    name = f"validation-r{round_:04d}"
+    if (site.work / "final" / f"{name}.uploaded").exists():
+        return
     path = site.global_path(round_)
     if not path.exists() and not site.store.get(global_key(round_), path, max_bytes=site.max_global_bytes):
         raise BindingError(f"{site.store.url}/{global_key(round_)}: the last global is gone from the store and "
                            "from the work folder")
-    _upload(site, score_global(site, path, round_=round_, sha256=sha256, split="val"), FINAL_VALIDATION, "validation")
+    _upload(site, score_global(site, path, round_=round_, sha256=sha256, split="val"), validation_folder(round_), name)
     log.info("%s: uploaded its validation score of the last global (round %d)", site.site, round_)
 
 
