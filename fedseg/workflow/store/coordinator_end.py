@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fedseg.federation.document import DocKind, read_document, write_document
-from fedseg.workflow.coordinator.fed_validation import GLOBAL_VALIDATED, best_point, curve, early_stop, pooled
+from fedseg.workflow.coordinator.fed_validation import GLOBAL_VALIDATED, best_point, curve, early_stop, pooled, pooling
 from fedseg.workflow.store.final import FEDERATION_ENDED, read_scores
 from fedseg.workflow.store.layout import RESULT_KEY, parse_score_name, validation_folder
 
@@ -80,7 +80,7 @@ def last_global_scored(co: Any, last: int) -> bool:
                                     sites=sites)
     if not enough(set(valid)):
         return False  # answered: only the verified scores of this global; wait for the others
-    point = pooled(last, digest, scores)
+    point = pooled(last, digest, scores, **pooling(plan, last))
     Ledger(co.ledger_path).append(GLOBAL_VALIDATED, round=last, sha256=digest, sites=valid, validation=point)
     log.info("the last global (round %d) was scored by %d site(s)", last, len(valid))
     return True
