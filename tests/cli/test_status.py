@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -16,7 +14,7 @@ from fedseg.federation.plan import load_plan
 from fedseg.workflow.store import open_store, site_end
 from fedseg.workflow.store.layout import RESULT_KEY
 from tests._plan_chain import write_update
-from tests._store_fed import make_federation
+from tests._store_fed import end_site, make_federation
 
 runner = CliRunner()
 
@@ -31,16 +29,8 @@ def test_status_counts_the_test_scores_of_the_sites_at_the_end(tmp_path: Path, m
     write_document(tmp_path / "result.json", result, kind=DocKind.RESULT, key=load_private_key(keys / "coordinator.key"),
                    plan=plan)
     store.put(RESULT_KEY, tmp_path / "result.json")
-
-    def score_global(site: Any, path: Path, *, round_: int, sha256: str, split: str) -> dict[str, Any]:
-        return {"global_round": round_, "global_sha256": sha256, "split": split, "cases": 3,
-                "dice": {"WT": 0.8, "TC": 0.6, "ET": 0.4}}
-
-    monkeypatch.setattr(site_end, "score_global", score_global)
     for name in ("site-a", "site-b", "site-c"):  # site-c left at round 2: it keeps its score
-        site_end.score_result(SimpleNamespace(plan=plan, key=load_private_key(keys / f"{name}.key"), store=store,
-                                              work=tmp_path / name, site=name, max_global_bytes=1,
-                                              global_path=lambda r: tmp_path / "plan.toml"), result)
+        site_end.score_result(end_site(tmp_path, name, monkeypatch), result)
     shown = runner.invoke(app, ["status", "--plan", str(tmp_path / "plan.toml"), "--store", str(tmp_path / "store")],
                           env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output

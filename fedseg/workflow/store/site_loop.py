@@ -46,7 +46,7 @@ from fedseg.errors import BindingError, FedsegError, PlanError, StoreError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.workflow.initial import global_filename
-from fedseg.workflow.site.received import read_global, site_for_round, site_in_chain
+from fedseg.workflow.site.received import read_global, site_in_chain
 from fedseg.workflow.site.train import train_local
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import global_key, update_key
@@ -119,17 +119,17 @@ class _Site:
         PlanError when the site is one under another key (its key was rotated out): waiting would stall
         a federation that waits for this site.
         """
-        try:
-            site_for_round(self.plan, self.key, round_)
-        except PlanError:
-            if any(s.id == self.site for s in self.plan.in_force(round_).sites):
-                mine = max((v.version for v in self.plan.versions if self.key.key_id in {s.key_id for s in v.sites}),
-                           default=0)
-                since = next(v.from_round for v in self.plan.versions if v.version > mine)
-                raise PlanError(f"{self.key.source}: the key {self.key.key_id} of site {self.site!r} was rotated out "
-                                f"from round {since}; restart `fedseg site run` with the new key") from None
-            return False
-        return True
+        from fedseg.workflow.store.site_end import is_site_at
+
+        if is_site_at(self.plan, self.key.key_id, round_):
+            return True
+        if any(s.id == self.site for s in self.plan.in_force(round_).sites):
+            mine = max((v.version for v in self.plan.versions if self.key.key_id in {s.key_id for s in v.sites}),
+                       default=0)
+            since = next(v.from_round for v in self.plan.versions if v.version > mine)
+            raise PlanError(f"{self.key.source}: the key {self.key.key_id} of site {self.site!r} was rotated out "
+                            f"from round {since}; restart `fedseg site run` with the new key")
+        return False
 
     def accept_only(self, path: Path) -> Any:
         """Accept a verified global without training on it (the last round, or not a member of the next)."""

@@ -15,7 +15,7 @@ from fedseg.fsutil import atomic_write_json
 from fedseg.workflow.store import open_store, site_end
 from fedseg.workflow.store.coordinator_end import last_global_scored
 from tests._plan_chain import write_update
-from tests._store_fed import SITES, make_federation
+from tests._store_fed import SITES, end_site, make_federation
 
 DIGEST = "d" * 64
 
@@ -32,14 +32,7 @@ def _coordinator(root: Path, last: int, digest: str = DIGEST) -> Any:
 def _report(root: Path, name: str, last: int, monkeypatch: pytest.MonkeyPatch, digest: str = DIGEST,
             dice: float = 0.5) -> None:
     """Upload ``name``'s signed validation score of the last global as the site loop does."""
-    def score_global(site: Any, path: Path, *, round_: int, sha256: str, split: str) -> dict[str, Any]:
-        return {"global_round": round_, "global_sha256": sha256, "split": split, "cases": 2,
-                "dice": {"WT": dice, "TC": dice, "ET": dice}}
-
-    monkeypatch.setattr(site_end, "score_global", score_global)
-    site = SimpleNamespace(plan=load_plan(root / "plan.toml"), key=load_private_key(root / "keys" / f"{name}.key"),
-                           store=open_store(str(root / "store")), work=root / name, site=name, max_global_bytes=1,
-                           global_path=lambda r: root / "plan.toml")  # exists: nothing is downloaded
+    site = end_site(root, name, monkeypatch, dice=dice)
     site_end.report_last_validation(site, {"round": last, "sha256": digest})
 
 
