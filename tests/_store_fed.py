@@ -101,3 +101,25 @@ def run_federation(root: Path, url: str) -> None:
         t.join(120)
     assert not errors, errors
     assert not any(t.is_alive() for t in threads)
+
+
+def end_site(root: Path, name: str, monkeypatch: object, *, dice: float = 0.5, cases: int = 2) -> object:
+    """Return a stand-in for ``name``'s site loop at the end (fedseg.workflow.store.site_end), without training.
+
+    Its "scoring" of any global gives ``dice`` per region over ``cases`` cases; its globals are never
+    downloaded (the path it names exists).
+    """
+    from types import SimpleNamespace
+
+    from fedseg.federation.keys import load_private_key
+    from fedseg.federation.plan import load_plan
+    from fedseg.workflow.store import open_store, site_end
+
+    def score_global(site: object, path: Path, *, round_: int, sha256: str, split: str) -> dict:
+        return {"global_round": round_, "global_sha256": sha256, "split": split, "cases": cases,
+                "dice": {"WT": dice, "TC": dice, "ET": dice}}
+
+    monkeypatch.setattr(site_end, "score_global", score_global)  # type: ignore[attr-defined]
+    return SimpleNamespace(plan=load_plan(root / "plan.toml"), key=load_private_key(root / "keys" / f"{name}.key"),
+                           store=open_store(str(root / "store")), work=root / name, site=name, max_global_bytes=1,
+                           global_path=lambda r: root / "plan.toml")

@@ -24,7 +24,10 @@ def run(
     passphrase_env: Annotated[str | None, typer.Option("--passphrase-env", help="Env var holding the key's passphrase.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON.")] = False,
 ) -> None:
-    """Publish round 0, then close, screen, aggregate and publish every round until the plan's last.
+    """Publish round 0, then close, screen, aggregate and publish every round until the federation ends.
+
+    It ends with the signed result (final/result.json, naming the best global): after the plan's last
+    round once the sites scored its global, or earlier when the federated validation plateaus (early stop).
 
     A round closes when every site answered, or when the plan's aggregation.round_deadline (seconds) has
     passed and min_sites answered; it is aggregated exactly as `fedseg aggregate` does. Late updates are

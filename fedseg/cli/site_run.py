@@ -30,9 +30,10 @@ def run(
     passphrase_env: Annotated[str | None, typer.Option("--passphrase-env", help="Env var holding the key's passphrase.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was done as JSON.")] = False,
 ) -> None:
-    """Wait for each global on the store, verify it, train, upload the signed update; stop after the last round.
+    """Wait for each global on the store, verify it, train, upload the signed update, until the federation ends.
 
-    Every global is verified as `fedseg train-local` verifies it (signature, plan, round, expiry; only the
+    It ends when the coordinator's signed result is on the store (after the last round, or earlier on an
+    early stop) and this site has scored the result's global on its test split. Every global is verified as `fedseg train-local` verifies it (signature, plan, round, expiry; only the
     next round is accepted). A killed run continues where it stopped when started again.
 
     Example: fedseg site run --plan fed/plan.toml --data site-a-data/ --key site-a.key --store sftp://files.example.org/fed/

@@ -95,4 +95,4 @@ def _curve(overview: StoreOverview, console: Console) -> None:
         pooled = test.get("pooled")
         console.print(f"test (WT / TC / ET): {_dice(pooled)}"
                       + (f" over {pooled['cases']} case(s)" if pooled else "")
-                      + f"; {len(test.get('answered') or [])} of {len(overview.sites)} site(s) reported", highlight=False)
+                      + f"; {len(test.get('answered') or [])} of {len(test.get('expected') or [])} site(s) reported", highlight=False)

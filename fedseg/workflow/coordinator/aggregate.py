@@ -53,7 +53,7 @@ from fedseg.federation.screening import Reason
 from fedseg.federation.strategies import Combine, WeightedMean, get_strategy, strategy_params, update_weights
 from fedseg.workflow.coordinator.central_dp import central_noise, round_privacy, update_epsilon
 from fedseg.workflow.coordinator.delta_stream import consume, direction_cosines, rebuild
-from fedseg.workflow.coordinator.fed_validation import best_point, curve, from_metrics, pooled
+from fedseg.workflow.coordinator.fed_validation import best_point, curve, from_metrics, pooled, pooling
 from fedseg.workflow.coordinator.round_lock import holding_round_folders, refuse_round_overlaps
 from fedseg.workflow.coordinator.round_report import AggregateReport, QuorumError, UpdateVerdict
 from fedseg.workflow.coordinator.round_write import check_current_global, write_round
@@ -244,7 +244,8 @@ def aggregate_round(
         shares = update_weights({str(id(v)): v.num_examples or 1 for v in accepted}, weighting, config.max_share)
         for v in accepted:
             v.weight = shares[str(id(v))]
-        report.validation = pooled(this_round, current.digest, [v.val_score for v in accepted if v.val_score])
+        report.validation = pooled(this_round, current.digest, [v.val_score for v in accepted if v.val_score],
+                                   **pooling(plan, next_round))
         _attach_curve(report, ledger, plan)
         if len(accepted) < quorum:
             report.status = "below-quorum"

@@ -6,9 +6,13 @@ at least ``training.metrics_min_cases`` validation cases, so no patient's number
 coordinator aggregates round ``r`` it pools the accepted updates' scores, which all answer the global of
 round ``r - 1`` (screening checked their parent):
 
-    pooled Dice per region = sum(cases_i * dice_i) / sum(cases_i)      (case-weighted mean over sites)
+    pooled Dice per region = sum(w_i * dice_i) / sum(w_i),   w_i = min(cases_i, enrolled_i)
 
-with the per-site values and counts. Rejected updates do not count (their signer or history is in doubt);
+with the per-site values and counts. A site's count is its own claim, so its weight is capped by the
+training cases it enrolled with (the plan's ``cases`` of that site, in the version in force); when the plan
+does not record that for every reporting site, the sites weigh equally (w_i = 1). Under the robust
+strategies (``median``, ``trimmed-mean``) the pooled Dice per region is the median of the sites' values,
+so no one site decides the curve, the early stop and the best global. Rejected updates do not count (their signer or history is in doubt);
 a round where no accepted update carries a score has no point on the curve. The record (a *point*: round,
 global digest, ``dice`` {WT, TC, ET}, their ``mean``, ``cases``, ``sites``) goes into the ledger's
 ``global-written`` entry of round ``r`` and into the signed manifest of global ``r``
@@ -23,15 +27,18 @@ with the plan's ``aggregation.early_stop_min_delta``.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fedseg.configs.aggregation import Strategy
+from fedseg.federation.plan import Plan
 from fedseg.labels import REGIONS
 from fedseg.workflow.selection import best_round, plateaued, score
 
 __all__ = ["GLOBAL_VALIDATED", "MANIFEST_KEY", "SiteScore", "best_point", "curve", "early_stop", "from_metrics",
-           "pooled", "site_score"]
+           "pooled", "pooling", "site_score"]
 
 MANIFEST_KEY = "federated_validation"  # in a global's signed metrics: the validation of its parent
 GLOBAL_VALIDATED = "global-validated"  # ledger event: the point of a global no later round scored
@@ -69,14 +76,30 @@ def from_metrics(site: str, metrics: Any) -> SiteScore | None:
     return site_score(site, metrics.get("val_dice_before"), metrics.get("val_cases"))
 
 
-def pooled(round_: int, sha256: str, scores: Iterable[SiteScore]) -> dict[str, Any] | None:
-    """Return the curve point of the global of ``round_`` (digest ``sha256``), or None without scores."""
+def pooling(plan: Plan, round_: int) -> dict[str, Any]:
+    """Return :func:`pooled`'s settings under the version of ``plan`` in force for ``round_``."""
+    governing = plan.in_force(round_)
+    return {"enrolled": {s.id: s.cases for s in governing.sites},
+            "robust": governing.aggregation.strategy in (Strategy.MEDIAN, Strategy.TRIMMED_MEAN)}
+
+
+def pooled(round_: int, sha256: str, scores: Iterable[SiteScore], *, enrolled: Mapping[str, int | None],
+           robust: bool) -> dict[str, Any] | None:
+    """Return the curve point of the global of ``round_`` (digest ``sha256``), or None without scores.
+
+    ``enrolled`` caps each site's case count (see the module docstring; :func:`pooling` gives both settings).
+    """
     sites = sorted(scores, key=lambda s: s.site)
     if not sites:
         return None
-    total = sum(s.cases for s in sites)
-    dice = {r: sum(s.cases * s.dice[r] for s in sites) / total for r in REGIONS}
-    return {"round": round_, "sha256": sha256, "dice": dice, "mean": score({"dice": dice}), "cases": total,
+    caps = [enrolled.get(s.site) for s in sites]
+    counted = [s.cases if cap is None else min(s.cases, cap) for s, cap in zip(sites, caps, strict=True)]
+    weights = [1] * len(sites) if None in caps else counted
+    if robust:
+        dice = {r: statistics.median(s.dice[r] for s in sites) for r in REGIONS}
+    else:
+        dice = {r: sum(w * s.dice[r] for w, s in zip(weights, sites, strict=True)) / sum(weights) for r in REGIONS}
+    return {"round": round_, "sha256": sha256, "dice": dice, "mean": score({"dice": dice}), "cases": sum(counted),
             "sites": [s.to_dict() for s in sites]}
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from fedseg.federation.document import DocKind, read_document, write_document
-from fedseg.workflow.coordinator.fed_validation import GLOBAL_VALIDATED, best_point, curve, early_stop, pooled
+from fedseg.workflow.coordinator.fed_validation import GLOBAL_VALIDATED, best_point, curve, early_stop, pooled, pooling
 from fedseg.workflow.store.final import FEDERATION_ENDED, read_scores
-from fedseg.workflow.store.layout import FINAL_VALIDATION, RESULT_KEY, parse_score_name
+from fedseg.workflow.store.layout import RESULT_KEY, parse_score_name, validation_folder
 
-__all__ = ["finish", "last_global_scored", "plateau"]
+__all__ = ["ended", "finish", "last_global_scored", "plateau"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,21 @@ def plateau(co: Any) -> bool:
     return early_stop(curve(_entries(co)), config.early_stop_patience, config.early_stop_min_delta)
 
 
+def ended(co: Any) -> tuple[int, str] | None:
+    """Return (last round, reason) of a federation that already ended in this work folder, else None.
+
+    It ended once ``result.json`` is written (or the ledger records ``federation-ended``): a restart then
+    publishes that result again and never decides anew (a plateau counting the last global's point would
+    otherwise end it at the round before).
+    """
+    local = co.work / "result.json"
+    if local.exists():
+        doc = read_document(local, co.plan, DocKind.RESULT)
+        return int(doc["last_round"]), str(doc["reason"])
+    event = next((e for e in reversed(_entries(co)) if e["event"] == FEDERATION_ENDED), None)
+    return None if event is None else (int(event["last_round"]), str(event["reason"]))
+
+
 def last_global_scored(co: Any, last: int) -> bool:
     """Record the sites' signed validation of the published last global once it may close; True when recorded."""
     from fedseg.federation.ledger import Ledger
@@ -48,19 +63,24 @@ def last_global_scored(co: Any, last: int) -> bool:
     if any(e["event"] == GLOBAL_VALIDATED and e.get("round") == last for e in entries):
         return True
     plan, store = co.plan, co.store
-    sites = {s.id for s in plan.sites}
-    answered = {s for s in map(parse_score_name, store.list(FINAL_VALIDATION)) if s in sites}
-    deadline = plan.aggregation.round_deadline
+    governing = plan.in_force(last)  # the version the sites check too (they report if members of it)
+    sites, folder = {s.id for s in governing.sites}, validation_folder(last)
+    deadline = governing.aggregation.round_deadline
     opened = json.loads((co.round_dir(last + 1) / "opened.json").read_text())["published_at"]
     overdue = deadline > 0 and co.clock() - float(opened) >= deadline
-    if not (answered == sites or (overdue and len(answered) >= plan.aggregation.min_sites)):
-        return False
+
+    def enough(answered: set[str]) -> bool:
+        return bool(answered) and (answered == sites or (overdue and len(answered) >= governing.aggregation.min_sites))
+
+    if not enough({s for s in map(parse_score_name, store.list(folder)) if s in sites}):
+        return False  # not even the file names yet: nothing to download
     digest = _global_digest(entries, last)
     with tempfile.TemporaryDirectory(prefix="fedseg-final-") as name:
-        scores, valid = read_scores(plan, store, FINAL_VALIDATION, Path(name), round_=last, sha256=digest, split="val")
-    if len(valid) < min(plan.aggregation.min_sites, len(answered)) or not valid:
-        return False  # what arrived does not verify: wait for the sites to send it again
-    point = pooled(last, digest, scores)
+        scores, valid = read_scores(plan, store, folder, Path(name), round_=last, sha256=digest, split="val",
+                                    sites=sites)
+    if not enough(set(valid)):
+        return False  # answered: only the verified scores of this global; wait for the others
+    point = pooled(last, digest, scores, **pooling(plan, last))
     Ledger(co.ledger_path).append(GLOBAL_VALIDATED, round=last, sha256=digest, sites=valid, validation=point)
     log.info("the last global (round %d) was scored by %d site(s)", last, len(valid))
     return True

@@ -13,6 +13,8 @@
 4. The run ends after the plan's last round, once the sites have scored its global, or early when the
    federated validation has plateaued (``aggregation.early_stop_patience``); the coordinator then publishes
    the signed ``final/result.json`` naming the best round's global (:mod:`fedseg.workflow.store.final`).
+   The last round is never an early stop (its global is published and scored), and a restart after the
+   end publishes the same result again.
 5. Plan updates: every turn reads the plan folder again and publishes new signed versions on the store
    (:mod:`fedseg.workflow.store.plan_sync`) before the next global; each round waits for the sites of
    the plan version in force for it, and is aggregated under that version.
@@ -218,7 +220,7 @@ def run_coordinator(plan: Plan, *, key: PrivateKey, store: Store, work: Path, po
     ``max_idle_polls`` bounds the waiting (tests).
     """
     from fedseg.workflow.coordinator.aggregate import QuorumError
-    from fedseg.workflow.store.coordinator_end import finish, last_global_scored, plateau
+    from fedseg.workflow.store.coordinator_end import ended, finish, last_global_scored, plateau
 
     work = Path(work)
     me = plan.coordinator.id
@@ -230,11 +232,15 @@ def run_coordinator(plan: Plan, *, key: PrivateKey, store: Store, work: Path, po
         try:
             r = co.current_round()
             co.plan = reload_plan(co.plan)  # a version `fedseg plan update` added beside plan.toml
+            done = ended(co)
+            if done is not None:  # a restart after the end: publish the same result again
+                co.result.final_round, co.result.result = done[0], finish(co, *done)
+                return co.result
             check_not_retroactive(co.plan, co.accepted_plan_version(), r)
             publish_plans(store, co.plan, co.published_plans)  # before the global that opens its rounds
             if r >= 1 and not (co.round_dir(r) / "report.json").exists():
                 co.aggregate(r, co.try_close(r) or [])  # crashed between the global and its report
-            if plateau(co):  # early stop: the result replaces the global of round r, which stays unpublished
+            if r < co.plan.rounds and plateau(co):  # early stop: the result replaces global r, left unpublished
                 co.result.final_round, co.result.result = r - 1, finish(co, r - 1, "plateau")
                 return co.result
             co.publish(r)

@@ -6,9 +6,10 @@ How a run ends (``fedseg coordinator run`` / ``fedseg site run``):
   (:mod:`fedseg.workflow.coordinator.fed_validation`) has not improved for that many evaluations, the
   coordinator publishes the result instead of the round's new global (which stays in its work folder).
 * **Last round**: once the plan's last global is published, every site scores it on its validation split
-  and uploads a signed score (``final/validation/<site>.json``); the last global can be scored by no later
+  and uploads a signed score (``final/validation/rNNNN/<site>.json``); the last global can be scored by no later
   round, and this way it is judged exactly as every earlier global was. The coordinator waits for every site
-  (or, after ``aggregation.round_deadline``, for ``min_sites``), records the point (ledger event
+  (or, after ``aggregation.round_deadline``, for ``min_sites``) of the plan version in force for that round,
+  counting only verified scores of that global, records the point (ledger event
   ``global-validated``) and publishes the result.
 
 The result (``final/result.json``, kind ``result``, signed by the coordinator) names the global of the best
@@ -26,7 +27,7 @@ not leave the site. Everything read here from the store is verified first (:mod:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,14 @@ def public_score(body: Mapping[str, Any], min_cases: int) -> dict[str, Any]:
 
 
 def read_scores(plan: Plan, store: Store, folder: str, tmp: Path, *, round_: int, sha256: str,
-                split: str) -> tuple[list[SiteScore], list[str]]:
+                split: str, sites: Collection[str] | None = None) -> tuple[list[SiteScore], list[str]]:
     """Return the verified site scores of global (``round_``, ``sha256``) on ``split`` in ``folder``, and who sent one.
 
-    A document that does not verify, or scores another global or split, is logged and left out; a site
-    whose valid document holds no Dice (too few cases) counts as answered without a score.
+    Only the ``sites`` named count (default: the sites of ``plan``). A document that does not verify, or
+    scores another global or split, is logged and left out; a site whose valid document holds no Dice (too
+    few cases) counts as answered without a score.
     """
-    sites = {s.id for s in plan.sites}
+    sites = {s.id for s in plan.sites} if sites is None else set(sites)
     scores: list[SiteScore] = []
     answered: list[str] = []
     for name in sorted(store.list(folder)):

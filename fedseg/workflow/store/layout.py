@@ -5,7 +5,7 @@
     rounds/r0001/global.fedseg           the global of round 1, aggregated from round 1's updates
     rounds/r0001/report.json             the coordinator's report of round 1 (verdicts, reasons, late updates)
     status/<member>.json                 the last error a member met, if any (time, round, message)
-    final/validation/<site>.json         each site's signed validation score of the plan's last global
+    final/validation/rNNNN/<site>.json   each site's signed validation score of the last global (round NNNN)
     final/result.json                    the coordinator's signed result: the best round's global, once the run ends
     final/test/<site>.json               each site's signed test score of the result's global
     plans/plan-vNNNN.toml                each signed plan update (version 2 on), published by the coordinator
@@ -23,7 +23,7 @@ import re
 
 __all__ = ["FINAL_TEST", "FINAL_VALIDATION", "PLANS_FOLDER", "RESULT_KEY", "global_key", "parse_score_name",
            "parse_update_name", "plan_key", "report_key", "round_folder", "score_key", "status_key", "update_key",
-           "updates_folder"]
+           "updates_folder", "validation_folder"]
 
 _MEMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 UPDATE_SUFFIX = ".fedseg"
@@ -31,6 +31,14 @@ SCORE_SUFFIX = ".json"
 RESULT_KEY = "final/result.json"
 FINAL_VALIDATION = "final/validation"  # folders of the sites' signed scores (score_key)
 FINAL_TEST = "final/test"
+
+
+def validation_folder(round_: int) -> str:
+    """Return the folder of the sites' signed validation scores of the last global, of round ``round_``.
+
+    Per round: after a plan update extends the rounds, the scores of the former last global stay apart.
+    """
+    return f"{FINAL_VALIDATION}/r{round_:04d}"
 
 
 def round_folder(round_: int) -> str:
@@ -76,7 +84,7 @@ def parse_update_name(name: str) -> str | None:
 
 
 def score_key(folder: str, site: str) -> str:
-    """Return the key of ``site``'s signed score in ``folder`` (:data:`FINAL_VALIDATION` or :data:`FINAL_TEST`)."""
+    """Return the key of ``site``'s signed score in ``folder`` (:func:`validation_folder` or :data:`FINAL_TEST`)."""
     return f"{folder}/{site}{SCORE_SUFFIX}"
 
 

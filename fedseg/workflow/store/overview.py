@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fedseg.federation.plan import Plan
-from fedseg.workflow.coordinator.fed_validation import MANIFEST_KEY, best_point, pooled
+from fedseg.workflow.coordinator.fed_validation import MANIFEST_KEY, best_point, pooled, pooling
 from fedseg.workflow.site.received import read_global
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.final import read_result, read_scores
@@ -149,5 +149,9 @@ def _outcome(plan: Plan, store: Store, tmp: Path, overview: StoreOverview, point
     if overview.result is not None:
         overview.best = overview.result.get("best")
         round_, sha256 = overview.result["round"], overview.result["sha256"]
-        scores, answered = read_scores(plan, store, FINAL_TEST, tmp, round_=round_, sha256=sha256, split="test")
-        overview.test = {"pooled": pooled(round_, sha256, scores), "answered": answered}
+        end = int(overview.result.get("last_round", round_))
+        expected = [s.id for s in plan.in_force(end).sites]  # the sites at the end, not those that left
+        scores, answered = read_scores(plan, store, FINAL_TEST, tmp, round_=round_, sha256=sha256, split="test",
+                                       sites=expected)
+        overview.test = {"pooled": pooled(round_, sha256, scores, **pooling(plan, end)), "answered": answered,
+                         "expected": expected}

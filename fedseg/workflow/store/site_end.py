@@ -5,7 +5,7 @@ See :mod:`fedseg.workflow.store.final` for the protocol. Both scores go through 
 the split's labelled cases, after the global is verified (signature, plan binding, tensor spec) and matched
 to the round and digest it must have. Work folder::
 
-    final/validation.json, validation.uploaded   the signed validation score of the last global
+    final/validation-rNNNN.json, .uploaded       the signed validation score of the last global (round NNNN)
     final/test-score.json                        the site-level test score of the result's global (kept here)
     final/test.json, test.uploaded               the same, signed, as it may leave the site
 
@@ -21,11 +21,12 @@ from typing import Any
 
 from fedseg.errors import BindingError
 from fedseg.federation.document import DocKind, write_document
+from fedseg.federation.plan import Plan
 from fedseg.fsutil import atomic_write_json
 from fedseg.workflow.store.final import public_score
-from fedseg.workflow.store.layout import FINAL_TEST, FINAL_VALIDATION, global_key, score_key
+from fedseg.workflow.store.layout import FINAL_TEST, global_key, score_key, validation_folder
 
-__all__ = ["report_last_validation", "score_result"]
+__all__ = ["is_site_at", "report_last_validation", "score_result"]
 
 log = logging.getLogger(__name__)
 
@@ -65,29 +66,51 @@ def _upload(site: Any, body: dict[str, Any], folder: str, name: str) -> None:
 
 
 def report_last_validation(site: Any, last: dict[str, Any]) -> None:
-    """Score the accepted last global (``last``: its round and digest) on validation and upload it, once."""
-    if (site.work / "final" / "validation.uploaded").exists():
-        return
+    """Score the accepted last global (``last``: its round and digest) on validation and upload it, once.
+
+    Once per last round: when a plan update extends the rounds, the new last global is scored again.
+    """
     round_, sha256 = int(last["round"]), str(last["sha256"])
+    name = f"validation-r{round_:04d}"
+    if (site.work / "final" / f"{name}.uploaded").exists():
+        return
     path = site.global_path(round_)
     if not path.exists() and not site.store.get(global_key(round_), path, max_bytes=site.max_global_bytes):
         raise BindingError(f"{site.store.url}/{global_key(round_)}: the last global is gone from the store and "
                            "from the work folder")
-    _upload(site, score_global(site, path, round_=round_, sha256=sha256, split="val"), FINAL_VALIDATION, "validation")
+    _upload(site, score_global(site, path, round_=round_, sha256=sha256, split="val"), validation_folder(round_), name)
     log.info("%s: uploaded its validation score of the last global (round %d)", site.site, round_)
 
 
+def is_site_at(plan: Plan, key_id: str, round_: int) -> bool:
+    """Return whether ``key_id`` is a site key of the version of ``plan`` in force for ``round_``."""
+    governing = plan.in_force(round_)
+    member = governing.member_by_key_id(key_id)
+    return member is not None and member in governing.sites
+
+
 def score_result(site: Any, result: dict[str, Any]) -> dict[str, Any]:
-    """Score the result's global on the test split, keep it locally and upload it signed (once); return it."""
+    """Score the result's global on the test split, keep it locally and upload it signed (once); return it.
+
+    A site whose key is no site key at the end (it left, or its key was revoked or rotated out) keeps its
+    score here and uploads nothing: the federation would not accept its signature.
+    """
     local = site.work / "final" / "test-score.json"
     round_, sha256 = int(result["round"]), str(result["sha256"])
-    if (site.work / "final" / "test.uploaded").exists() and local.exists():
+    end = int(result.get("last_round", round_))
+    # a site of the version in force at the end, and of the newest one, which its signed documents bind to
+    member = is_site_at(site.plan, site.key.key_id, end) and is_site_at(site.plan, site.key.key_id, site.plan.from_round)
+    if local.exists() and (not member or (site.work / "final" / "test.uploaded").exists()):
         return dict(json.loads(local.read_text()))
     path = site.global_path(round_)
     if not path.exists():
         site.store.get(global_key(round_), path, max_bytes=site.max_global_bytes)
     body = score_global(site, path, round_=round_, sha256=sha256, split="test")
     atomic_write_json(local, body)
+    if not member:
+        log.info("%s: its key is no site key of the plan at the end (round %d): the test score stays at the site, "
+                 "not uploaded", site.site, end)
+        return body
     _upload(site, body, FINAL_TEST, "test")
     log.info("%s: the federation's result (round %d) scored %s on its test split", site.site, round_, body["dice"])
     return body

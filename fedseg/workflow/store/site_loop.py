@@ -20,7 +20,8 @@ Plan updates: each turn first fetches new plan versions from the store and verif
 the site trusts (:mod:`fedseg.workflow.store.plan_sync`); the site trains a round only when its key is a
 site key of the version in force for that round (a site that joins at round R trains from R on; until
 then, or after it left, it follows the globals without training). A rotated key means restarting the
-loop with the new key (the old one is refused from the rotation round on).
+loop with the new key: the old one stops with a PlanError saying so once it would sign a round of the
+rotation on.
 
 The site state (last accepted global) is the site's one state for the federation, kept with its data
 (``DATA/.fedseg/state-<federation-id>.json``) and shared with ``fedseg train-local``.
@@ -45,7 +46,7 @@ from fedseg.errors import BindingError, FedsegError, PlanError, StoreError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.workflow.initial import global_filename
-from fedseg.workflow.site.received import read_global, site_for_round, site_in_chain
+from fedseg.workflow.site.received import read_global, site_in_chain
 from fedseg.workflow.site.train import train_local
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import global_key, update_key
@@ -113,12 +114,22 @@ class _Site:
         return path
 
     def member_at(self, round_: int) -> bool:
-        """Return whether this site's key is a site key of the plan version in force for ``round_``."""
-        try:
-            site_for_round(self.plan, self.key, round_)
-        except PlanError:
-            return False
-        return True
+        """Return whether this site's key is a site key of the plan version in force for ``round_``.
+
+        PlanError when the site is one under another key (its key was rotated out): waiting would stall
+        a federation that waits for this site.
+        """
+        from fedseg.workflow.store.site_end import is_site_at
+
+        if is_site_at(self.plan, self.key.key_id, round_):
+            return True
+        if any(s.id == self.site for s in self.plan.in_force(round_).sites):
+            mine = max((v.version for v in self.plan.versions if self.key.key_id in {s.key_id for s in v.sites}),
+                       default=0)
+            since = next(v.from_round for v in self.plan.versions if v.version > mine)
+            raise PlanError(f"{self.key.source}: the key {self.key.key_id} of site {self.site!r} was rotated out "
+                            f"from round {since}; restart `fedseg site run` with the new key")
+        return False
 
     def accept_only(self, path: Path) -> Any:
         """Accept a verified global without training on it (the last round, or not a member of the next)."""

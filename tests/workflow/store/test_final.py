@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -125,3 +126,28 @@ def test_last_round_is_scored_by_the_sites_and_a_forged_result_is_refused(tmp_pa
     forged.write_text(json.dumps(body))
     with pytest.raises(SignatureError):
         read_document(forged, plan, DocKind.RESULT)
+
+
+def test_a_restart_after_a_last_round_end_keeps_that_end(tmp_path: Path) -> None:
+    # min_delta 0.99 and patience 1: the curve [0, 1, 2] has plateaued, but the last round is no early stop
+    make_federation(tmp_path, rounds=2, min_cases=1, early_stop_patience=1, early_stop_min_delta=0.99)
+    plan = load_plan(tmp_path / "plan.toml")
+    url = str(tmp_path / "store")
+    run_federation(tmp_path, url)
+    store = open_store(url)
+    key = load_private_key(tmp_path / "keys" / "coordinator.key")
+    result = read_document(tmp_path / "store" / RESULT_KEY, plan, DocKind.RESULT)
+    assert (result["reason"], result["last_round"]) == ("last-round", 2)
+    again = run_coordinator(plan, key=key, store=store, work=tmp_path / "coord", poll=0.0, max_idle_polls=0)
+    assert again.final_round == 2 and again.result == result
+    # a kill after the last global's point was recorded, before the result was written
+    ledger = tmp_path / "coord" / "ledger.jsonl"
+    lines = ledger.read_bytes().split(b"\n")[:-1]
+    assert json.loads(lines[-1])["event"] == "federation-ended"
+    ledger.write_bytes(b"".join(line + b"\n" for line in lines[:-1]))
+    head = {"seq": len(lines) - 2, "sha256": hashlib.sha256(lines[-2]).hexdigest()}
+    (tmp_path / "coord" / "ledger.jsonl.head").write_text(json.dumps(head))
+    (tmp_path / "coord" / "result.json").unlink()
+    (tmp_path / "store" / RESULT_KEY).unlink()
+    again = run_coordinator(plan, key=key, store=store, work=tmp_path / "coord", poll=0.0, max_idle_polls=0)
+    assert again.final_round == 2 and again.result == result

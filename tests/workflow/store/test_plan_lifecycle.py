@@ -67,7 +67,8 @@ def test_site_joins_key_rotates_key_is_revoked(tmp_path: Path) -> None:
     assert [site(s) for s in ("site-a", "site-b", "site-c")] == [[2], [2], [2]]
     with pytest.raises(StoreError, match="no round closed"):
         coordinator()  # round 2: four sites under v2
-    assert site("site-b") == []  # its old key is rotated out from round 3: it trains nothing
+    with pytest.raises(PlanError, match="rotated out from round 3; restart `fedseg site run` with the new key"):
+        site("site-b")  # its old key trains nothing and says so, rather than wait for ever
     assert site("site-b", "site-b2") == [3]  # the same site with its new key
     assert site("site-c") == []  # revoked: it follows the globals, trains nothing
     assert [site(s) for s in ("site-a", "site-d")] == [[3], [3]]
