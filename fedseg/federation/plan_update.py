@@ -61,9 +61,9 @@ def _revocations(current: Plan, data: dict[str, Any], changes: PlanChanges) -> l
             raise PlanError(f"--revoke {key_id}: that key of {holder.id!r} is already revoked")
         if holder.id == tip.coordinator.id and tip.coordinator.key_id == key_id and changes.coordinator_key is None:
             raise PlanError(f"--revoke {key_id}: revoking the coordinator key needs --new-coordinator-key")
-        current = next((s for s in data["sites"] if s["id"] == holder.id), None)
-        if current is not None and current["public_key"] == holder.public_key.to_text() and holder.id not in rotated:
-            data["sites"].remove(current)
+        entry = next((s for s in data["sites"] if s["id"] == holder.id), None)
+        if entry is not None and entry["public_key"] == holder.public_key.to_text() and holder.id not in rotated:
+            data["sites"].remove(entry)
         revoked.append(Revocation(key_id, holder.id, changes.from_round))
     return revoked
 
