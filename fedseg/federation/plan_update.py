@@ -75,6 +75,16 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     data.setdefault(section, {})[name] = value
 
 
+def _check_rounds(old: int, new: int, from_round: int) -> None:
+    """Refuse a new total of rounds that drops a round which may be published, or grows after the end."""
+    if new < from_round - 1:
+        raise PlanError(f"--rounds {new}: fewer than round {from_round - 1}, which may be published before "
+                        f"--from-round {from_round}")
+    if new > old and from_round > old + 1:
+        raise PlanError(f"--from-round {from_round}: the federation's {old} round(s) end before it; extending the "
+                        f"rounds takes effect by round {old + 1}")
+
+
 def next_version(current: Plan, changes: PlanChanges) -> Plan:
     """Return the next version of ``current``'s chain with ``changes`` (not yet signed); PlanError if invalid."""
     tip = current.versions[-1]
@@ -98,6 +108,7 @@ def next_version(current: Plan, changes: PlanChanges) -> Plan:
     if changes.coordinator_key is not None:
         data["coordinator"]["public_key"] = changes.coordinator_key.to_text()
     if changes.rounds is not None:
+        _check_rounds(tip.rounds, changes.rounds, changes.from_round)
         data["federation"]["rounds"] = changes.rounds
     for dotted, value in changes.settings:
         _set(data, dotted, value)
