@@ -4,7 +4,7 @@ A site joins (``add_sites``), leaves (``remove_sites``), has its key rotated (``
 revoked (``revoke``: the member loses it and every artifact it signed from ``from_round`` on is refused;
 a revoked site key without a rotation removes the site, a revoked coordinator key needs
 ``coordinator_key``), the rounds are extended (``rounds``), a setting changes (``settings``,
-``section.key`` = value), the coordinator key is rotated (``coordinator_key``). Everything in one
+``section.key`` = value; never the model, the preprocessing or the privacy mode), the coordinator key is rotated (``coordinator_key``). Everything in one
 version takes effect from its ``from_round``: the first round whose updates and global it governs.
 
 The new version states every setting (it is written from :meth:`Plan.to_dict`), names the previous
@@ -68,10 +68,21 @@ def _revocations(current: Plan, data: dict[str, Any], changes: PlanChanges) -> l
     return revoked
 
 
+_FIXED = {"model": "every global of the federation is verified against one model",
+          "preprocessing": "every site's data and every global's training were prepared one way"}
+
+
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     section, _, name = dotted.partition(".")
+    if section in _FIXED:
+        raise PlanError(f"--set {dotted}: the {section} section cannot change in a plan update ({_FIXED[section]}); "
+                        "start a new federation instead")
     if section not in _SECTIONS or not name or "." in name:
-        raise PlanError(f"--set {dotted}: expected SECTION.KEY with SECTION one of {', '.join(_SECTIONS)}")
+        raise PlanError(f"--set {dotted}: expected SECTION.KEY with SECTION one of "
+                        f"{', '.join(s for s in _SECTIONS if s not in _FIXED)}")
+    if dotted == "privacy.mode" and value != data.get("privacy", {}).get("mode", "off"):
+        raise PlanError(f"--set {dotted}: the privacy mode cannot change in a plan update (the guarantee and its "
+                        "accounting cover the whole federation); start a new federation instead")
     data.setdefault(section, {})[name] = value
 
 
