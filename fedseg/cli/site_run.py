@@ -37,7 +37,7 @@ def default_work(plan: Any, key: Any, store: Any) -> Path:
 
 @app.command("run")
 def run(
-    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml).", exists=True, dir_okay=False)],
+    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml or its folder).", exists=True)],
     data: Annotated[Path, typer.Option("--data", help="This site's dataset (made by `fedseg preprocess`).", exists=True, file_okay=False)],
     key: Annotated[Path, typer.Option("--key", help="This site's private key (signs the updates).", exists=True, dir_okay=False)],
     store: Annotated[str, typer.Option("--store", help=STORE_HELP)],

@@ -33,6 +33,9 @@ def test_site_once_without_a_global_and_status(tmp_path: Path) -> None:
     assert body["rounds"][0]["published"] is False and body["errors"] == {}
     result = runner.invoke(app, ["status", "--plan", str(plan), "--store", store])
     assert result.exit_code == 0 and "site-a" in result.stdout
+    folder = runner.invoke(app, ["status", "--plan", str(plan.parent), "--store", store, "--json"])  # --plan DIR
+    assert folder.exit_code == 0, folder.output
+    assert json.loads(folder.stdout)["sites"] == body["sites"]
 
 
 def test_password_in_the_url_is_one_red_line(tmp_path: Path) -> None:
