@@ -68,7 +68,7 @@ def _summary(report: AggregateReport) -> None:
 
 def aggregate(
     updates: Annotated[list[Path], typer.Argument(help="Update files (.fedseg) from the sites for this round.")],
-    plan: Annotated[Path, typer.Option("--plan", help="The federation plan.toml.", exists=True, dir_okay=False)],
+    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml or its folder).", exists=True)],
     global_: Annotated[Path, typer.Option("--global", help="The current global model the updates trained from.",
                                           exists=True, dir_okay=False)],
     key: Annotated[Path, typer.Option("--key", help="Coordinator's private key (signs the next global).",

@@ -16,7 +16,7 @@ app = typer.Typer(help="The coordinator's unattended rounds over a store.", no_a
 
 @app.command("run")
 def run(
-    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml).", exists=True, dir_okay=False)],
+    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml or its folder).", exists=True)],
     key: Annotated[Path, typer.Option("--key", help="The coordinator's private key (signs the globals).", exists=True, dir_okay=False)],
     store: Annotated[str, typer.Option("--store", help=STORE_HELP)],
     work: Annotated[Path | None, typer.Option("--work", help="Local work folder: globals, ledger, frozen rounds (default: ./.fedseg-coordinator).")] = None,

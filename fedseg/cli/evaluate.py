@@ -74,7 +74,7 @@ def evaluate(
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write one CSV row per case.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Cases scored in parallel (processes; 1 runs inline).")] = 1,
     plan_path: Annotated[
-        Path | None, typer.Option("--plan", exists=True, dir_okay=False, help="Federation plan (with --model/--data).")
+        Path | None, typer.Option("--plan", exists=True, help="Federation plan (with --model/--data).")
     ] = None,
     model_path: Annotated[
         Path | None, typer.Option("--model", exists=True, dir_okay=False, help="Global model (.fedseg) to predict with.")

@@ -20,7 +20,7 @@ class Format(str, enum.Enum):
 
 
 def export(
-    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml).", exists=True, dir_okay=False)],
+    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml or its folder).", exists=True)],
     out: Annotated[Path, typer.Option("--out", help="The file to write.")],
     checkpoint: Annotated[Path | None, typer.Argument(help="A checkpoint folder written by train-local.", exists=True, file_okay=False)] = None,
     key: Annotated[Path | None, typer.Option("--key", help="This site's private key (checkpoint export).", exists=True, dir_okay=False)] = None,

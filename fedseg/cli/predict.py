@@ -16,7 +16,7 @@ __all__ = ["predict"]
 
 def predict(
     inputs: Annotated[list[Path], typer.Argument(help="Raw case folders (any layout preprocess accepts), CSVs, or site datasets.")],
-    plan_path: Annotated[Path, typer.Option("--plan", exists=True, dir_okay=False, help="The federation plan (plan.toml).")],
+    plan_path: Annotated[Path, typer.Option("--plan", exists=True, help="The federation plan (plan.toml or its folder).")],
     model_path: Annotated[Path, typer.Option("--model", exists=True, dir_okay=False, help="A global model file (.fedseg).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for <ID>.nii.gz label maps (created if missing).")],
     device: DeviceOption = "auto",

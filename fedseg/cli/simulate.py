@@ -26,7 +26,7 @@ def simulate(
     patience: Annotated[int, typer.Option("--patience", help="Evaluations without improvement that end a mode (converged).")] = 3,
     max_rounds: Annotated[int, typer.Option("--max-rounds", help="Most rounds a mode trains under --budget converged.")] = 30,
     external: Annotated[list[Path] | None, typer.Option("--external", help="A site dataset outside the federation to score every mode's selected model on (repeatable).", exists=True, file_okay=False)] = None,
-    plan: Annotated[Path | None, typer.Option("--plan", help="Take model/training/aggregation settings from this plan (default: sized to the device).", exists=True, dir_okay=False)] = None,
+    plan: Annotated[Path | None, typer.Option("--plan", help="Take model/training/aggregation settings from this plan (default: sized to the device).", exists=True)] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder (rerun with the same folder to resume).")] = Path("simulation"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the shared initial model and of training (the first of --seeds).")] = 0,
     seeds: Annotated[int, typer.Option("--seeds", help="Repeat with N seeds: mean ± sd and a paired Wilcoxon test per case.", min=1)] = 1,

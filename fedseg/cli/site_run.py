@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,9 +15,29 @@ from fedseg.cli.keys import passphrase_from_env
 app = typer.Typer(help="A site's unattended rounds over a store.", no_args_is_help=True)
 
 
+def default_work(plan: Any, key: Any, store: Any) -> Path:
+    """Return ``./.fedseg-SITE`` for the site holding ``key`` in the chain, with the store's plan versions.
+
+    A site that joins in a plan update, or whose key was rotated, is listed only in a version on the
+    store: those are fetched (and verified) into a temporary folder to find its id.
+    """
+    import tempfile
+
+    from fedseg.errors import PlanError
+    from fedseg.workflow.site.received import site_in_chain
+    from fedseg.workflow.store.plan_sync import fetch_plans
+
+    try:
+        return Path(f".fedseg-{site_in_chain(plan, key).id}")
+    except PlanError:
+        with tempfile.TemporaryDirectory(prefix="fedseg-plans-") as folder:
+            chain = fetch_plans(store, plan, Path(folder))
+        return Path(f".fedseg-{site_in_chain(chain, key).id}")
+
+
 @app.command("run")
 def run(
-    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml).", exists=True, dir_okay=False)],
+    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml or its folder).", exists=True)],
     data: Annotated[Path, typer.Option("--data", help="This site's dataset (made by `fedseg preprocess`).", exists=True, file_okay=False)],
     key: Annotated[Path, typer.Option("--key", help="This site's private key (signs the updates).", exists=True, dir_okay=False)],
     store: Annotated[str, typer.Option("--store", help=STORE_HELP)],
@@ -40,7 +60,6 @@ def run(
     """
     from fedseg.federation.keys import load_private_key
     from fedseg.federation.plan import load_plan
-    from fedseg.workflow.site.received import site_of_key
     from fedseg.workflow.store.site_loop import run_site
 
     if threads is not None:
@@ -50,8 +69,9 @@ def run(
     log_to_stderr()
     the_plan = load_plan(plan)
     the_key = load_private_key(key, passphrase_from_env(passphrase_env))
-    folder = work if work is not None else Path(f".fedseg-{site_of_key(the_plan, the_key).id}")
-    result = run_site(the_plan, data=data, key=the_key, store=open_cli_store(store), work=folder, once=once,
+    the_store = open_cli_store(store)
+    folder = work if work is not None else default_work(the_plan, the_key, the_store)
+    result = run_site(the_plan, data=data, key=the_key, store=the_store, work=folder, once=once,
                       poll=poll, device=device, state_path=state)
     if as_json:
         body = {"site": result.site, "trained": result.trained, "finished": result.finished,

@@ -19,7 +19,7 @@ _STYLE = {"accepted": "green", "late": "yellow", "missing": "red", "answered": "
 
 
 def status(
-    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml).", exists=True, dir_okay=False)],
+    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml or its folder).", exists=True)],
     store: Annotated[str, typer.Option("--store", help=STORE_HELP)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the overview as JSON.")] = False,
 ) -> None:

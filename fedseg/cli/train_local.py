@@ -68,7 +68,7 @@ class _Display:
 
 
 def train_local(
-    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml).", exists=True, dir_okay=False)],
+    plan: Annotated[Path, typer.Option("--plan", help="The federation plan (plan.toml or its folder).", exists=True)],
     global_model: Annotated[Path, typer.Option("--global", help="The received global model (.fedseg).", exists=True, dir_okay=False)],
     data: Annotated[Path, typer.Option("--data", help="This site's dataset (made by `fedseg preprocess`).", exists=True, file_okay=False)],
     key: Annotated[Path, typer.Option("--key", help="This site's private key (signs the update).", exists=True, dir_okay=False)],

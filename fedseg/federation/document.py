@@ -4,11 +4,14 @@ A document file holds canonical JSON ``{"document": {...}, "key_id": "...", "sig
 The signature is Ed25519 over :data:`DOCUMENT_CONTEXT` + canonical JSON of the document, a context other
 than the artifact manifests' (:mod:`fedseg.federation.signing`), so no signature can be moved between a
 document and an artifact. The document states its ``kind``, ``signer``, ``federation_id`` and
-``plan_sha256``. Reading checks, in this order: the size (at most :data:`MAX_DOCUMENT_BYTES`), that the
-file is JSON of exactly those three fields, that the key is a plan member's and the claimed signer's, the
-signature, the federation/plan binding, the kind, and the signer's role: a result comes from the
-coordinator, a score from a site. Only then is the document returned; what it says beyond that is the
-caller's to check (the round and digest of the global it names, for instance).
+``plan_sha256`` with ``plan_version`` (absent = 1): the plan version its signer held. Reading checks, in
+this order: the size (at most :data:`MAX_DOCUMENT_BYTES`), that the file is JSON of exactly those three
+fields, the federation/plan binding (any version of the reader's verified chain, so a plan update made
+after the document was signed does not void it), that the key is a member's of that version, not revoked
+by any version (documents are signed at the federation's end), and the claimed signer's, the signature,
+the kind, and the signer's role in that version: a result comes from the coordinator, a score from a
+site. Only then is the document returned; what it says beyond that is the caller's to check (the round
+and digest of the global it names, for instance).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from fedseg.errors import ArtifactError, BindingError, SignatureError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
+from fedseg.federation.signing import bound_version, revocation_of
 from fedseg.fsutil import atomic_write_bytes
 from fedseg.hashing import canonical_json
 
@@ -57,7 +61,7 @@ def write_document(path: Path, body: Mapping[str, Any], *, kind: DocKind, key: P
     where = str(path)
     signer = _signer_id(plan, kind, key.key_id, where)
     document = {**body, "kind": kind.value, "signer": signer, "federation_id": plan.federation_id,
-                "plan_sha256": plan.sha256}
+                "plan_sha256": plan.sha256, **({"plan_version": plan.version} if plan.version > 1 else {})}
     try:
         message = DOCUMENT_CONTEXT + canonical_json(document)
     except (TypeError, ValueError) as exc:
@@ -85,9 +89,15 @@ def read_document(path: Path, plan: Plan, kind: DocKind) -> dict[str, Any]:
             or not isinstance(outer["signature"], str)):
         raise ArtifactError(f"{where}: expected {{document, key_id, signature}} of a signed fedseg document")
     document, key_id = outer["document"], outer["key_id"]
-    member = plan.member_by_key_id(key_id)
+    bound = bound_version(where, document, plan, plan.versions[-1])
+    member = bound.member_by_key_id(key_id)
     if member is None:
-        raise SignatureError(f"{where}: signed by unknown key {key_id}; it is not a member key of plan {plan.name!r}")
+        raise SignatureError(f"{where}: signed by unknown key {key_id}; it is not a member key of plan {plan.name!r} "
+                             f"v{bound.version}")
+    revoked = revocation_of(plan, key_id)
+    if revoked is not None:
+        raise SignatureError(f"{where}: signed by key {key_id} of {revoked.member!r}, revoked from round "
+                             f"{revoked.from_round} (plan v{plan.versions[-1].version})")
     if document.get("signer") != member.id:
         raise SignatureError(f"{where}: the document claims signer {document.get('signer')!r} but key {key_id} "
                              f"belongs to {member.id!r}")
@@ -98,11 +108,7 @@ def read_document(path: Path, plan: Plan, kind: DocKind) -> dict[str, Any]:
     if len(raw) != 64 or not member.public_key.verify(raw, DOCUMENT_CONTEXT + canonical_json(document)):
         raise SignatureError(f"{where}: the Ed25519 signature by {member.id!r} does not verify; the document or "
                              "signature was altered")
-    if document.get("federation_id") != plan.federation_id or document.get("plan_sha256") != plan.sha256:
-        raise BindingError(f"{where}: made for federation {document.get('federation_id')} / plan "
-                           f"{str(document.get('plan_sha256'))[:12]}, expected {plan.federation_id} / plan "
-                           f"{plan.sha256[:12]} ({plan.name!r})")
     if document.get("kind") != kind.value:
         raise BindingError(f"{where}: expected a {kind.value} document, this is a {document.get('kind')!r}")
-    _signer_id(plan, kind, key_id, where)
+    _signer_id(bound, kind, key_id, where)
     return document

@@ -141,6 +141,11 @@ class Plan:
         """Return the verified chain, root first (just this plan outside a chain)."""
         return self.lineage or (self,)
 
+    @property
+    def total_rounds(self) -> int:
+        """Return the federation's number of rounds: the newest version's ``rounds`` (an update may change it)."""
+        return self.versions[-1].rounds
+
     def in_force(self, round_: int) -> Plan:
         """Return the version of this plan's chain that governs ``round_`` (membership, keys, settings).
 

@@ -4,7 +4,7 @@ A site joins (``add_sites``), leaves (``remove_sites``), has its key rotated (``
 revoked (``revoke``: the member loses it and every artifact it signed from ``from_round`` on is refused;
 a revoked site key without a rotation removes the site, a revoked coordinator key needs
 ``coordinator_key``), the rounds are extended (``rounds``), a setting changes (``settings``,
-``section.key`` = value), the coordinator key is rotated (``coordinator_key``). Everything in one
+``section.key`` = value; never the model, the preprocessing or the privacy mode), the coordinator key is rotated (``coordinator_key``). Everything in one
 version takes effect from its ``from_round``: the first round whose updates and global it governs.
 
 The new version states every setting (it is written from :meth:`Plan.to_dict`), names the previous
@@ -61,18 +61,39 @@ def _revocations(current: Plan, data: dict[str, Any], changes: PlanChanges) -> l
             raise PlanError(f"--revoke {key_id}: that key of {holder.id!r} is already revoked")
         if holder.id == tip.coordinator.id and tip.coordinator.key_id == key_id and changes.coordinator_key is None:
             raise PlanError(f"--revoke {key_id}: revoking the coordinator key needs --new-coordinator-key")
-        current = next((s for s in data["sites"] if s["id"] == holder.id), None)
-        if current is not None and current["public_key"] == holder.public_key.to_text() and holder.id not in rotated:
-            data["sites"].remove(current)
+        entry = next((s for s in data["sites"] if s["id"] == holder.id), None)
+        if entry is not None and entry["public_key"] == holder.public_key.to_text() and holder.id not in rotated:
+            data["sites"].remove(entry)
         revoked.append(Revocation(key_id, holder.id, changes.from_round))
     return revoked
 
 
+_FIXED = {"model": "every global of the federation is verified against one model",
+          "preprocessing": "every site's data and every global's training were prepared one way"}
+
+
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     section, _, name = dotted.partition(".")
+    if section in _FIXED:
+        raise PlanError(f"--set {dotted}: the {section} section cannot change in a plan update ({_FIXED[section]}); "
+                        "start a new federation instead")
     if section not in _SECTIONS or not name or "." in name:
-        raise PlanError(f"--set {dotted}: expected SECTION.KEY with SECTION one of {', '.join(_SECTIONS)}")
+        raise PlanError(f"--set {dotted}: expected SECTION.KEY with SECTION one of "
+                        f"{', '.join(s for s in _SECTIONS if s not in _FIXED)}")
+    if dotted == "privacy.mode" and value != data.get("privacy", {}).get("mode", "off"):
+        raise PlanError(f"--set {dotted}: the privacy mode cannot change in a plan update (the guarantee and its "
+                        "accounting cover the whole federation); start a new federation instead")
     data.setdefault(section, {})[name] = value
+
+
+def _check_rounds(old: int, new: int, from_round: int) -> None:
+    """Refuse a new total of rounds that drops a round which may be published, or grows after the end."""
+    if new < from_round - 1:
+        raise PlanError(f"--rounds {new}: fewer than round {from_round - 1}, which may be published before "
+                        f"--from-round {from_round}")
+    if new > old and from_round > old + 1:
+        raise PlanError(f"--from-round {from_round}: the federation's {old} round(s) end before it; extending the "
+                        f"rounds takes effect by round {old + 1}")
 
 
 def next_version(current: Plan, changes: PlanChanges) -> Plan:
@@ -98,6 +119,7 @@ def next_version(current: Plan, changes: PlanChanges) -> Plan:
     if changes.coordinator_key is not None:
         data["coordinator"]["public_key"] = changes.coordinator_key.to_text()
     if changes.rounds is not None:
+        _check_rounds(tip.rounds, changes.rounds, changes.from_round)
         data["federation"]["rounds"] = changes.rounds
     for dotted, value in changes.settings:
         _set(data, dotted, value)

@@ -27,8 +27,8 @@ from fedseg.federation.plan import Member, Plan
 from fedseg.federation.plan_link import Revocation
 from fedseg.hashing import canonical_json
 
-__all__ = ["SIGNING_CONTEXT", "check_role", "member_for_key", "revoked_for", "sign_manifest", "signed_message",
-           "verify_manifest_signature"]
+__all__ = ["SIGNING_CONTEXT", "bound_version", "check_role", "member_for_key", "revocation_of", "revoked_for",
+           "sign_manifest", "signed_message", "verify_manifest_signature"]
 
 SIGNING_CONTEXT = b"fedseg-manifest-v1\x00"
 
@@ -67,10 +67,15 @@ def member_for_key(plan: Plan, signer: str, kind: str, key: PrivateKey, where: s
     return member
 
 
+def revocation_of(plan: Plan, key_id: str) -> Revocation | None:
+    """Return the revocation of ``key_id`` in ``plan``'s chain (the newest version keeps them all), else None."""
+    tip = plan.versions[-1]
+    return tip.link.revocation(key_id) if tip.link is not None else None
+
+
 def revoked_for(plan: Plan, key_id: str, round_: int) -> Revocation | None:
     """Return the revocation of ``key_id`` in ``plan``'s chain when it covers ``round_``, else None."""
-    tip = plan.versions[-1]
-    revoked = tip.link.revocation(key_id) if tip.link is not None else None
+    revoked = revocation_of(plan, key_id)
     return revoked if revoked is not None and round_ >= revoked.from_round else None
 
 
@@ -91,15 +96,25 @@ def _key_refusal(where: str, plan: Plan, governing: Plan, key_id: str, round_: i
             f"v{governing.version}, in force from round {governing.from_round}, rotated it out or removed the member)")
 
 
+def bound_version(where: str, signed: Mapping[str, Any], plan: Plan, expected: Plan) -> Plan:
+    """Return the version of ``plan``'s chain a signed manifest or document names; BindingError if none.
+
+    It names the federation, ``plan_version`` (absent = 1) and that version's hash; the error names
+    ``expected``, the version the reader would have taken.
+    """
+    claimed = signed.get("plan_version", 1)
+    bound = next((v for v in plan.versions if v.version == claimed), None)
+    if (signed.get("federation_id") != plan.federation_id or bound is None
+            or signed.get("plan_sha256") != bound.sha256):
+        raise BindingError(f"{where}: made for federation {signed.get('federation_id')} / plan "
+                           f"{str(signed.get('plan_sha256'))[:12]} v{claimed}, expected {plan.federation_id} / plan "
+                           f"{expected.sha256[:12]} v{expected.version} ({plan.name!r})")
+    return bound
+
+
 def _check_binding(where: str, manifest: Mapping[str, Any], plan: Plan, governing: Plan) -> None:
     """The artifact names a version of this chain, not newer than the one in force for its round."""
-    claimed = manifest.get("plan_version", 1)
-    bound = next((v for v in plan.versions if v.version == claimed), None)
-    if (manifest.get("federation_id") != plan.federation_id or bound is None
-            or manifest.get("plan_sha256") != bound.sha256):
-        raise BindingError(f"{where}: made for federation {manifest.get('federation_id')} / plan "
-                           f"{str(manifest.get('plan_sha256'))[:12]} v{claimed}, expected {plan.federation_id} / plan "
-                           f"{governing.sha256[:12]} v{governing.version} ({plan.name!r})")
+    bound = bound_version(where, manifest, plan, governing)
     if bound.version > governing.version:
         raise BindingError(f"{where}: made under plan v{bound.version}, which governs rounds from "
                            f"{bound.from_round} on; this artifact is for round {manifest.get('round')}")

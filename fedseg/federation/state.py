@@ -5,7 +5,9 @@ The state file is JSON, ``{federation_id: {"round": int, "sha256": str[, "plan_v
 plan version the site has accepted (:mod:`fedseg.federation.plan_chain`): a chain that does not hold it
 unchanged (an older plan version, a fork) is refused from then on. A site accepts global round ``last + 1``, or the very same file again (same round and payload
 digest, e.g. re-running a command). With no record yet it trusts the first global it sees (trust on first
-use); the signature and plan binding checks in :mod:`fedseg.federation.artifact` still apply to it.
+use); the signature and plan binding checks in :mod:`fedseg.federation.artifact` still apply to it, and
+it is refused when older than the round before the newest revocation of a coordinator key (which may
+have signed it).
 Refused: an older round (rollback), a jump of more than one round (a skipped global), and a different
 file for the round already accepted (equivocation by the coordinator key).
 """
@@ -60,6 +62,24 @@ def default_state_path(data_dir: Path, federation_id: str) -> Path:
     return Path(data_dir) / STATE_DIR / f"state-{federation_id}.json"
 
 
+def _check_first_contact(plan: Any, round_: int) -> None:
+    """Refuse a first global older than the round before the newest revocation of a coordinator key.
+
+    The revoked key still signs the rounds before its revocation; a site that trusts on first use could
+    be handed an old global forged with it, so it joins no earlier than the round the revocation allows.
+    """
+    tip = plan.versions[-1]
+    coordinator = {v.coordinator.id for v in plan.versions}
+    revoked = [r for r in (tip.link.revoked if tip.link is not None else ()) if r.member in coordinator]
+    if not revoked:
+        return
+    newest = max(revoked, key=lambda r: r.from_round)
+    if round_ < newest.from_round - 1:
+        raise StateError(f"federation {plan.federation_id}: a first global of round {round_}, older than round "
+                         f"{newest.from_round - 1}: coordinator key {newest.key_id} is revoked from round "
+                         f"{newest.from_round} (plan v{tip.version}) and may have signed it; wait for a newer global")
+
+
 class SiteState:
     """The last accepted global round per federation, kept in one JSON file."""
 
@@ -88,10 +108,15 @@ class SiteState:
         record = self._load().get(federation_id)
         return dict(record) if record is not None else None
 
-    def check_global(self, federation_id: str, round: int, sha256: str) -> None:
-        """Raise StateError unless global ``round`` with payload digest ``sha256`` may be accepted now."""
+    def check_global(self, federation_id: str, round: int, sha256: str, *, plan: Any = None) -> None:
+        """Raise StateError unless global ``round`` with payload digest ``sha256`` may be accepted now.
+
+        With ``plan``, a first contact is refused for a global older than a coordinator key revocation allows.
+        """
         last = self.last(federation_id)
         if last is None:
+            if plan is not None:
+                _check_first_contact(plan, round)
             return
         prev_round, prev_sha = last["round"], last["sha256"]
         if round == prev_round:
@@ -129,7 +154,7 @@ class SiteState:
             raise StateError(f"federation {federation_id}: round must be an integer >= 0, got {round!r}")
         if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256):
             raise StateError(f"federation {federation_id}: sha256 must be 64 hex digits, got {sha256!r}")
-        self.check_global(federation_id, round, sha256)
+        self.check_global(federation_id, round, sha256, plan=plan)
         data = self._load()
         record = {**data.get(federation_id, {}), "round": round, "sha256": sha256}
         if plan is not None:

@@ -63,3 +63,16 @@ def test_update_refusals(tmp_path, plan, keydir, site_keys) -> None:
     broken = run("plan", "check", fed)
     assert broken.exit_code == 1 and "does not verify" in broken.output
     assert run("plan", "update", "--help").exit_code == 0 and "Example:" in run("plan", "update", "--help").stdout
+
+
+def test_update_revokes_two_keys_at_once(tmp_path, plan, keydir, site_keys) -> None:
+    fed = tmp_path / "fed"
+    write_root(fed, plan)
+    generate_keypair("site-c2", keydir)
+    both = run("plan", "update", "--plan", fed, "--key", keydir / "coordinator.key", "--revoke",
+               site_keys["site-b"].key_id, "--revoke", site_keys["site-c"].key_id, "--rotate-site",
+               f"site-c={keydir / 'site-c2.pub'}", "--from-round", 2, "--out", fed)
+    assert both.exit_code == 0, both.output
+    newest = load_plan(fed)
+    assert [s.id for s in newest.sites] == ["site-a", "site-c"]
+    assert {r.member for r in newest.link.revoked} == {"site-b", "site-c"}

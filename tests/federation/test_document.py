@@ -60,3 +60,24 @@ def test_refusals(tmp_path: Path, fed) -> None:  # noqa: ANN001
     (tmp_path / "t.json").write_text(json.dumps({"document": {}}))
     with pytest.raises(ArtifactError, match="expected"):
         read_document(tmp_path / "t.json", plan, DocKind.SCORE)
+
+
+def test_a_document_keeps_verifying_after_a_plan_update(tmp_path: Path, plan, site_keys, keydir) -> None:  # noqa: ANN001
+    from tests._plan_chain import write_root, write_update
+
+    fed = tmp_path / "fed"
+    v1 = write_root(fed, plan)
+    write_document(tmp_path / "r.json", {"round": 2}, kind=DocKind.RESULT, key=site_keys["coordinator"], plan=v1)
+    write_document(tmp_path / "c.json", {"dice": None}, kind=DocKind.SCORE, key=site_keys["site-c"], plan=v1)
+    generate_keypair("coord-2", keydir)
+    new_coord = load_private_key(keydir / "coord-2.key")
+    v2 = write_update(fed, v1, site_keys["coordinator"], from_round=4, rounds=12, coordinator_key=new_coord.public_key)
+    assert read_document(tmp_path / "r.json", v2, DocKind.RESULT)["round"] == 2  # signed under v1, old key
+    doc = write_document(tmp_path / "r2.json", {"round": 3}, kind=DocKind.RESULT, key=new_coord, plan=v2)
+    assert doc["plan_version"] == 2 and read_document(tmp_path / "r2.json", v2, DocKind.RESULT) == doc
+    with pytest.raises(BindingError, match="v2, expected"):
+        read_document(tmp_path / "r2.json", v1, DocKind.RESULT)  # a reader that has not fetched v2
+    v3 = write_update(fed, v2, new_coord, from_round=5, revoke=(site_keys["site-c"].key_id,))
+    assert read_document(tmp_path / "r.json", v3, DocKind.RESULT)["round"] == 2
+    with pytest.raises(SignatureError, match="of 'site-c', revoked from round 5"):
+        read_document(tmp_path / "c.json", v3, DocKind.SCORE)

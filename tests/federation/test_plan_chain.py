@@ -223,3 +223,25 @@ def test_extend_chain_refuses_a_second_version_of_one_number(tmp_path, plan, sit
     write_plan_update(next_version(v1, PlanChanges(from_round=2, rounds=13)), site_keys["coordinator"], other)
     with pytest.raises(PlanError, match="a fork of the chain"):
         extend_chain(v2, [other])
+
+
+def test_rounds_are_the_newest_versions_and_change_only_where_they_can(tmp_path, plan, site_keys) -> None:
+    fed = tmp_path / "fed"
+    root = write_root(fed, replace(plan, rounds=3))
+    with pytest.raises(PlanError, match="--from-round 5: the federation's 3 round"):
+        next_version(root, PlanChanges(from_round=5, rounds=6))  # round 4 would open under v1 and be beyond it
+    with pytest.raises(PlanError, match="--rounds 2: fewer than round 3"):
+        next_version(root, PlanChanges(from_round=4, rounds=2))
+    chain = write_update(fed, root, site_keys["coordinator"], from_round=4, rounds=6)
+    assert chain.in_force(1).rounds == 3 and chain.in_force(1).total_rounds == 6 == chain.total_rounds
+
+
+def test_update_refuses_the_model_preprocessing_and_privacy_mode(tmp_path, plan) -> None:
+    root = write_root(tmp_path / "fed", plan)
+    for dotted, value, why in (("model.widths", [4, 8], "model section cannot change"),
+                               ("preprocessing.spacing", [2.0, 2.0, 2.0], "preprocessing section cannot change"),
+                               ("privacy.mode", "dp-sgd", "privacy mode cannot change")):
+        with pytest.raises(PlanError, match=f"--set {dotted}: the {why}"):
+            next_version(root, PlanChanges(from_round=2, settings=((dotted, value),)))
+    nxt = next_version(root, PlanChanges(from_round=2, settings=(("privacy.mode", "off"), ("training.steps_per_round", 3))))
+    assert nxt.privacy.mode.value == "off" and nxt.training.steps_per_round == 3

@@ -94,3 +94,23 @@ def test_only_plus_one_or_replay_moves_forward(tmp_path_factory, start, steps):
             with pytest.raises(StateError):
                 state.accept_global(FED, target, format(target, "064x"))
         assert state.last(FED) == {"round": current, "sha256": format(current, "064x")}
+
+
+def test_first_contact_refuses_a_global_a_revoked_coordinator_key_may_have_forged(tmp_path, plan, site_keys,
+                                                                                    keydir) -> None:
+    from fedseg.federation.keys import generate_keypair, load_public_key
+    from tests._plan_chain import write_root, write_update
+
+    fed = tmp_path / "fed"
+    root = write_root(fed, plan)
+    generate_keypair("coord-2", keydir)
+    chain = write_update(fed, root, site_keys["coordinator"], from_round=6, revoke=(site_keys["coordinator"].key_id,),
+                         coordinator_key=load_public_key(keydir / "coord-2.pub"))
+    state = SiteState(tmp_path / "state.json")
+    with pytest.raises(StateError, match="first global of round 4, older than round 5: coordinator key .* revoked"):
+        state.accept_global(chain.federation_id, 4, A, plan=chain)
+    with pytest.raises(StateError, match="older than round 5"):
+        state.check_global(chain.federation_id, 2, A, plan=chain)
+    state.check_global(chain.federation_id, 4, A, plan=root)  # no revocation: trust on first use
+    state.accept_global(chain.federation_id, 5, A, plan=chain)
+    state.accept_global(chain.federation_id, 6, B, plan=chain)  # no longer a first contact

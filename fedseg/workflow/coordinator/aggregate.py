@@ -175,8 +175,8 @@ def aggregate_round(
                                "the command line may only tighten what the plan says")
     spec = {name: TensorSpec(tuple(t.shape), "float32") for name, t in current.tensors.items()}
     this_round, next_round = current.round, current.round + 1
-    if next_round > plan.rounds:
-        raise AggregationError(f"{global_path} is the round-{this_round} global and the plan has {plan.rounds} "
+    if next_round > plan.total_rounds:
+        raise AggregationError(f"{global_path} is the round-{this_round} global and the plan has {plan.total_rounds} "
                                f"round(s); round {next_round} is beyond the plan (extend federation.rounds first)")
     if central is not None:
         central.schedule.check_round(next_round, "coordinator (central DP)")

@@ -32,13 +32,14 @@ def read_global(plan: Plan, global_path: Path, *, now: datetime | None = None) -
 
     art = read_artifact(Path(global_path), plan, kind=Kind.GLOBAL, spec=model_tensor_spec(plan.model))
     manifest = art.typed_manifest  # a global is always full weights: the strict parse checks it
-    plan = plan.in_force(manifest.round)  # rounds and quorum of the plan version that governed its round
+    plan = plan.in_force(manifest.round)  # the quorum of the plan version that governed its round
     moment = now if now is not None else utc_now()
     if manifest.expires_at is not None and manifest.expires_at < moment:
         raise BindingError(f"{global_path}: this global model expired at {format_timestamp(manifest.expires_at)}; ask the "
                            "coordinator for a current one")
-    if manifest.round > plan.rounds:
-        raise BindingError(f"{global_path}: a round-{manifest.round} global, but the plan has {plan.rounds} round(s)")
+    if manifest.round > plan.total_rounds:
+        raise BindingError(f"{global_path}: a round-{manifest.round} global, but the plan has {plan.total_rounds} "
+                           "round(s)")
     quorum = plan.aggregation.min_sites
     if manifest.round > 0 and len(manifest.contributors) < quorum:
         raise BindingError(f"{global_path}: round {manifest.round} was aggregated from {len(manifest.contributors)} "

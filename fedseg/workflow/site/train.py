@@ -188,7 +188,7 @@ def train_local(
     record = _resumable(ckpt_dir, fresh, resume)
     state = SiteState(state_file)
     state.check_plan(chain)
-    state.check_global(plan.federation_id, global_round, art.digest)
+    state.check_global(plan.federation_id, global_round, art.digest, plan=chain)
     if schedule is not None and record is None:  # a fresh run spends budget; a resumed one already has
         from fedseg.workflow.site.privacy_spent import privacy_file, spend
 

@@ -54,16 +54,13 @@ from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import global_key, parse_update_name, report_key, update_key, updates_folder
 from fedseg.workflow.store.member_status import record_error
 from fedseg.workflow.store.plan_sync import check_not_retroactive, publish_plans, reload_plan
+from fedseg.workflow.store.publish import PublishConflict, create_or_same
 
 __all__ = ["CoordinatorRun", "PublishConflict", "run_coordinator"]
 
 log = logging.getLogger(__name__)
 
 LATE_EVENT = "update-late"
-
-
-class PublishConflict(StoreError):
-    """The store already holds another global for a round: a second coordinator publishes there."""
 
 
 @dataclass
@@ -129,17 +126,7 @@ class _Coordinator:
 
     def create_or_same(self, key: str, path: Path, what: str) -> bool:
         """Create ``key`` from ``path`` unless the store holds the same bytes (False); PublishConflict if other."""
-        if self.store.create(key, path):
-            return True
-        theirs = self.work / ".published-check"
-        self.store.get(key, theirs)
-        same = theirs.exists() and _sha256(theirs) == _sha256(path)
-        theirs.unlink(missing_ok=True)
-        if not same:
-            raise PublishConflict(f"{self.store.url}/{key}: another {what} is already published; a second "
-                                  "coordinator (or another work folder) runs on this store; stopping rather than fork "
-                                  "the federation")
-        return False
+        return create_or_same(self.store, key, path, what)
 
     def answered(self, round_: int) -> list[str]:
         sites = {s.id for s in self.plan.in_force(round_).sites}  # the members of the round's plan version

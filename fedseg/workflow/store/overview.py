@@ -93,15 +93,22 @@ def _cell(site: str, answered: set[str], contributors: set[str], report: dict[st
 
 
 def store_overview(plan: Plan, store: Store) -> StoreOverview:
-    """Return the rounds x sites table and the members' last errors found on ``store``."""
-    from fedseg.errors import FedsegError
+    """Return the rounds x sites table and the members' last errors found on ``store``.
 
-    sites = list(dict.fromkeys(s.id for v in plan.versions for s in v.sites))  # every site of the plan chain
+    The plan versions on the store are fetched and verified from ``plan`` first (into a temporary folder),
+    so globals signed after a key rotation the caller has not yet seen verify; one that does not verify
+    stops with its reason.
+    """
+    from fedseg.errors import FedsegError
+    from fedseg.workflow.store.plan_sync import fetch_plans
+
     rows: list[RoundRow] = []
     points: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="fedseg-status-") as name:
         tmp = Path(name)
-        for r in range(plan.rounds + 1):
+        plan = fetch_plans(store, plan, tmp / "plans")
+        sites = list(dict.fromkeys(s.id for v in plan.versions for s in v.sites))  # every site of the plan chain
+        for r in range(plan.total_rounds + 1):
             row = RoundRow(round=r, published=store.get(global_key(r), tmp / "global.fedseg"))
             contributors: set[str] = set()
             if row.published:

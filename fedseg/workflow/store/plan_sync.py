@@ -18,6 +18,7 @@ from fedseg.errors import PlanError
 from fedseg.federation.plan import Plan
 from fedseg.workflow.store.backend import Store
 from fedseg.workflow.store.layout import PLANS_FOLDER, plan_key
+from fedseg.workflow.store.publish import create_or_same
 
 __all__ = ["check_not_retroactive", "fetch_plans", "publish_plans", "reload_plan"]
 
@@ -52,11 +53,15 @@ def check_not_retroactive(plan: Plan, accepted_version: int, published_round: in
 
 
 def publish_plans(store: Store, plan: Plan, published: set[int]) -> None:
-    """Upload every version of ``plan``'s chain from 2 on that this loop has not published yet."""
+    """Upload every version of ``plan``'s chain from 2 on that this loop has not published yet.
+
+    A version already on the store must be the same bytes: another signed file of that number is a fork
+    (:class:`~fedseg.workflow.store.publish.PublishConflict`).
+    """
     for version in plan.versions[1:]:
         if version.version in published or version.source is None:
             continue
-        if store.create(plan_key(version.version), version.source):
+        if create_or_same(store, plan_key(version.version), version.source, f"plan v{version.version}"):
             log.info("published plan v%d (from round %d) to %s", version.version, version.from_round, store.url)
         published.add(version.version)
 
