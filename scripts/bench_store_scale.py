@@ -70,36 +70,41 @@ def coordinator(plan_path: Path, key: Path, url: str, work: Path, poll: float) -
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def run_backend(fed: Path, url: str, run: Path, sites: list[str], poll: float, env: dict[str, str]) -> dict:
-    """Start the site processes and the instrumented coordinator on ``url``; wait for the federation's end."""
+def run_backend(plan: Path, keys: Path, data: dict[str, Path], url: str, run: Path, poll: float,
+                env: dict[str, str]) -> dict:
+    """Start one ``fedseg site run`` process per site of ``data`` and the instrumented coordinator on ``url``.
+
+    Waits for the federation's end, then verifies every global, every update and the ledger; returns the
+    coordinator's figures (see :func:`coordinator`) and the final global's payload digest.
+    """
     run.mkdir(parents=True, exist_ok=True)
     base = [sys.executable, "-m", "fedseg"]
     procs = []
-    for s in sites:
+    for s, folder in data.items():
         log = open(run / f"{s}.log", "wb")  # noqa: SIM115 - kept open for the child's lifetime
-        procs.append(subprocess.Popen([*base, "site", "run", "--plan", str(fed / "plan.toml"), "--data",
-                                       str(fed / "data" / s), "--key", str(fed / "keys" / f"{s}.key"), "--store", url,
-                                       "--work", str(run / s), "--poll", str(poll), "--device", "cpu", "--threads",
-                                       "1", "--state", str(run / s / "state.json")],
-                                      env=env, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen([*base, "site", "run", "--plan", str(plan), "--data", str(folder), "--key",
+                                       str(keys / f"{s}.key"), "--store", url, "--work", str(run / s), "--poll",
+                                       str(poll), "--device", "cpu", "--threads", "1", "--state",
+                                       str(run / s / "state.json")], env=env, stdout=log, stderr=subprocess.STDOUT))
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--coordinator", str(fed), url, str(run / "coord"), str(poll)],
-                         env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, __file__, "--coordinator", str(plan), str(keys / "coordinator.key"), url,
+                          str(run / "coord"), str(poll)], env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     codes = [p.wait(600) for p in procs]
     if out.returncode != 0 or any(codes):
         raise SystemExit(f"{url}: coordinator exit {out.returncode}, site exits {codes}\n{out.stderr[-3000:]}")
     from tests._store_fed import check_finished
 
-    check_finished(fed / "plan.toml", run / "coord", url)  # every artifact and the ledger verify
+    digest = check_finished(plan, run / "coord", url)  # every artifact and the ledger verify
     stats = json.loads(out.stdout.strip().splitlines()[-1])
-    return {**stats, "federation_wall_s": round(wall, 1), "sites": len(sites), "all_verified": True}
+    return {**stats, "federation_wall_s": round(wall, 1), "sites": len(data), "all_verified": True,
+            "final_global_sha256": digest}
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--coordinator":
-        fed, url, work, poll = Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]), float(sys.argv[5])
-        print(json.dumps(coordinator(fed / "plan.toml", fed / "keys" / "coordinator.key", url, work, poll)))
+        plan, key, url, work, poll = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], Path(sys.argv[5]), sys.argv[6]
+        print(json.dumps(coordinator(plan, key, url, work, float(poll))))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -118,18 +123,19 @@ def main() -> int:
         make_federation(fed, rounds=args.rounds, sites=tuple(sites))
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     env.pop("SSH_AUTH_SOCK", None)  # the test server trusts only the throwaway key in HOME
+    members = (fed / "plan.toml", fed / "keys", {s: fed / "data" / s for s in sites})
     results = {}
     for backend in args.backends.split(","):
         run = args.out / f"run-{backend}-{int(time.time())}"
         if backend == "folder":
-            results[backend] = run_backend(fed, str(run / "store"), run, sites, args.poll, env)
+            results[backend] = run_backend(*members, str(run / "store"), run, args.poll, env)
         elif backend == "sftp":
             root, home = run / "sftp-root", run / "home"
             root.mkdir(parents=True)
             os.environ["HOME"] = str(home)  # this process verifies the result over SFTP too
             os.environ.pop("SSH_AUTH_SOCK", None)
             with sftp_server(root, home) as port:
-                results[backend] = run_backend(fed, f"sftp://127.0.0.1:{port}/fed", run, sites, args.poll,
+                results[backend] = run_backend(*members, f"sftp://127.0.0.1:{port}/fed", run, args.poll,
                                                {**env, "HOME": str(home)})
         else:
             raise SystemExit(f"--backends: {backend!r} is not folder or sftp")
