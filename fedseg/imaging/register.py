@@ -7,8 +7,9 @@ Viola & Wells, IJCV 24(2), 1997, for mutual information as a cross-contrast simi
 - transform: Euler3D (3 rotations + 3 translations), initialized by aligning the geometric centres
   of the two grids (``CenteredTransformInitializer`` in GEOMETRY mode);
 - metric: Mattes mutual information with 50 histogram bins, evaluated on a fixed share (15%) of the
-  fixed image's voxels (at most 100,000 per level) drawn at random with a fixed seed, so a run is
-  deterministic for a seed, up to the last bits of ITK's multithreaded sums (~1e-15);
+  fixed image's voxels (at most 100,000 per level) drawn at random with a fixed seed; the registration
+  runs with one ITK thread (:func:`~fedseg.imaging.threads.single_threaded`: Mattes MI adds its joint
+  histogram under a lock, in scheduling order), so a seed gives the same bytes on every run and machine;
 - optimizer: regular-step gradient descent with scales estimated from a 1 mm physical shift, linear
   interpolation, three resolution levels (shrink 4, 2, 1; Gaussian smoothing 2, 1, 0 mm) on copies of
   both images resampled to 1.5 mm isotropic grids (anisotropic 5 mm slices would otherwise shrink to
@@ -30,6 +31,7 @@ import numpy as np
 
 from fedseg.errors import ImageError
 from fedseg.imaging.io import grid_of, same_grid
+from fedseg.imaging.threads import single_threaded
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -99,7 +101,8 @@ def _metric_at(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform,
     reg.SetMetricSamplingPercentage(share, int(seed) + 1)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetInitialTransform(transform)
-    return float(reg.MetricEvaluate(fixed, moving))
+    with single_threaded():
+        return float(reg.MetricEvaluate(fixed, moving))
 
 
 def register_rigid(fixed: sitk.Image, moving: sitk.Image, *, seed: int = 0,
@@ -148,7 +151,8 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, *, seed: int = 0,
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(initial, inPlace=False)
     try:
-        out = reg.Execute(fixed_f, moving_f)
+        with single_threaded():
+            out = reg.Execute(fixed_f, moving_f)
     except RuntimeError as exc:
         raise ImageError(f"rigid registration failed: {str(exc).strip().splitlines()[-1][:200]}") from None
     composite = sitk.CompositeTransform(out)

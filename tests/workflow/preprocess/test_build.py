@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -215,6 +216,30 @@ def test_parallel_jobs_match_serial(raw: Path, tmp_path: Path, monkeypatch: pyte
     assert serial.config_sha256 == parallel.config_sha256
     with pytest.raises(DatasetError, match="--jobs must be at least 1"):
         build_dataset(raw, tmp_path / "three", FAST, jobs=0)
+
+
+def _case_digests(out: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "cases").iterdir())}
+
+
+def test_same_input_gives_byte_identical_case_files_serial_or_parallel(tmp_path_factory: pytest.TempPathFactory,
+                                                                      tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registration (three modalities on their own grids), classic skull strip with its N4, and --n4: the
+    case files of two fresh runs, --jobs 1 (two ITK threads) and --jobs 2 (one each), are equal bytes."""
+    raw = tmp_path_factory.mktemp("raw-misaligned")
+    write_cases(raw, cases=2, profile=1, layout=Layout.BRATS2021, seed=5, size_scale=0.3)
+    config = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.CLASSIC, n4=True)
+    monkeypatch.setattr(build_mod, "_cores", lambda: 2)
+    first = build_dataset(raw, tmp_path / "a", config, qc_png=False)
+    again = build_dataset(raw, tmp_path / "b", config, qc_png=False)
+    parallel = build_dataset(raw, tmp_path / "c", config, jobs=2, qc_png=False)
+    assert all(o.status == "done" for r in (first, again, parallel) for o in r.outcomes)
+    assert all(not r["skipped"] for o in first.outcomes for r in o.record.qc["registration"].values())
+    digests = _case_digests(tmp_path / "a")
+    assert len(digests) == 2
+    assert _case_digests(tmp_path / "b") == digests
+    assert _case_digests(tmp_path / "c") == digests
 
 
 def test_splits_are_stable_when_cases_are_added() -> None:
