@@ -20,8 +20,8 @@ __all__ = ["single_threaded"]
 def single_threaded() -> Iterator[None]:
     """Set SimpleITK's global default number of threads to 1 for the duration (restored after).
 
-    The setting is process-wide: callers run the work inside it from one Python thread at a time, or
-    from several Python threads that all sit inside it (each with its own one-thread ITK filters).
+    The setting is process-wide: a caller that runs work in several Python threads enters it once, before
+    starting them (nested entries then save and restore 1, so no thread's exit undoes it for another).
     """
     import SimpleITK as sitk
 

@@ -8,6 +8,7 @@ implausibly far keeps its result with a warning (the QC gate judges the figures)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,25 +29,43 @@ def register_modalities(canon: Mapping[str, sitk.Image], config: PreprocessConfi
                         ) -> tuple[dict[str, sitk.Transform | None], dict[str, Any], list[str]]:
     """Register each modality of ``canon`` onto the reference; return transforms, QC figures and warnings.
 
-    A transform maps reference points into the modality's space (None: the scanner coordinates).
+    A transform maps reference points into the modality's space (None: the scanner coordinates). The
+    registrations run side by side, one Python thread each on as many as SimpleITK's thread count allows
+    (each registration is single-threaded, so the results do not depend on that count).
     """
+    import SimpleITK as sitk
+
     from fedseg.imaging.register import grids_coincide, register_rigid
+    from fedseg.imaging.threads import single_threaded
 
     fixed = canon[REFERENCE_MODALITY]
     transforms: dict[str, sitk.Transform | None] = dict.fromkeys(MODALITIES)
     registration: dict[str, Any] = {}
     warnings: list[str] = []
+    todo = []
     for m in MODALITIES:
         if m == REFERENCE_MODALITY:
             continue
         if not config.register or grids_coincide(fixed, canon[m]):
             registration[m] = {"skipped": True, "reason": "disabled" if not config.register else "same grid"}
-            continue
+        else:
+            todo.append(m)
+
+    def run(m: str) -> Any:
         try:
-            result = register_rigid(fixed, canon[m], seed=seed, work_spacing=max(1.5, min(config.spacing)))
-        except ImageError as exc:  # fall back on the scanner coordinates, and say so
-            registration[m] = {"skipped": False, "failed": True, "reason": str(exc)}
-            warnings.append(f"registration of {m} to t1ce failed ({exc}); resampled by scanner coordinates only")
+            return register_rigid(fixed, canon[m], seed=seed, work_spacing=max(2.0, min(config.spacing)))
+        except ImageError as exc:
+            return exc
+
+    workers = max(1, min(len(todo), sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()))
+    # The one-thread setting is entered here, before any worker thread starts: it is process-wide.
+    with single_threaded(), ThreadPoolExecutor(max_workers=workers) as pool:
+        results = dict(zip(todo, pool.map(run, todo), strict=True))
+    for m in todo:  # in MODALITIES order, whatever order the threads finished in
+        result = results[m]
+        if isinstance(result, ImageError):  # fall back on the scanner coordinates, and say so
+            registration[m] = {"skipped": False, "failed": True, "reason": str(result)}
+            warnings.append(f"registration of {m} to t1ce failed ({result}); resampled by scanner coordinates only")
             continue
         transforms[m] = result.transform
         registration[m] = {"skipped": False, "metric": result.metric, "rotation_deg": result.rotation_deg,
