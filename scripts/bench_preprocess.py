@@ -286,8 +286,11 @@ def main() -> None:
                                                                   "(0: skip)")
     args = parser.parse_args()
 
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a timeout ends the run like Ctrl-C
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="fedseg-bench-preprocess-"))
     result: dict[str, Any] = {
@@ -309,10 +312,12 @@ def main() -> None:
             result["registration_accuracy"] = registration_accuracy(args.reg_seeds, args.size_scale)
         if args.roundtrip:
             result["round_trip_wt_dice"] = round_trip(work, min(args.size_scale, 0.5))
-        result["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
+    except KeyboardInterrupt:  # Ctrl-C or a timeout's SIGTERM: what was measured so far is still printed
+        result["interrupted"] = True
     finally:
+        result["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
