@@ -122,7 +122,7 @@ def shared_fedseg(files: dict[str, Path], out: Path) -> dict[str, float]:
 
     def resample():
         ref = reference_grid(canon["t1ce"], (1.0, 1.0, 1.0))
-        arrays = {m: sitk.GetArrayViewFromImage(resample_to_spacing(i, None, reference=ref)) for m, i in canon.items()}
+        arrays = {m: sitk.GetArrayFromImage(resample_to_spacing(i, None, reference=ref)) for m, i in canon.items()}
         return ref, arrays, sitk.GetArrayFromImage(resample_to_spacing(mask_c, None, interpolator="nearest",
                                                                        reference=ref)) > 0
     ref, arrays, brain = c.run("resample", resample)
