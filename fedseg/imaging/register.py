@@ -9,7 +9,7 @@ prepared here rather than by ITK's own pyramid:
   the 2nd to the 98th percentile, plus a 12 mm margin): air carries no information, and ITK's metric
   computes image gradients over the whole image at every level, so its cost follows the box, not the
   scanner's field of view;
-- levels are isotropic grids of 4x, 2x and 1x the working spacing (a level with fewer than 12 voxels
+- levels are isotropic grids of 4x, 2x and 1x the working spacing (default 2 mm; a level with fewer than 12 voxels
   along an axis is left out). Each is made from the finer one with a Gaussian of sigma
   ``0.45 * sqrt(new^2 - old^2)`` mm per axis (none along an axis already as coarse, such as a 5 mm slice
   axis), then linear resampling: the smoothing is in mm and per axis, so thin slices are not blurred
@@ -62,7 +62,7 @@ _ITERATIONS = 100
 _RELAXATION = 0.8  # step kept after a direction change: 0.5 halves it and stops early on a noisy metric
 _MARGIN_MM = 12.0
 _SIGMA_PER_MM = 0.45
-_MATCH = 0.5
+_MATCH = 0.5  # thick-slice blur: sigma = _MATCH * sqrt(coarse^2 - fine^2) mm, 0.5 giving the variance s^2/4 (_pyramid)
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, *, seed: int = 0,
                    work_spacing: float = _WORK_SPACING) -> RegistrationResult:
     """Register ``moving`` rigidly onto ``fixed`` and return the fixed->moving transform with figures.
 
-    ``work_spacing`` (mm, default 1.5) is the finest isotropic grid the registration runs on (never finer
+    ``work_spacing`` (mm, default 2; levels at 8, 4, 2 mm) is the finest isotropic grid the registration runs on (never finer
     than the finer image's spacing); the pipeline raises it to the output spacing when that is coarser,
     since sub-voxel accuracy below the output grid buys nothing.
 
@@ -231,7 +231,8 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, *, seed: int = 0,
                 raise ImageError(f"registration: the {name} image is constant (no contrast to register)")
         try:
             start = _start(levels_f[0], levels_m[0], seed)
-            transform, reg = sitk.Euler3DTransform(start), None
+            transform = sitk.Euler3DTransform(start)
+            reg = sitk.ImageRegistrationMethod()
             for f_img, m_img in zip(levels_f, levels_m, strict=True):
                 step = float(f_img.GetSpacing()[0])
                 last = f_img is levels_f[-1]
@@ -247,7 +248,6 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, *, seed: int = 0,
             end_metric = _metric(levels_f[g], levels_m[g], transform, seed)
         except RuntimeError as exc:
             raise ImageError(f"rigid registration failed: {str(exc).strip().splitlines()[-1][:200]}") from None
-    assert reg is not None
     wandered = end_metric > start_metric
     if wandered:
         log.warning("registration ended worse than its start (Mattes MI %.4f > %.4f); keeping the start pose",
