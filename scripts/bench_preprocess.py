@@ -15,8 +15,12 @@ box, save) on the same co-registered case, done by fedseg, MONAI and TorchIO (wh
 the synthetic ground-truth brain mask so the work is identical: the ratio ``fedseg / fastest peer`` is
 reported (target <= 1). fedseg saves its HDF5 case file; the peers save their NIfTI files.
 
+Registration accuracy (``--reg-seeds N``, default 2): thick-slice synthetic cases (T2 at 1x1x5 mm, FLAIR at
+0.7x0.7x6 mm, T1 sagittal, <= 3 mm / 3 deg motion), the rotation and translation errors of each registration
+against the known motion, with its seconds (wall and CPU).
+
 Optionally (``--roundtrip``) the WT Dice of label -> preprocess -> ``to_original_grid`` at 1, 2 and 3 mm.
-Prints one JSON object. Usage: python scripts/bench_preprocess.py [--cases 2] [--size-scale 1.0] [--roundtrip]
+Prints one JSON object. Usage: python scripts/bench_preprocess.py [--cases 2] [--size-scale 1.0] [--reg-seeds 2] [--roundtrip]
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from fedseg.synth import PROFILES, make_case, write_case
 from fedseg.workflow.preprocess.build import build_dataset
 
 STEPS = ("load", "reorient", "resample", "zscore", "crop", "save")
+#: The pipeline's own step timings (fedseg.workflow.preprocess.case), in pipeline order.
+PIPELINE_STEPS = ("read", "reorient", "register", "resample", "skullstrip", "n4", "normalize", "crop", "save", "qc")
 
 
 def write_set(root: Path, kind: str, cases: int, scale: float, seed: int) -> Path:
@@ -70,7 +76,8 @@ def run_build(raw: Path, out: Path, jobs: int) -> dict[str, Any]:
     return {
         "jobs": jobs, "cases": len(report.outcomes), "failed": len(report.failed), "wall_s": round(wall, 2),
         "seconds_per_case": round(wall / max(1, len(report.outcomes)), 2),
-        "step_means_s": {k: round(v, 3) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+        "step_means_s": {k: round(steps[k], 3) for k in (*PIPELINE_STEPS, *sorted(set(steps) - set(PIPELINE_STEPS)))
+                         if k in steps},
         "case_seconds": [round(o.seconds, 2) for o in report.outcomes],
         "skull_strip": sorted({str(o.record.qc.get("skull_strip")) for o in done if o.record}),
         "warnings": sorted({w for o in done if o.record for w in o.record.warnings}),
@@ -115,7 +122,7 @@ def shared_fedseg(files: dict[str, Path], out: Path) -> dict[str, float]:
 
     def resample():
         ref = reference_grid(canon["t1ce"], (1.0, 1.0, 1.0))
-        arrays = {m: sitk.GetArrayViewFromImage(resample_to_spacing(i, None, reference=ref)) for m, i in canon.items()}
+        arrays = {m: sitk.GetArrayFromImage(resample_to_spacing(i, None, reference=ref)) for m, i in canon.items()}
         return ref, arrays, sitk.GetArrayFromImage(resample_to_spacing(mask_c, None, interpolator="nearest",
                                                                        reference=ref)) > 0
     ref, arrays, brain = c.run("resample", resample)
@@ -183,16 +190,19 @@ def shared_steps(raw: Path, work: Path) -> dict[str, Any]:
     case = discover(raw).cases[0]
     files: dict[str, Path] = {**case.images, "mask": case.images["t1ce"].parent / f"{case.id}_brainmask.nii.gz"}
     runners: dict[str, Callable[[dict[str, Path], Path], dict[str, float]]] = {"fedseg": shared_fedseg}
-    if importlib.util.find_spec("monai"):
-        runners["monai"] = shared_monai
-    if importlib.util.find_spec("torchio"):
-        runners["torchio"] = shared_torchio
     results: dict[str, Any] = {}
+    for name, fn in (("monai", shared_monai), ("torchio", shared_torchio)):
+        if importlib.util.find_spec(name):
+            runners[name] = fn
+        else:
+            results.setdefault("peers_not_installed", []).append(name)
     for name, fn in runners.items():
         fn(files, Path(tempfile.mkdtemp(dir=work)))  # warm-up: imports, file cache
         results[name] = fn(files, Path(tempfile.mkdtemp(dir=work)))
-    peers = {k: v["total"] for k, v in results.items() if k != "fedseg"}
-    if peers:
+    peers = {k: v["total"] for k, v in results.items() if k in ("monai", "torchio")}
+    if not peers:
+        results["note"] = "no peer installed (pip install monai torchio): fedseg's shared steps only"
+    else:
         fastest = min(peers, key=lambda k: peers[k])
         results["fastest_peer"] = fastest
         results["ratio_fedseg_vs_fastest_peer"] = round(results["fedseg"]["total"] / peers[fastest], 3)
@@ -223,6 +233,46 @@ def round_trip(work: Path, scale: float) -> dict[str, Any]:
     return out
 
 
+def thick_slice_profile() -> Any:
+    """Profile 1 with a sagittal 1 mm T1, a 1 mm T1ce, a 1x1x5 mm T2 and a 0.7x0.7x6 mm FLAIR, <= 3 mm / 3 deg apart."""
+    from fedseg.synth.profiles import RAS, SAGITTAL, GridSpec
+
+    return dataclasses.replace(PROFILES[1], name="thick-slices", misalign_mm=3.0, misalign_deg=3.0, grids={
+        "t1": GridSpec((1.0, 1.0, 1.0), (176.0, 216.0, 176.0), SAGITTAL),
+        "t1ce": GridSpec((1.0, 1.0, 1.0), (176.0, 216.0, 176.0), RAS),
+        "t2": GridSpec((1.0, 1.0, 5.0), (216.0, 216.0, 160.0), RAS),
+        "flair": GridSpec((0.7, 0.7, 6.0), (216.0, 216.0, 160.0), RAS)})
+
+
+def registration_accuracy(seeds: int, scale: float) -> dict[str, Any]:
+    """Angle (deg) and translation (mm, at the head centre) errors of each registration against the synth truth."""
+    from fedseg.imaging.orient import to_canonical
+    from fedseg.imaging.register import register_rigid, rotation_angle_deg
+    from fedseg.synth import motion_transform
+
+    rows = []
+    for seed in range(seeds):
+        case = make_case(np.random.default_rng([7, seed]), thick_slice_profile(), case_id=f"R{seed}", size_scale=scale)
+        fixed = to_canonical(case.images["t1ce"])
+        for m in ("t1", "t2", "flair"):
+            truth = motion_transform(case.misalignment[m])
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = register_rigid(fixed, to_canonical(case.images[m]), seed=0)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            r_est = np.asarray(result.transform.GetMatrix()).reshape(3, 3)
+            r_true = np.asarray(truth.GetMatrix()).reshape(3, 3)
+            shift = np.subtract(result.transform.TransformPoint((0.0, 0.0, 0.0)), truth.TransformPoint((0.0, 0.0, 0.0)))
+            rows.append({"seed": seed, "modality": m, "spacing": list(case.images[m].GetSpacing()),
+                         "angle_error_deg": round(rotation_angle_deg(r_est @ r_true.T), 3),
+                         "translation_error_mm": round(float(np.linalg.norm(shift)), 3),
+                         "truth_deg": round(rotation_angle_deg(r_true), 2), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)})
+    return {"profile": "t1ce 1 mm; t1 1 mm sagittal; t2 1x1x5 mm; flair 0.7x0.7x6 mm; <= 3 mm / 3 deg motion",
+            "size_scale": scale, "max_angle_error_deg": max(r["angle_error_deg"] for r in rows),
+            "max_translation_error_mm": max(r["translation_error_mm"] for r in rows),
+            "mean_cpu_s": round(float(np.mean([r["cpu_s"] for r in rows])), 2),
+            "targets": {"angle_deg": 1.0, "translation_mm": 0.5}, "runs": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=2, help="cases per set (default 2)")
@@ -232,10 +282,15 @@ def main() -> None:
     parser.add_argument("--jobs", default="1,2", help="job counts to time")
     parser.add_argument("--roundtrip", action="store_true", help="also report round-trip WT Dice at 1/2/3 mm")
     parser.add_argument("--no-peers", action="store_true", help="skip the shared-steps comparison")
+    parser.add_argument("--reg-seeds", type=int, default=2, help="thick-slice cases for the registration accuracy "
+                                                                  "(0: skip)")
     args = parser.parse_args()
+
+    import signal
 
     import torch
 
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a timeout ends the run like Ctrl-C
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="fedseg-bench-preprocess-"))
     result: dict[str, Any] = {
@@ -253,12 +308,16 @@ def main() -> None:
             raw = sets.get("coregistered") or write_set(work / "raw-coregistered", "coregistered", 1,
                                                        args.size_scale, args.seed)
             result["shared_steps_s"] = shared_steps(raw, work)
+        if args.reg_seeds:
+            result["registration_accuracy"] = registration_accuracy(args.reg_seeds, args.size_scale)
         if args.roundtrip:
             result["round_trip_wt_dice"] = round_trip(work, min(args.size_scale, 0.5))
-        result["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
+    except KeyboardInterrupt:  # Ctrl-C or a timeout's SIGTERM: what was measured so far is still printed
+        result["interrupted"] = True
     finally:
+        result["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from fedseg.labels import LabelConvention, Layout
 
 # The CLI lists the choices without importing the library (which pulls numpy) at import time.
 _SKULL_STRIP = ("auto", "none", "classic", "deepbet", "hd-bet")
+_SEQUENCES = ("t1", "t1ce", "t2", "flair")  # fedseg.labels.MODALITIES
 
 
 def _spacing(text: str) -> tuple[float, float, float]:
@@ -59,6 +60,11 @@ def preprocess(
         case_sensitive=False)] = LabelConvention.AUTO,
     plan: Annotated[Path | None, typer.Option("--plan", help="Take the preprocessing settings from this plan.toml.",
                                               exists=True, dir_okay=False)] = None,
+    label_on: Annotated[str | None, typer.Option(
+        "--label-on", metavar="SEQ",
+        help=f"Sequence the label maps were drawn on ({', '.join(_SEQUENCES)}) where several share the label's grid; "
+             "a label on another sequence's grid is mapped through that sequence's registration. Default: "
+             "t1ce, then t1, t2, flair.")] = None,
     accept: Annotated[list[str] | None, typer.Option("--accept", metavar="CASE_ID",
                                                      help="Accept a flagged case after review (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -68,11 +74,16 @@ def preprocess(
     A case the QC gate finds implausible is written but flagged, and not used for training, validation
     or evaluation until accepted with --accept CASE_ID (or "accepted": true on its dataset.json entry).
 
+    A label map may lie on any sequence's native grid (drawn on FLAIR, say): it is mapped to the stored
+    grid through that sequence's registration; --label-on says which sequence where several share it.
+
     Example: fedseg preprocess raw/ --out site-a-data/ --spacing 1 --jobs 2
     """
     if skull_strip is not None and skull_strip not in _SKULL_STRIP:
         raise typer.BadParameter(f"expected one of {', '.join(_SKULL_STRIP)}, got {skull_strip!r}",
                                  param_hint="--skull-strip")
+    if label_on is not None and label_on not in _SEQUENCES:
+        raise typer.BadParameter(f"expected one of {', '.join(_SEQUENCES)}, got {label_on!r}", param_hint="--label-on")
     target = _spacing(spacing) if spacing is not None else None
 
     from rich.markup import escape
@@ -121,7 +132,7 @@ def preprocess(
 
     with progress:
         report = build_dataset(input_path, out, config, layout=layout, labels=labels, jobs=jobs, force=force,
-                               on_start=on_start, on_case=on_case, accept=tuple(accept or ()))
+                               on_start=on_start, on_case=on_case, accept=tuple(accept or ()), label_on=label_on)
 
     if as_json:
         print_json(report.to_dict())
@@ -146,6 +157,11 @@ def preprocess(
         for group in report.labels:
             console.print(f"labels ({escape(str(group['group']))}): [bold]{group['convention']}[/] - "
                           f"{escape(str(group['reason']))}", highlight=False)
+        mapped = [(o.case_id, o.record.qc["label_on"]) for o in report.outcomes
+                  if o.record is not None and o.record.qc.get("label_on", {}).get("modality", "t1ce") != "t1ce"]
+        if mapped:
+            console.print("labels mapped from the sequence they were drawn on: " + "; ".join(
+                f"{escape(cid)} ({on['modality']}: {escape(on['reason'])})" for cid, on in mapped), highlight=False)
         for o in report.failed:
             console.print(f"[red]failed[/] {escape(o.case_id)}: {escape(o.reason)}", highlight=False)
     if report.flagged:

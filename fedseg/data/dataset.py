@@ -82,7 +82,7 @@ def write_case(
     label_convention: str = "brats2021",
     dtype: str = "float16",
 ) -> None:
-    """Write one case file atomically (temp file, fsync, rename)."""
+    """Write one case file atomically (temp file, fsync, rename); equal arrays give equal bytes (no timestamps)."""
     import h5py
 
     if image.ndim != 4:
@@ -95,12 +95,12 @@ def write_case(
     with atomic_path(Path(path)) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("image", data=image.astype(dtype), chunks=chunks, compression="gzip",
-                             compression_opts=1, shuffle=True)
+                             compression_opts=1, shuffle=True, track_times=False)
             f.create_dataset("brain_mask", data=brain_mask.astype(np.uint8), chunks=chunks[1:],
-                             compression="gzip", compression_opts=1)
+                             compression="gzip", compression_opts=1, track_times=False)
             if label is not None:
                 f.create_dataset("label", data=label.astype(np.uint8), chunks=chunks[1:],
-                                 compression="gzip", compression_opts=1)
+                                 compression="gzip", compression_opts=1, track_times=False)
             for key, value in geometry.to_attrs().items():
                 f.attrs[key] = value
             f.attrs["case_id"] = case_id

@@ -31,6 +31,7 @@ def n4_correct(image: sitk.Image, mask: sitk.Image, *, shrink: int = 4) -> sitk.
     import SimpleITK as sitk
 
     from fedseg.imaging.register import grids_coincide
+    from fedseg.imaging.threads import single_threaded
 
     if shrink < 1:
         raise ImageError(f"N4 shrink factor must be >= 1, got {shrink}")
@@ -50,8 +51,9 @@ def n4_correct(image: sitk.Image, mask: sitk.Image, *, shrink: int = 4) -> sitk.
     small_mask = sitk.Shrink(mask_u8, factors)
     n4 = sitk.N4BiasFieldCorrectionImageFilter()
     n4.SetMaximumNumberOfIterations(list(_ITERATIONS))
-    n4.Execute(small, small_mask)
-    log_field = n4.GetLogBiasFieldAsImage(img)
+    with single_threaded():  # N4's B-spline fit sums per thread: one thread, one result
+        n4.Execute(small, small_mask)
+        log_field = n4.GetLogBiasFieldAsImage(img)
     corrected = img / sitk.Exp(log_field)
     if offset:
         corrected = corrected - offset

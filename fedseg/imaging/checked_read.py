@@ -1,24 +1,32 @@
 """Read a raw modality or label map and refuse what preprocessing cannot use, naming the file.
 
 An image must be finite (ITK's NIfTI reader turns NaN into 0, so floating-point NIfTI files are checked
-with nibabel as well) and not constant; a label map must lie on the reference modality's grid and hold
-integer values its convention knows.
+with nibabel as well) and not constant; a label map must lie on one modality's native grid (drawn on
+T1ce, or on FLAIR, T1, T2: preprocessing maps it through that modality's registration) and hold integer
+values its convention knows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fedseg.errors import ImageError, MetricsError
-from fedseg.labels import LABEL_MAPS, LabelConvention, decide_convention, label_values
+from fedseg.labels import LABEL_MAPS, MODALITIES, REFERENCE_MODALITY, LabelConvention, decide_convention, label_values
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-__all__ = ["nonfinite_mask", "read_checked", "read_label"]
+    from fedseg.imaging.io import Grid
+
+__all__ = ["LABEL_ON_ORDER", "label_modality", "nonfinite_mask", "read_checked", "read_label"]
+
+#: Which modality a label map belongs to when several share its grid and no ``--label-on`` says: the
+#: reference (T1ce) first, then T1, T2, FLAIR.
+LABEL_ON_ORDER: tuple[str, ...] = (REFERENCE_MODALITY, *(m for m in MODALITIES if m != REFERENCE_MODALITY))
 
 
 def nonfinite_mask(path: Path) -> np.ndarray | None:
@@ -65,23 +73,53 @@ def read_checked(path: Path, what: str) -> sitk.Image:
     return image
 
 
-def read_label(path: Path, reference: sitk.Image, reference_path: Path,
-                convention: LabelConvention) -> tuple[sitk.Image, LabelConvention]:
-    """Read and validate a label map; an ``auto`` convention (a lone case) is decided from its values.
+def _grid_text(grid: Grid) -> str:
+    return (f"size {grid.size}, spacing {tuple(round(v, 4) for v in grid.spacing)}, "
+            f"origin {tuple(round(v, 2) for v in grid.origin)}")
 
-    Datasets decide their convention once over all cases before preprocessing (fedseg.data.label_scan).
+
+def label_modality(label: sitk.Image, path: Path, images: Mapping[str, sitk.Image],
+                   label_on: str | None = None) -> tuple[str, str]:
+    """Return the modality whose native grid the label map lies on, and why that one.
+
+    Every modality on the label's grid (within 0.01 mm and 1e-3 in direction) is a candidate; ``label_on``
+    picks among them when it is one, else the first in :data:`LABEL_ON_ORDER` wins (the reference first:
+    a label on its grid needs no registration). A ``label_on`` that is not a candidate is overruled, and
+    the reason says so. Raises ImageError, naming every grid, when the label lies on none of them.
+    """
+    from fedseg.imaging.io import grid_of, same_grid
+
+    lg = grid_of(label)
+    grids = {m: grid_of(images[m]) for m in LABEL_ON_ORDER if m in images}
+    owners = [m for m, g in grids.items() if same_grid(lg, g, tol_mm=1e-2, tol_dir=1e-3)]
+    if not owners:
+        others = "; ".join(f"{m} ({_grid_text(g)})" for m, g in grids.items())
+        raise ImageError(f"{path}: the label's grid ({_grid_text(lg)}) is none of the modalities' grids: {others}")
+    if label_on in owners:
+        shared = f", a grid shared with {', '.join(m for m in owners if m != label_on)}" if len(owners) > 1 else ""
+        return label_on, f"--label-on {label_on}{shared}"
+    chosen = owners[0]
+    if label_on is not None:
+        return chosen, f"--label-on {label_on} overruled: the label lies on the grid of {', '.join(owners)}, not {label_on}'s"
+    if len(owners) > 1:
+        return chosen, f"grid shared by {', '.join(owners)}: {chosen} first in the default order"
+    return chosen, f"on the {chosen} grid"
+
+
+def read_label(path: Path, images: Mapping[str, sitk.Image], convention: LabelConvention, *,
+               label_on: str | None = None) -> tuple[sitk.Image, LabelConvention, str, str]:
+    """Read and validate a label map: return it (uint8), its convention, the modality it lies on and why.
+
+    The label must lie on one of the modalities' native grids (:func:`label_modality`); an ``auto``
+    convention (a lone case) is decided from its values. Datasets decide their convention once over all
+    cases before preprocessing (fedseg.data.label_scan).
     """
     import SimpleITK as sitk
 
-    from fedseg.imaging.io import grid_of, read_image, same_grid
+    from fedseg.imaging.io import read_image
 
     label = read_image(path)
-    lg, rg = grid_of(label), grid_of(reference)
-    if not same_grid(lg, rg, tol_mm=1e-2, tol_dir=1e-3):
-        raise ImageError(f"{path}: the label's grid (size {lg.size}, spacing {tuple(round(s, 4) for s in lg.spacing)}, "
-                         f"origin {tuple(round(o, 2) for o in lg.origin)}) differs from the T1ce's {reference_path} "
-                         f"(size {rg.size}, spacing {tuple(round(s, 4) for s in rg.spacing)}, "
-                         f"origin {tuple(round(o, 2) for o in rg.origin)})")
+    modality, reason = label_modality(label, path, images, label_on)
     arr = sitk.GetArrayViewFromImage(label)
     try:
         ints = set(label_values(arr))
@@ -94,4 +132,4 @@ def read_label(path: Path, reference: sitk.Image, reference_path: Path,
     if unknown:
         raise ImageError(f"{path}: unknown label values {unknown}; the {convention.value} convention "
                          f"allows {sorted(allowed)}")
-    return sitk.Cast(label, sitk.sitkUInt8), convention
+    return sitk.Cast(label, sitk.sitkUInt8), convention, modality, reason

@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from fedseg.errors import ImageError
+from fedseg.imaging.threads import single_threaded
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -146,9 +147,11 @@ def _flatten(arr: np.ndarray, head: np.ndarray, grid: sitk.Image) -> np.ndarray:
     n4 = sitk.N4BiasFieldCorrectionImageFilter()
     n4.SetMaximumNumberOfIterations([20, 20, 20])
     small = sitk.Shrink(img, [factor] * 3)
-    n4.Execute(small, sitk.Shrink(mask, [factor] * 3))
+    with single_threaded():  # N4 sums per thread: one thread gives the same mask on every machine
+        n4.Execute(small, sitk.Shrink(mask, [factor] * 3))
+        small_field = n4.GetLogBiasFieldAsImage(small)
     # The field is smooth: evaluate it on the small grid and interpolate, not spline-evaluate every voxel.
-    log_field = sitk.Resample(n4.GetLogBiasFieldAsImage(small), grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    log_field = sitk.Resample(small_field, grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     field = np.exp(sitk.GetArrayFromImage(log_field))
     return (arr / field).astype(np.float32)
 

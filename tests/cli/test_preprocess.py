@@ -74,7 +74,7 @@ def test_user_errors(raw: Path, tmp_path: Path) -> None:
     wrong_layout = runner.invoke(app, ["preprocess", str(raw), "--out", str(tmp_path / "o"), "--layout", "brats2021"])
     assert wrong_layout.exit_code == 1 and "no raw cases found" in wrong_layout.stderr
     for bad in (["--skull-strip", "magic"], ["--spacing", "abc"], ["--spacing", "1,2"], ["--layout", "x"],
-                ["--labels", "brats2019"], ["--jobs", "0"]):
+                ["--labels", "brats2019"], ["--jobs", "0"], ["--label-on", "pd"]):
         usage = runner.invoke(app, ["preprocess", str(raw), "--out", str(tmp_path / "o"), *bad])
         assert usage.exit_code == 2, bad
     spacing = runner.invoke(app, ["preprocess", str(raw), "--out", str(tmp_path / "o"), "--spacing", "50"])
@@ -84,6 +84,7 @@ def test_user_errors(raw: Path, tmp_path: Path) -> None:
 def test_help_has_an_example() -> None:
     result = runner.invoke(app, ["preprocess", "--help"])
     assert result.exit_code == 0 and "Example: fedseg preprocess" in result.stdout
+    assert "--label-on" in result.stdout and "drawn on FLAIR" in result.stdout
 
 
 def test_settings_from_a_plan(raw: Path, tmp_path: Path, plan) -> None:

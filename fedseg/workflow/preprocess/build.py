@@ -45,7 +45,7 @@ __all__ = ["PIPELINE_VERSION", "BuildReport", "CaseOutcome", "assign_splits", "b
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the preprocessing steps change what they produce; a new version redoes every case.
-PIPELINE_VERSION = 2  # 2: deepbet by default, QC gate figures
+PIPELINE_VERSION = 3  # 2: deepbet by default, QC gate figures; 3: one-thread registration, labels on any grid
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -106,7 +106,7 @@ def _worker_context() -> Any:
     return context
 
 
-def _run_case(case: RawCase, config: PreprocessConfig, out: Path, sources: dict[str, str],
+def _run_case(case: RawCase, config: PreprocessConfig, out: Path, label_on: str | None, sources: dict[str, str],
               brain_ml_range: tuple[float, float], qc_png: bool) -> CaseOutcome:
     """Preprocess and write one case; any error becomes a failed outcome (interrupts propagate)."""
     from fedseg.imaging.qc import write_qc_png
@@ -115,7 +115,7 @@ def _run_case(case: RawCase, config: PreprocessConfig, out: Path, sources: dict[
 
     start = time.perf_counter()
     try:
-        result = preprocess_case(case, config, brain_ml_range=brain_ml_range)
+        result = preprocess_case(case, config, brain_ml_range=brain_ml_range, label_on=label_on)
         flags = case_flags(result.qc, config)
         t0 = time.perf_counter()
         write_case(out / CASES_DIR / f"{case.id}.h5", case_id=case.id, image=result.image,
@@ -184,6 +184,7 @@ def build_dataset(
     on_start: Callable[[Discovery, int], None] | None = None,
     on_case: Callable[[CaseOutcome], None] | None = None,
     accept: Sequence[str] = (),
+    label_on: str | None = None,
 ) -> BuildReport:
     """Preprocess every raw case under ``input_path`` into the site dataset ``out`` and return a report.
 
@@ -192,12 +193,17 @@ def build_dataset(
     dataset.json. ``on_case(outcome)`` is called for every skipped or discovery-failed case, then ``on_start(discovery,
     n_to_process)`` once, then ``on_case`` again as each processed case finishes (for progress bars).
     ``accept`` names flagged cases a person has reviewed: they are marked ``accepted`` and used.
+    ``label_on`` (a modality name) says which modality the label maps were drawn on where several share
+    their grid (None: :data:`~fedseg.imaging.checked_read.LABEL_ON_ORDER`); each case records its choice
+    in ``qc["label_on"]``, and a case whose recorded request differs is redone.
     Raises DatasetError for an unusable input or output (per-case problems are outcomes, not errors).
     """
     started = time.perf_counter()
     input_path, out = Path(input_path), Path(out)
     if jobs < 1:
         raise DatasetError(f"--jobs must be at least 1, got {jobs}")
+    if label_on is not None and label_on not in MODALITIES:
+        raise DatasetError(f"--label-on must be one of {', '.join(MODALITIES)}, got {label_on!r}")
     _prepare_out(out)
     found, label_groups = decide_dataset_labels(discover(input_path, layout), labels, jobs=jobs)
     label_meta = [g.to_dict() for g in label_groups]
@@ -229,7 +235,9 @@ def build_dataset(
             outcomes[case.id] = CaseOutcome(case.id, "failed", f"case {case.id}: {exc}")
             continue
         old = previous.get(case.id)
-        if old is not None and old.sources == sources and (case.seg is None or old.label_convention == case.convention.value):
+        same_label = case.seg is None or (old is not None and old.label_convention == case.convention.value
+                                          and old.qc.get("label_on", {}).get("requested") == (label_on or "auto"))
+        if old is not None and old.sources == sources and same_label:
             outcomes[case.id] = CaseOutcome(case.id, "skipped", record=old)
         else:
             todo.append((case, sources))
@@ -242,7 +250,8 @@ def build_dataset(
     def meta(complete: bool) -> dict[str, Any]:
         return {"modalities": list(MODALITIES), "preprocessing": config_to_dict(config), "config_sha256": digest,
                 "pipeline_version": PIPELINE_VERSION, "layout": found.layout.value, "complete": complete,
-                "labels": {"requested": LabelConvention(labels).value, "decided": label_meta},
+                "labels": {"requested": LabelConvention(labels).value, "decided": label_meta,
+                           "label_on": label_on or "auto"},
                 "failed": [{"id": o.case_id, "reason": o.reason} for o in sorted(outcomes.values(),
                                                                                   key=lambda o: o.case_id)
                            if o.status == "failed"]}
@@ -255,7 +264,7 @@ def build_dataset(
         if on_case is not None and outcome.status != "skipped":
             on_case(outcome)
 
-    args = (config, out)
+    args = (config, out, label_on)
     if jobs == 1 or len(todo) <= 1:
         _set_threads(_cores())
         for case, sources in todo:

@@ -3,15 +3,15 @@
 Steps, in order (each timed in ``CaseResult.timings``):
 
 1. ``read``      every modality (NIfTI or DICOM folder) and the label; validate: 3D, finite, not constant,
-                 label integer-valued, known values for its convention, on the T1ce's grid. Any failure
-                 raises ImageError naming the file.
+                 label integer-valued, known values for its convention, on one modality's native grid
+                 (T1ce's, or the one it was drawn on: FLAIR, T1, T2). Any failure raises ImageError naming
+                 the file.
 2. ``reorient``  to the canonical orientation (exact axis permutation/flips, see :mod:`fedseg.imaging.orient`).
-3. ``register``  every other modality rigidly onto T1ce when their grids differ; skipped when they coincide.
-                 A registration that fails (or does not converge, or moves implausibly far) is a QC
-                 warning; a failed one falls back on the scanner coordinates (identity transform).
+3. ``register``  every other modality rigidly onto T1ce when their grids differ
+                 (:mod:`fedseg.workflow.preprocess.coregister`).
 4. ``resample``  each modality ONCE onto the target-spacing grid of T1ce, the registration transform
-                 composed in (linear, or B-spline), the label with nearest neighbour (the label lies on
-                 the T1ce grid, so it needs no transform).
+                 composed in (linear, or B-spline), the label with nearest neighbour through the
+                 transform of the modality it lies on (none for T1ce).
 5. ``skullstrip`` the brain mask (``auto`` keeps already-stripped inputs).
 6. ``n4``        optional bias-field correction inside the mask.
 7. ``normalize`` z-score per modality inside the brain, exactly 0 outside.
@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -37,17 +37,8 @@ from fedseg.data.discovery import RawCase
 from fedseg.errors import ImageError
 from fedseg.geometry import CaseGeometry
 from fedseg.imaging.checked_read import read_checked, read_label
-from fedseg.imaging.qc_gate import MAX_ROTATION_DEG as _MAX_ROTATION_DEG  # implausible for one session: warn
-from fedseg.imaging.qc_gate import MAX_TRANSLATION_MM as _MAX_TRANSLATION_MM
-from fedseg.labels import (
-    MODALITIES,
-    REFERENCE_MODALITY,
-    LabelConvention,
-    to_internal,
-)
-
-if TYPE_CHECKING:
-    import SimpleITK as sitk
+from fedseg.labels import MODALITIES, REFERENCE_MODALITY, LabelConvention, to_internal
+from fedseg.workflow.preprocess.coregister import register_modalities
 
 __all__ = ["BRAIN_ML_RANGE", "CaseResult", "preprocess_case"]
 
@@ -129,9 +120,13 @@ def preprocess_case(
     brain_ml_range: tuple[float, float] = BRAIN_ML_RANGE,
     interpolator: str = "linear",
     seed: int = 0,
+    label_on: str | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> CaseResult:
     """Run every step on ``case`` and return the arrays on the cropped grid, its geometry and QC.
+
+    ``label_on`` names the modality the label map was drawn on when several share its grid (None: the
+    order of :data:`~fedseg.imaging.checked_read.LABEL_ON_ORDER`); the choice is ``qc["label_on"]``.
 
     Raises ImageError (naming the file) for invalid input; other failures propagate to the caller,
     which reports the case as failed.
@@ -142,7 +137,6 @@ def preprocess_case(
     from fedseg.imaging.normalize import zscore_in_mask
     from fedseg.imaging.orient import to_canonical
     from fedseg.imaging.qc_gate import head_figures
-    from fedseg.imaging.register import grids_coincide, register_rigid
     from fedseg.imaging.resample import reference_grid, resample_to_spacing
     from fedseg.imaging.skullstrip import strip_skull
 
@@ -155,7 +149,10 @@ def preprocess_case(
         original = raw[REFERENCE_MODALITY]
         label_img, convention = None, case.convention
         if case.seg is not None:
-            label_img, convention = read_label(case.seg, original, case.images[REFERENCE_MODALITY], case.convention)
+            label_img, convention, label_modality, why = read_label(case.seg, raw, case.convention, label_on=label_on)
+            qc["label_on"] = {"modality": label_modality, "requested": label_on or "auto", "reason": why}
+            if label_on is not None and label_modality != label_on:
+                warnings.append(f"label: {why}")
         elif convention == LabelConvention.AUTO:
             convention = LabelConvention.BRATS2021  # nothing to decide from; the BraTS 2018-2022 numbering
 
@@ -164,36 +161,17 @@ def preprocess_case(
         label_canon = to_canonical(label_img) if label_img is not None else None
     fixed = canon[REFERENCE_MODALITY]
 
-    registration: dict[str, Any] = {}
-    transforms: dict[str, sitk.Transform | None] = dict.fromkeys(MODALITIES)
     with timer.step("register"):
-        for m in MODALITIES:
-            if m == REFERENCE_MODALITY:
-                continue
-            if not config.register or grids_coincide(fixed, canon[m]):
-                registration[m] = {"skipped": True, "reason": "disabled" if not config.register else "same grid"}
-                continue
-            try:
-                result = register_rigid(fixed, canon[m], seed=seed, work_spacing=max(1.5, min(config.spacing)))
-            except ImageError as exc:  # fall back on the scanner coordinates, and say so
-                registration[m] = {"skipped": False, "failed": True, "reason": str(exc)}
-                warnings.append(f"registration of {m} to t1ce failed ({exc}); resampled by scanner coordinates only")
-                continue
-            transforms[m] = result.transform
-            registration[m] = {"skipped": False, "metric": result.metric, "rotation_deg": result.rotation_deg,
-                               "translation_mm": result.translation_mm, "converged": result.converged}
-            if not result.converged or not np.isfinite(result.metric):
-                warnings.append(f"registration of {m} to t1ce did not converge (metric {result.metric:.3f})")
-            elif result.rotation_deg > _MAX_ROTATION_DEG or result.translation_mm > _MAX_TRANSLATION_MM:
-                warnings.append(f"registration of {m} to t1ce moved it implausibly far ({result.rotation_deg:.1f} deg, "
-                                f"{result.translation_mm:.1f} mm)")
-    qc["registration"] = registration
+        transforms, qc["registration"], reg_warnings = register_modalities(canon, config, seed=seed)
+    warnings.extend(reg_warnings)
 
     with timer.step("resample"):
         ref = reference_grid(fixed, config.spacing, where=str(case.images[REFERENCE_MODALITY]))
         images = {m: resample_to_spacing(canon[m], None, interpolator=interpolator, transform=transforms[m],
                                          reference=ref) for m in MODALITIES}
-        label_res = (resample_to_spacing(label_canon, None, interpolator="nearest", reference=ref)
+        # A label drawn on another modality goes through that modality's registration (nearest neighbour).
+        label_res = (resample_to_spacing(label_canon, None, interpolator="nearest", reference=ref,
+                                         transform=transforms[qc["label_on"]["modality"]])
                      if label_canon is not None else None)
 
     with timer.step("skullstrip"):

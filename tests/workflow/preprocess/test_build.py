@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ import SimpleITK as sitk
 
 from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
 from fedseg.data.dataset import CaseReader, load_dataset
+from fedseg.data.discovery import discover
 from fedseg.errors import DatasetError
 from fedseg.labels import Layout
 from fedseg.synth import write_cases
@@ -217,6 +219,60 @@ def test_parallel_jobs_match_serial(raw: Path, tmp_path: Path, monkeypatch: pyte
         build_dataset(raw, tmp_path / "three", FAST, jobs=0)
 
 
+def _case_digests(out: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "cases").iterdir())}
+
+
+def test_same_input_gives_byte_identical_case_files_serial_or_parallel(tmp_path_factory: pytest.TempPathFactory,
+                                                                      tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registration (three modalities on their own grids), classic skull strip with its N4, and --n4: the
+    case files of two fresh runs, --jobs 1 (two ITK threads) and --jobs 2 (one each), are equal bytes."""
+    raw = tmp_path_factory.mktemp("raw-misaligned")
+    write_cases(raw, cases=2, profile=1, layout=Layout.BRATS2021, seed=5, size_scale=0.3)
+    config = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.CLASSIC, n4=True)
+    monkeypatch.setattr(build_mod, "_cores", lambda: 2)
+    first = build_dataset(raw, tmp_path / "a", config, qc_png=False)
+    again = build_dataset(raw, tmp_path / "b", config, qc_png=False)
+    parallel = build_dataset(raw, tmp_path / "c", config, jobs=2, qc_png=False)
+    assert all(o.status == "done" for r in (first, again, parallel) for o in r.outcomes)
+    assert all(not r["skipped"] for o in first.outcomes for r in o.record.qc["registration"].values())
+    digests = _case_digests(tmp_path / "a")
+    assert len(digests) == 2
+    assert _case_digests(tmp_path / "b") == digests
+    assert _case_digests(tmp_path / "c") == digests
+
+
+def test_labels_on_another_sequence_are_recorded_and_a_label_on_no_grid_fails_alone(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    from tests.workflow.preprocess.test_case import label_on_flair_grid
+
+    raw = tmp_path_factory.mktemp("raw-label-on")
+    write_cases(raw, cases=3, profile=1, layout=Layout.BRATS2021, seed=6, size_scale=0.3)
+    found = {c.id: c for c in discover(raw).cases}
+    label_on_flair_grid(found["SYN1_0000"])
+    bad = found["SYN1_0001"].seg
+    sitk.WriteImage(sitk.Image(5, 6, 7, sitk.sitkUInt8), str(bad))
+    report = build_dataset(raw, tmp_path / "ds", FAST, qc_png=False, label_on="flair")
+    status = {o.case_id: o for o in report.outcomes}
+    assert [status[k].status for k in sorted(status)] == ["done", "failed", "done"]
+    reason = status["SYN1_0001"].reason
+    assert "\n" not in reason and reason.startswith(f"{bad}: the label's grid (size (5, 6, 7)")
+    assert "is none of the modalities' grids: t1ce (size" in reason and "; flair (size" in reason
+    ds = load_dataset(tmp_path / "ds")
+    on = {c.id: c.qc["label_on"] for c in ds.cases}
+    assert on["SYN1_0000"] == {"modality": "flair", "requested": "flair", "reason": "--label-on flair"}
+    assert on["SYN1_0002"]["modality"] == "t1ce" and "overruled" in on["SYN1_0002"]["reason"]
+    assert ds.meta["labels"]["label_on"] == "flair"
+    assert report.to_dict()["cases"][0]["qc"]["label_on"]["modality"] == "flair"
+    again = build_dataset(raw, tmp_path / "ds", FAST, qc_png=False)  # another request: the labelled cases are redone
+    assert {o.case_id: o.status for o in again.outcomes} == {"SYN1_0000": "done", "SYN1_0001": "failed",
+                                                             "SYN1_0002": "done"}
+    assert load_dataset(tmp_path / "ds").cases[1].qc["label_on"]["reason"] == "on the t1ce grid"
+    with pytest.raises(DatasetError, match="--label-on must be one of t1, t1ce, t2, flair"):
+        build_dataset(raw, tmp_path / "x", FAST, label_on="pd")
+
+
 def test_splits_are_stable_when_cases_are_added() -> None:
     config = PreprocessConfig(val_fraction=0.2, test_fraction=0.1, split_seed=7)
     ids = [f"case{i:03d}" for i in range(400)]
@@ -257,7 +313,7 @@ def test_label_convention_is_decided_over_the_whole_dataset(tmp_path: Path) -> N
     assert [o.status for o in report.outcomes] == ["done", "done"]  # the unchanged case is redone: its labels changed
     assert "label 3 in 1 and label 4 in 2" in report.labels[0]["reason"] and report.to_dict()["labels"] == report.labels
     ds = load_dataset(out)
-    assert ds.meta["labels"] == {"requested": "auto", "decided": report.labels}
+    assert ds.meta["labels"] == {"requested": "auto", "decided": report.labels, "label_on": "auto"}
     assert {c.label_convention for c in ds.cases} == {"brats2024-post"}
     cavity_case = next(c for c in ds.cases if c.id == "SYN0_0001")
     with ds.reader(cavity_case) as reader:

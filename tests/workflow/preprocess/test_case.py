@@ -180,7 +180,7 @@ BAD = {
     "garbage": ("t1", _plain_gz_garbage, "cannot read the image"),
     "4d": ("t2", _fourd, "expected a 3D image, found 4D"),
     "label-grid": ("seg", lambda p: _write(p, np.zeros((6, 7, 8), np.uint8), (1.0, 1.0, 2.0)),
-                   "label's grid .* differs from the T1ce"),
+                   "label's grid .* is none of the modalities' grids: t1ce .*; t1 .*; t2 .*; flair "),
     "label-size": ("seg", lambda p: _write(p, np.zeros((6, 7, 9), np.uint8)), "label's grid"),
     "label-values": ("seg", lambda p: _write(p, np.array([0, 1, 2, 3, 7] + [0] * 331, np.uint8).reshape(6, 7, 8)),
                      r"unknown label values \[3, 7\]; the brats2021 convention allows \[0, 1, 2, 4\]"),
@@ -202,12 +202,11 @@ def test_bad_input_is_an_image_error_naming_the_file(kind: str, tmp_path: Path) 
 def test_auto_convention_from_values(tmp_path: Path) -> None:
     case = _tiny_case(tmp_path)
     _write(case.seg, np.array([0, 1, 2, 3] + [0] * 332, np.uint8).reshape(6, 7, 8))
-    label, convention = read_label(case.seg, read_image(case.images["t1ce"]), case.images["t1ce"],
-                                             LabelConvention.AUTO)
-    assert convention == LabelConvention.BRATS2023
+    images = {"t1ce": read_image(case.images["t1ce"])}
+    label, convention, on, _ = read_label(case.seg, images, LabelConvention.AUTO)
+    assert convention == LabelConvention.BRATS2023 and on == "t1ce"
     _write(case.seg, np.array([0, 1, 4] + [0] * 333, np.uint8).reshape(6, 7, 8))
-    assert read_label(case.seg, read_image(case.images["t1ce"]), case.images["t1ce"],
-                                LabelConvention.AUTO)[1] == LabelConvention.BRATS2021
+    assert read_label(case.seg, images, LabelConvention.AUTO)[1] == LabelConvention.BRATS2021
 
 
 def test_n4_option_corrects_every_modality_inside_the_mask(case0: RawCase, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,3 +237,38 @@ def test_failed_registration_is_a_warning(tmp_path: Path, monkeypatch: pytest.Mo
     assert {m for m, v in r.qc["registration"].items() if v.get("failed")} == {"t1", "t2", "flair"}
     assert sum("registration of" in w and "scanner coordinates" in w for w in r.warnings) == 3
     assert r.image.shape[0] == 4
+
+
+def label_on_flair_grid(case: RawCase) -> None:
+    """Overwrite the case's label with the truth label moved onto FLAIR's native (misaligned) grid."""
+    import json
+
+    from fedseg.imaging.io import write_image
+    from fedseg.synth import motion_transform
+
+    truth = json.loads(next(case.seg.parent.glob("*_truth.json")).read_text())
+    motion = motion_transform(truth["misalignment"]["flair"])  # T1ce point -> FLAIR point
+    flair = read_image(case.images["flair"])
+    moved = sitk.Resample(read_image(case.seg), flair, motion.GetInverse(), sitk.sitkNearestNeighbor, 0)
+    write_image(moved, case.seg)
+
+
+@pytest.mark.slow
+def test_a_label_drawn_on_flair_is_mapped_through_its_registration(tmp_path: Path) -> None:
+    case = synth_case(tmp_path, profile=1, scale=0.5, seed=4)  # FLAIR on its own 1.2 mm grid, misaligned
+    # 1 mm: at 2 mm the two nearest-neighbour steps (truth -> FLAIR grid here, FLAIR -> stored grid in the
+    # pipeline) alone cost the thin ET rim 0.11 Dice even with the true motion.
+    truth = full_resampled_label(case, 1.0)  # raw brats2021 values on the stored (uncropped) grid
+    label_on_flair_grid(case)
+    config = PreprocessConfig(spacing=(1.0, 1.0, 1.0), skull_strip=SkullStrip.NONE)  # no crop: one grid
+    mapped = preprocess_case(case, config)
+    assert mapped.qc["label_on"] == {"modality": "flair", "requested": "auto", "reason": "on the flair grid"}
+    assert not mapped.qc["registration"]["flair"]["skipped"] and mapped.label.shape == truth.shape
+    for region, internal, raw in (("WT", (1, 2, 3), (1, 2, 4)), ("TC", (1, 3), (1, 4)), ("ET", (3,), (4,))):
+        assert np.isin(truth, raw).any()
+        assert dice(np.isin(mapped.label, internal), np.isin(truth, raw)) > 0.9, region
+        # measured WT 0.95, TC 0.94, ET 0.92 (with the true motion: 0.95, 0.95, 0.92)
+    coarse = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.NONE)
+    asked = preprocess_case(case, coarse, label_on="t2")  # t2 is not on the label's grid: overruled, said so
+    assert asked.qc["label_on"]["modality"] == "flair" and "overruled" in asked.qc["label_on"]["reason"]
+    assert any("--label-on t2 overruled" in w for w in asked.warnings)
