@@ -15,15 +15,18 @@ Geometry conventions (all physical coordinates are ITK LPS, mm):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fedseg.labels import MODALITIES, REFERENCE_MODALITY
+from fedseg.synth.acquisition import draw_orientation, voxel_average
 from fedseg.synth.contrast import tissue_table
-from fedseg.synth.phantom import Anatomy, Tissue, build_anatomy, physical_axes
-from fedseg.synth.profiles import SiteProfile
+from fedseg.synth.head import build_realistic_anatomy
+from fedseg.synth.phantom import SIMPLE_TISSUES, Anatomy, Tissue, build_anatomy, physical_axes
+from fedseg.synth.profiles import GridSpec, HeadModel, SiteProfile
 from fedseg.synth.tumour import TumourSpec, paint_tumour
 
 if TYPE_CHECKING:
@@ -77,15 +80,15 @@ def _draw_motion(rng: np.random.Generator, profile: SiteProfile, scale: float) -
     return record
 
 
-def _raw_grid(profile: SiteProfile, modality: str, centre: np.ndarray, scale: float, *, snap_to: sitk.Image) -> sitk.Image:
-    """Return an empty image with ``modality``'s raw grid centred near ``centre`` (LPS mm).
+def _raw_grid(spec: GridSpec, centre: np.ndarray, scale: float, *, snap_to: sitk.Image) -> sitk.Image:
+    """Return an empty image with the raw grid ``spec`` centred near ``centre`` (LPS mm).
 
     A grid with the model grid's spacing and direction is moved (< 1 voxel) onto the model lattice, so
     rendering it is an exact copy instead of an interpolation.
     """
     import SimpleITK as sitk
 
-    spec = profile.grid(modality)
+    centre = centre + np.asarray(spec.offset_mm, dtype=float) * scale
     spacing = np.asarray(spec.spacing, dtype=float)
     size = [max(int(round(f * scale / s)), 8) for f, s in zip(spec.fov_mm, spec.spacing, strict=True)]
     direction = np.asarray(spec.direction, dtype=float).reshape(3, 3)
@@ -138,6 +141,38 @@ def _shifted(array: np.ndarray, offset_xyz: tuple[int, int, int], size_xyz: tupl
     return out
 
 
+def _pose_matrix(anatomy: Anatomy) -> np.ndarray:
+    """Return the head pose R (physical = R @ head-frame point) of ``anatomy``."""
+    import SimpleITK as sitk
+
+    pose = sitk.Euler3DTransform()
+    pose.SetRotation(*[float(np.deg2rad(a)) for a in anatomy.pose_deg])
+    return np.asarray(pose.GetMatrix(), dtype=float).reshape(3, 3)
+
+
+def _to_model(anatomy: Anatomy, motion: sitk.Euler3DTransform | None = None) -> sitk.Transform:
+    """Return the map from a raw grid's physical point to the model-grid point it shows.
+
+    A moved modality shows head point q at ``motion`` M(q), and the pose puts model point h at R h, so
+    raw point p shows R^T M^-1(p). Without a pose this is M^-1 itself (what a simple head always used).
+    """
+    import SimpleITK as sitk
+
+    inverse = motion.GetInverse() if motion is not None else sitk.Transform()
+    if not any(anatomy.pose_deg):
+        return inverse
+    rotation = _pose_matrix(anatomy)
+    matrix, offset = rotation.T, np.zeros(3)
+    if motion is not None:  # M^-1(p) = Rm^T (p - c - t) + c
+        rm = np.asarray(motion.GetMatrix(), dtype=float).reshape(3, 3)
+        c, t = np.asarray(motion.GetCenter(), dtype=float), np.asarray(motion.GetTranslation(), dtype=float)
+        matrix, offset = rotation.T @ rm.T, rotation.T @ (c - rm.T @ (c + t))
+    affine = sitk.AffineTransform(3)
+    affine.SetMatrix([float(v) for v in matrix.ravel()])
+    affine.SetTranslation([float(v) for v in offset])
+    return affine
+
+
 def _resample_array(array: np.ndarray, source: sitk.Image, target: sitk.Image, transform: sitk.Transform, *, linear: bool) -> np.ndarray:
     """Resample a [Z,Y,X] array on ``source``'s grid onto ``target`` (output point p reads input ``transform(p)``)."""
     import SimpleITK as sitk
@@ -159,18 +194,20 @@ def _render(
     modality: str,
     profile: SiteProfile,
     grid: sitk.Image,
-    motion: sitk.Transform,
+    motion: sitk.Euler3DTransform,
 ) -> sitk.Image:
     """Render ``modality`` on the model grid, move and resample it onto its raw grid, add noise, scale to int16."""
     import SimpleITK as sitk
 
-    table = tissue_table(rng, modality)
+    table = tissue_table(rng, modality, tissues=SIMPLE_TISSUES if profile.head is HeadModel.SIMPLE else len(Tissue))
     values = table[anatomy.tissue]
     values *= texture
     for factor in _bias_factors(rng, anatomy, profile.bias_strength):
         values *= factor
+    if profile.partial_volume:
+        values = voxel_average(values, anatomy.grid, grid, rotation=_pose_matrix(anatomy))
     # Resampling maps output points to input points, so the inverse motion puts head point q at M(q).
-    array = _resample_array(values, anatomy.grid, grid, motion.GetInverse(), linear=True)
+    array = _resample_array(values, anatomy.grid, grid, _to_model(anatomy, motion), linear=True)
     noise = rng.standard_normal(array.shape, dtype=np.float32)
     noise *= np.float32(profile.noise_sigma * _NOMINAL_WM)
     array += noise
@@ -209,7 +246,10 @@ def make_case(rng: np.random.Generator, profile: SiteProfile, *, case_id: str, s
         from fedseg.errors import ConfigError
 
         raise ConfigError(f"synth case {case_id}: size_scale must lie in 0.1..2, got {size_scale}")
-    anatomy = build_anatomy(rng, scale=size_scale)
+    if profile.head is HeadModel.REALISTIC:
+        anatomy = build_realistic_anatomy(rng, scale=size_scale, pose_deg=profile.pose_deg)
+    else:
+        anatomy = build_anatomy(rng, scale=size_scale)
     has_et = bool(rng.uniform() >= profile.no_et_fraction)
     core_radius = float(rng.uniform(*profile.tumour_radius_mm)) * size_scale
     label, spec = paint_tumour(
@@ -227,7 +267,10 @@ def make_case(rng: np.random.Generator, profile: SiteProfile, *, case_id: str, s
             record = {"rotation_deg": [0.0, 0.0, 0.0], "translation_mm": [0.0, 0.0, 0.0], "center_mm": [0.0, 0.0, 0.0], "matrix": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]}
             own_shift = np.zeros(3)
         misalignment[modality] = record
-        grids[modality] = _raw_grid(profile, modality, case_centre + own_shift, size_scale, snap_to=anatomy.grid)
+        grid_spec = profile.grid(modality)
+        if profile.random_orientation:
+            grid_spec = draw_orientation(rng, grid_spec)
+        grids[modality] = _raw_grid(grid_spec, case_centre + own_shift, size_scale, snap_to=anatomy.grid)
     texture = np.float32(1.0) + np.float32(0.04) * anatomy.texture
     for modality in MODALITIES:
         images[modality] = _render(rng, anatomy, texture, modality, profile, grids[modality], motion_transform(misalignment[modality]))
@@ -235,12 +278,18 @@ def make_case(rng: np.random.Generator, profile: SiteProfile, *, case_id: str, s
     # One nearest-neighbour resampling of the tissue map gives label and brain mask by lookup: tumour
     # classes are the label, and everything inside the inner skull surface is CSF, brain or tumour.
     reference = grids[REFERENCE_MODALITY]
-    tissue_array = _resample_array(anatomy.tissue, anatomy.grid, reference, sitk.Transform(), linear=False)
+    tissue_array = _resample_array(anatomy.tissue, anatomy.grid, reference, _to_model(anatomy), linear=False)
     tissue = _from_lookup(tissue_array, reference)
     label_image = _from_lookup(_LABEL_OF_TISSUE[tissue_array], tissue)
-    brain = _from_lookup(_BRAIN_OF_TISSUE[tissue_array], tissue)
+    if profile.partial_volume:  # a thick voxel is brain when brain fills at least half of it
+        share = voxel_average(anatomy.intracranial.astype(np.float32), anatomy.grid, reference, rotation=_pose_matrix(anatomy))
+        brain = _from_lookup(_resample_array(share, anatomy.grid, reference, _to_model(anatomy), linear=True) >= 0.5, tissue)
+    else:
+        brain = _from_lookup(_BRAIN_OF_TISSUE[tissue_array], tissue)
     has_et_raw = bool((sitk.GetArrayViewFromImage(label_image) == 3).any())
     del label  # same content as the tumour classes of the tissue map
+    if any(anatomy.pose_deg):  # the tumour was drawn in the head frame: record where it is
+        spec = dataclasses.replace(spec, centre_mm=tuple(float(v) for v in _pose_matrix(anatomy) @ np.asarray(spec.centre_mm)))
     return SynthCase(
         case_id=case_id,
         profile=profile,
@@ -251,5 +300,6 @@ def make_case(rng: np.random.Generator, profile: SiteProfile, *, case_id: str, s
         misalignment=misalignment,
         has_et=has_et_raw,
         tumour=spec,
-        extra={"head_semi_axes_mm": list(anatomy.semi_axes_mm), "size_scale": size_scale},
+        extra={"head_semi_axes_mm": list(anatomy.semi_axes_mm), "size_scale": size_scale,
+               **({"head_pose_deg": list(anatomy.pose_deg)} if profile.head is HeadModel.REALISTIC else {})},
     )
