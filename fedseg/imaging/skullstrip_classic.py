@@ -50,8 +50,10 @@ class ClassicParams:
     """Tuning of :func:`classic_brain_mask` (fractions of brain median intensity; radii as fractions of R)."""
 
     low: float = 0.6
-    high: float = 1.5
-    extra_bright: float = 1.15
+    high: float = 1.3
+    extra_bright: float = 1.3
+    extra_dark: float = 0.6
+    depth: float = 0.09
     centre_share: float = 0.35
     erode: float = 0.09
     close: float = 0.08
@@ -161,26 +163,70 @@ def _head_radius(image: sitk.Image, spacing: float) -> float:
     return float((3 * head.sum() * spacing**3 / (4 * np.pi)) ** (1 / 3))
 
 
-def brain_mask_array(
-    ref: np.ndarray, extras: Sequence[np.ndarray], spacing: float, params: ClassicParams = ClassicParams()
-) -> np.ndarray:
-    """Return the boolean brain mask of an isotropic [Z, Y, X] volume (``spacing`` mm) with extra modalities."""
-    head = head_mask(ref)
-    if not head.any():
-        raise ImageError("skull stripping: no head found (the foreground is empty)")
-    radius = float((3 * head.sum() * spacing**3 / (4 * np.pi)) ** (1 / 3))
-    centre = np.asarray(ndi.center_of_mass(head))
-    zz, yy, xx = np.indices(ref.shape, sparse=True)
-    dist = spacing * np.sqrt((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2)
-    core = head & (dist < params.centre_share * radius)
+def _cranium(head: np.ndarray, spacing: float, up: tuple[int, int]) -> tuple[float, np.ndarray]:
+    """Return the cranium's radius R (mm) and centre (voxel) from the head mask, ignoring face and neck.
+
+    R is the equivalent radius of the head's largest cross-section normal to ``up`` (array axis, sign
+    of superior), which a neck or face in the field of view does not change; the centre is the head's
+    centre of mass within 1.8 R of its top (crown).
+    """
+    axis, sign = up
+    areas = head.sum(axis=tuple(a for a in range(3) if a != axis)) * spacing**2
+    radius = float(np.sqrt(areas.max() / np.pi))
+    filled = np.flatnonzero(areas)
+    top = filled[-1] if sign > 0 else filled[0]
+    index = np.arange(head.shape[axis]).reshape([-1 if a == axis else 1 for a in range(3)])
+    cranium = head & (sign * (index - top) * spacing > -1.8 * radius)
+    return radius, np.asarray(ndi.center_of_mass(cranium))
+
+
+def _candidates(ref: np.ndarray, extras: Sequence[np.ndarray], head: np.ndarray, core: np.ndarray,
+                params: ClassicParams) -> tuple[np.ndarray, np.ndarray]:
+    """Return the voxels that may be brain tissue and those that look like CSF, judged by intensity
+    relative to the brain's own medians.
+
+    On the reference (T1-weighted) brain lies between ``low`` and ``high`` times its median: dark bone, air
+    and CSF fall below, fat and fatty marrow above. The extra contrasts (T2, FLAIR) then remove what is
+    dark in all of them (muscle and bone are dark on T2 and FLAIR while grey matter is not, though the two
+    look alike on T1; CSF is dark on FLAIR only), and add back what is bright in one of them but dark on
+    the reference (CSF on T2; fat is bright on both).
+    """
     median = float(np.median(ref[core]))
     if not median > 0:
         raise ImageError(f"skull stripping: the brain median intensity is {median}, expected a positive value")
-    candidates = head & (ref > params.low * median) & (ref < params.high * median)
+    dark_on_ref = ref <= params.low * median
+    candidates = head & ~dark_on_ref & (ref < params.high * median)
+    dark_everywhere, bright_somewhere = None, np.zeros(ref.shape, dtype=bool)
     for extra in extras:
         extra_median = float(np.median(extra[core]))
         if extra_median > 0:
-            candidates |= head & (extra > params.extra_bright * extra_median)
+            dark = extra < params.extra_dark * extra_median
+            dark_everywhere = dark if dark_everywhere is None else dark_everywhere & dark
+            bright_somewhere |= extra > params.extra_bright * extra_median
+    if dark_everywhere is not None:
+        candidates &= ~dark_everywhere
+    return candidates, head & bright_somewhere & dark_on_ref
+
+
+def brain_mask_array(
+    ref: np.ndarray, extras: Sequence[np.ndarray], spacing: float, params: ClassicParams = ClassicParams(),
+    *, up: tuple[int, int] = (0, 1),
+) -> np.ndarray:
+    """Return the boolean brain mask of an isotropic [Z, Y, X] volume (``spacing`` mm) with extra modalities.
+
+    ``up`` is the array axis that points superior and its sign (+1: higher index is more superior).
+    """
+    head = head_mask(ref)
+    if not head.any():
+        raise ImageError("skull stripping: no head found (the foreground is empty)")
+    radius, centre = _cranium(head, spacing, up)
+    zz, yy, xx = np.indices(ref.shape, sparse=True)
+    dist = spacing * np.sqrt((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2)
+    core = head & (dist < params.centre_share * radius)
+    # Scalp and skull lie between the skin and the brain: nothing within ``depth`` of the skin is brain.
+    deep = ndi.distance_transform_edt(head, sampling=spacing) > params.depth * radius
+    tissue, csf = _candidates(ref, extras, head, core, params)
+    candidates = (tissue | csf) & deep
     eroded = _erode(candidates, params.erode * radius, spacing)
     labels, n = ndi.label(eroded)
     if n == 0:
@@ -200,8 +246,8 @@ def brain_mask_array(
         # The CSF rim under the inner skull surface is dark on T1 like the skull itself; with a contrast
         # that shows CSF (T2) the candidates say where it ends, without one a fixed margin stands in.
         rim = _dilate(brain, params.rim_mm if extras else params.rim_t1_mm, spacing) & head
-        brain = brain | (rim & candidates) if extras else rim
-    return largest_component_filled(brain)
+        brain = brain | (rim & csf) if extras else rim
+    return largest_component_filled(brain & deep)
 
 
 def classic_brain_mask(
@@ -228,7 +274,9 @@ def classic_brain_mask(
     if params.n4:
         head = head_mask(ref)
         ref, extras = _flatten(ref, head, grid), [_flatten(e, head, grid) for e in extras]
-    mask = brain_mask_array(ref, extras, spacing, params)
+    superior = np.asarray(grid.GetDirection(), dtype=float).reshape(3, 3)[2]  # physical z of each index axis
+    index_axis = int(np.argmax(np.abs(superior)))
+    mask = brain_mask_array(ref, extras, spacing, params, up=(2 - index_axis, 1 if superior[index_axis] > 0 else -1))
     small = sitk.GetImageFromArray(mask.astype(np.float32))
     small.CopyInformation(grid)
     back = sitk.Resample(small, image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
