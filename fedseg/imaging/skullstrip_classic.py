@@ -163,12 +163,12 @@ def _head_radius(image: sitk.Image, spacing: float) -> float:
     return float((3 * head.sum() * spacing**3 / (4 * np.pi)) ** (1 / 3))
 
 
-def _cranium(head: np.ndarray, spacing: float, up: tuple[int, int]) -> tuple[float, np.ndarray]:
-    """Return the cranium's radius R (mm) and centre (voxel) from the head mask, ignoring face and neck.
+def _cranium(head: np.ndarray, spacing: float, up: tuple[int, int]) -> tuple[float, np.ndarray, np.ndarray]:
+    """Return the cranium's radius R (mm), centre (voxel) and mask from the head mask, ignoring the neck.
 
     R is the equivalent radius of the head's largest cross-section normal to ``up`` (array axis, sign
-    of superior), which a neck or face in the field of view does not change; the centre is the head's
-    centre of mass within 1.8 R of its top (crown).
+    of superior), which a neck or face in the field of view does not change; the cranium is the head
+    within 1.5 R of its top (crown), about down to the foramen magnum; the centre its centre of mass.
     """
     axis, sign = up
     areas = head.sum(axis=tuple(a for a in range(3) if a != axis)) * spacing**2
@@ -176,8 +176,8 @@ def _cranium(head: np.ndarray, spacing: float, up: tuple[int, int]) -> tuple[flo
     filled = np.flatnonzero(areas)
     top = filled[-1] if sign > 0 else filled[0]
     index = np.arange(head.shape[axis]).reshape([-1 if a == axis else 1 for a in range(3)])
-    cranium = head & (sign * (index - top) * spacing > -1.8 * radius)
-    return radius, np.asarray(ndi.center_of_mass(cranium))
+    cranium = head & (sign * (index - top) * spacing > -1.5 * radius)
+    return radius, np.asarray(ndi.center_of_mass(cranium)), cranium
 
 
 def _candidates(ref: np.ndarray, extras: Sequence[np.ndarray], head: np.ndarray, core: np.ndarray,
@@ -187,24 +187,21 @@ def _candidates(ref: np.ndarray, extras: Sequence[np.ndarray], head: np.ndarray,
 
     On the reference (T1-weighted) brain lies between ``low`` and ``high`` times its median: dark bone, air
     and CSF fall below, fat and fatty marrow above. The extra contrasts (T2, FLAIR) then remove what is
-    dark in all of them (muscle and bone are dark on T2 and FLAIR while grey matter is not, though the two
-    look alike on T1; CSF is dark on FLAIR only), and add back what is bright in one of them but dark on
-    the reference (CSF on T2; fat is bright on both).
+    dark in any of them (muscle and bone are dark on T2 while grey and white matter are not, though
+    muscle and grey matter look alike on T1), and say where CSF is: bright in one of them but dark on
+    the reference (CSF on T2, eyes too; fat is bright on both).
     """
     median = float(np.median(ref[core]))
     if not median > 0:
         raise ImageError(f"skull stripping: the brain median intensity is {median}, expected a positive value")
     dark_on_ref = ref <= params.low * median
     candidates = head & ~dark_on_ref & (ref < params.high * median)
-    dark_everywhere, bright_somewhere = None, np.zeros(ref.shape, dtype=bool)
+    bright_somewhere = np.zeros(ref.shape, dtype=bool)
     for extra in extras:
         extra_median = float(np.median(extra[core]))
         if extra_median > 0:
-            dark = extra < params.extra_dark * extra_median
-            dark_everywhere = dark if dark_everywhere is None else dark_everywhere & dark
+            candidates &= extra >= params.extra_dark * extra_median
             bright_somewhere |= extra > params.extra_bright * extra_median
-    if dark_everywhere is not None:
-        candidates &= ~dark_everywhere
     return candidates, head & bright_somewhere & dark_on_ref
 
 
@@ -219,7 +216,7 @@ def brain_mask_array(
     head = head_mask(ref)
     if not head.any():
         raise ImageError("skull stripping: no head found (the foreground is empty)")
-    radius, centre = _cranium(head, spacing, up)
+    radius, centre, _ = _cranium(head, spacing, up)
     zz, yy, xx = np.indices(ref.shape, sparse=True)
     dist = spacing * np.sqrt((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2)
     core = head & (dist < params.centre_share * radius)
@@ -271,12 +268,15 @@ def classic_brain_mask(
     grid = reference_grid(image, (spacing,) * 3)
     ref = _to_grid(image, grid)
     extras = [_to_grid(e, grid) for e in extra]
-    if params.n4:
-        head = head_mask(ref)
-        ref, extras = _flatten(ref, head, grid), [_flatten(e, head, grid) for e in extras]
     superior = np.asarray(grid.GetDirection(), dtype=float).reshape(3, 3)[2]  # physical z of each index axis
     index_axis = int(np.argmax(np.abs(superior)))
-    mask = brain_mask_array(ref, extras, spacing, params, up=(2 - index_axis, 1 if superior[index_axis] > 0 else -1))
+    up = (2 - index_axis, 1 if superior[index_axis] > 0 else -1)
+    if params.n4:
+        # Fit the field on the cranium only: over a neck of muscle (dark on T2/FLAIR) N4 would take the
+        # tissue difference for bias and brighten the muscle until it looks like brain.
+        _, _, cranium = _cranium(head_mask(ref), spacing, up)
+        ref, extras = _flatten(ref, cranium, grid), [_flatten(e, cranium, grid) for e in extras]
+    mask = brain_mask_array(ref, extras, spacing, params, up=up)
     small = sitk.GetImageFromArray(mask.astype(np.float32))
     small.CopyInformation(grid)
     back = sitk.Resample(small, image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)

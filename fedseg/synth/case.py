@@ -103,11 +103,17 @@ def _raw_grid(spec: GridSpec, centre: np.ndarray, scale: float, *, snap_to: sitk
     return image
 
 
-def _bias_factors(rng: np.random.Generator, anatomy: Anatomy, strength: float) -> list[np.ndarray]:
-    """Return a smooth multiplicative bias field as three broadcastable factors (exp of a separable quadratic)."""
+def _bias_factors(rng: np.random.Generator, anatomy: Anatomy, strength: float, *, reach: float | None = None) -> list[np.ndarray]:
+    """Return a smooth multiplicative bias field as three broadcastable factors (exp of a separable quadratic).
+
+    ``reach`` holds the field constant beyond that many semi-axes from the head centre: a coil's
+    sensitivity does not grow without bound down a neck (None: no limit, as simple heads always drew).
+    """
     factors = []
     for axis, semi in zip(physical_axes(anatomy.grid), anatomy.semi_axes_mm, strict=True):
         t = axis / np.float32(semi)
+        if reach is not None:
+            t = np.clip(t, -reach, reach)
         a, b = rng.uniform(-1.0, 1.0, size=2)
         factors.append(np.exp(np.float32(strength) * (np.float32(a) * t + np.float32(0.5 * b) * t * t)).astype(np.float32))
     return factors
@@ -202,7 +208,8 @@ def _render(
     table = tissue_table(rng, modality, tissues=SIMPLE_TISSUES if profile.head is HeadModel.SIMPLE else len(Tissue))
     values = table[anatomy.tissue]
     values *= texture
-    for factor in _bias_factors(rng, anatomy, profile.bias_strength):
+    reach = None if profile.head is HeadModel.SIMPLE else 1.0
+    for factor in _bias_factors(rng, anatomy, profile.bias_strength, reach=reach):
         values *= factor
     if profile.partial_volume:
         values = voxel_average(values, anatomy.grid, grid, rotation=_pose_matrix(anatomy))
