@@ -171,6 +171,8 @@ def _cranium(head: np.ndarray, spacing: float, up: tuple[int, int]) -> tuple[flo
     within 1.5 R of its top (crown), about down to the foramen magnum; the centre its centre of mass.
     """
     axis, sign = up
+    if not head.any():  # nothing to measure: callers report the empty head (or ITK fails on it)
+        return 0.0, np.zeros(3), head
     areas = head.sum(axis=tuple(a for a in range(3) if a != axis)) * spacing**2
     radius = float(np.sqrt(areas.max() / np.pi))
     filled = np.flatnonzero(areas)
