@@ -114,6 +114,13 @@ class SiteProfile:
         }
 
 
+def _scanner(**settings: object) -> SiteProfile:
+    """Return a scanner-like profile: realistic head, partial volume, random orientation codes, <= 3 mm / 3 deg."""
+    defaults: dict[str, object] = {"misalign_mm": 3.0, "misalign_deg": 3.0, "head": HeadModel.REALISTIC, "pose_deg": 8.0,
+                                   "partial_volume": True, "random_orientation": True}
+    return SiteProfile(**{**defaults, **settings})  # type: ignore[arg-type]
+
+
 def _same(spec: GridSpec) -> dict[str, GridSpec]:
     return {m: spec for m in MODALITIES}
 
@@ -160,7 +167,7 @@ PROFILES: dict[int, SiteProfile] = {
         misalign_mm=3.0,
         misalign_deg=3.0,
     ),
-    3: SiteProfile(
+    3: _scanner(
         name="scanner-3d",
         description="3D sagittal 1 mm T1/T1ce with 3 mm axial T2 and FLAIR on their own grids; realistic head with "
         "face and neck; <= 3 mm / 3 deg motion, random orientation codes",
@@ -173,40 +180,25 @@ PROFILES: dict[int, SiteProfile] = {
         intensity_scale=1200.0,
         noise_sigma=0.03,
         bias_strength=0.25,
-        misalign_mm=3.0,
-        misalign_deg=3.0,
-        head=HeadModel.REALISTIC,
-        pose_deg=8.0,
-        partial_volume=True,
-        random_orientation=True,
     ),
-    4: SiteProfile(
+    4: _scanner(
         name="thick-axial",
         description="2D axial 1x1x5 mm for every sequence, FLAIR 0.9x0.9x5 on its own grid; realistic head; "
         "<= 3 mm / 3 deg motion, random orientation codes",
         grids={
-            "t1": GridSpec((1.0, 1.0, 5.0), (240.0, 240.0, 170.0), RAS, (0.0, 0.0, -20.0)),
-            "t1ce": GridSpec((1.0, 1.0, 5.0), (240.0, 240.0, 170.0), RAS, (0.0, 0.0, -20.0)),
-            "t2": GridSpec((1.0, 1.0, 5.0), (240.0, 240.0, 170.0), RAS, (0.0, 0.0, -20.0)),
+            **dict.fromkeys(("t1", "t1ce", "t2"), GridSpec((1.0, 1.0, 5.0), (240.0, 240.0, 170.0), RAS, (0.0, 0.0, -20.0))),
             "flair": GridSpec((0.9, 0.9, 5.0), (230.0, 230.0, 175.0), LPS, (0.0, 0.0, -12.0)),
         },
         intensity_scale=800.0,
         noise_sigma=0.04,
         bias_strength=0.35,
-        misalign_mm=3.0,
-        misalign_deg=3.0,
-        head=HeadModel.REALISTIC,
-        pose_deg=8.0,
-        partial_volume=True,
-        random_orientation=True,
     ),
-    5: SiteProfile(
+    5: _scanner(
         name="thin-6mm",
         description="2D axial 0.7x0.7x6 mm T1/T1ce, coronal 0.7x0.7x6 mm T2, axial 0.9x0.9x4 mm FLAIR; realistic "
         "head; strong bias and noise; <= 3 mm / 3 deg motion, random orientation codes",
         grids={
-            "t1": GridSpec((0.7, 0.7, 6.0), (220.0, 220.0, 168.0), LPS, (0.0, 0.0, -18.0)),
-            "t1ce": GridSpec((0.7, 0.7, 6.0), (220.0, 220.0, 168.0), LPS, (0.0, 0.0, -18.0)),
+            **dict.fromkeys(("t1", "t1ce"), GridSpec((0.7, 0.7, 6.0), (220.0, 220.0, 168.0), LPS, (0.0, 0.0, -18.0))),
             "t2": GridSpec((0.7, 0.7, 6.0), (200.0, 210.0, 210.0), CORONAL, (0.0, -10.0, -10.0)),
             "flair": GridSpec((0.9, 0.9, 4.0), (220.0, 220.0, 172.0), RAS, (0.0, 0.0, -10.0)),
         },
@@ -215,11 +207,6 @@ PROFILES: dict[int, SiteProfile] = {
         noise_sigma=0.045,
         bias_strength=0.4,
         tumour_radius_mm=(8.0, 18.0),
-        misalign_mm=3.0,
-        misalign_deg=3.0,
-        head=HeadModel.REALISTIC,
         pose_deg=10.0,
-        partial_volume=True,
-        random_orientation=True,
     ),
 }
