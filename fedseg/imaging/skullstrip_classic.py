@@ -7,22 +7,27 @@ intensity range and centre-of-head brain statistics of FSL BET (Smith, "Fast rob
 extraction", Hum Brain Mapp 17(3), 2002):
 
 1. work on an isotropic grid of about 2 mm (finer for small heads) for speed; median-filter;
-2. head mask: Otsu threshold of the 2nd-98th percentile range, largest component, holes filled;
-3. brain statistics: the median intensity in a sphere around the head's centre of mass (mostly white
+2. head mask: BET's background threshold, largest component, holes filled; the **cranium**: its radius R
+   from the head's largest axial cross-section and its centre from the head within 1.5 R of the crown, so
+   a face or neck in the field of view changes neither; a coarse N4 bias field fitted on the cranium only
+   (over a neck of muscle N4 would take the tissue difference for bias);
+3. brain statistics: the median intensity in a sphere around the cranium's centre (mostly white
    matter), for the reference image and every extra modality;
-4. intracranial candidates: reference intensity between ``low`` and ``high`` times that median (dark
-   skull and air out, bright scalp fat out); an extra modality in which a voxel is brighter than its
-   own brain median (CSF on T2) adds it back, since skull is dark in every MR contrast;
-5. erosion by a ball whose radius scales with the head (cuts the thin bridges to scalp, eyes, neck),
-   the component nearest the head centre among the large ones, a dilation back by the same radius
-   inside the candidates (a one-step geodesic reconstruction);
-6. holes filled in 3D and slice by slice, a closing with a mm-sized ball (sulcal CSF), a small outward
-   dilation for the CSF rim under the inner skull surface, then the mask resampled (linear, 0.5) onto
-   the input grid.
+4. candidates: reference intensity between ``low`` and ``high`` times that median (dark skull, air and CSF
+   out; scalp fat and fatty marrow, brighter than brain on T1, out); voxels dark in any extra modality out
+   (muscle and bone are dark on T2 while brain is not, though muscle and grey matter look alike on T1);
+   CSF-like voxels (bright in an extra modality, dark on the reference: CSF on T2) in; nothing within
+   ``depth`` R of the skin (scalp and skull lie there, and thick slices blur the skull's dark gap);
+5. erosion by a ball whose radius scales with R (cuts the thin bridges to scalp, eyes, neck), the
+   component nearest the head centre among the large ones, a dilation back by the same radius inside
+   the candidates (a one-step geodesic reconstruction);
+6. holes filled in 3D and slice by slice, a closing with a mm-sized ball (sulcal CSF), the CSF rim under
+   the inner skull surface from CSF-like voxels (a fixed margin on T1 alone), then the mask resampled
+   (linear, 0.5) onto the input grid.
 
 All radii are physical (mm), proportional to the head's equivalent-sphere radius ``R`` so the method
-behaves the same on a real head (R ~ 85-95 mm) and on reduced synthetic heads. Runs in about a second
-or two per case.
+behaves the same on a real head (R ~ 85-95 mm) and on reduced synthetic heads. Runs in a few seconds
+per case (N4 is most of it).
 """
 
 from __future__ import annotations

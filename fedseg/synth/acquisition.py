@@ -11,6 +11,9 @@ covers.
 order (LPS, RAS, LAS, PIR, ... codes), depending on scanner and converter. :func:`draw_orientation`
 flips each index axis of a grid at random and may swap its two in-plane axes (keeping spacing and
 field of view with their axes), leaving the slice axis where it is.
+
+**Head pose.** A realistic head is drawn in its own frame and posed by a rotation R
+(:func:`pose_matrix`); :func:`to_model` maps a raw grid's point to the model point it shows.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from fedseg.synth.profiles import GridSpec
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-__all__ = ["box_kernel", "draw_orientation", "voxel_average"]
+__all__ = ["box_kernel", "draw_orientation", "pose_matrix", "to_model", "voxel_average"]
 
 
 def box_kernel(width: float) -> np.ndarray:
@@ -81,3 +84,35 @@ def draw_orientation(rng: np.random.Generator, spec: GridSpec) -> GridSpec:
         fov_mm=tuple(fov[a] for a in order),  # type: ignore[arg-type]
         direction=tuple(float(v) + 0.0 for v in columns.ravel()),
     )
+
+
+def pose_matrix(pose_deg: tuple[float, float, float]) -> np.ndarray:
+    """Return the head pose R (physical = R @ head-frame point) of ``sitk.Euler3DTransform`` angles."""
+    import SimpleITK as sitk
+
+    pose = sitk.Euler3DTransform()
+    pose.SetRotation(*[float(np.deg2rad(a)) for a in pose_deg])
+    return np.asarray(pose.GetMatrix(), dtype=float).reshape(3, 3)
+
+
+def to_model(pose_deg: tuple[float, float, float], motion: sitk.Euler3DTransform | None = None) -> sitk.Transform:
+    """Return the map from a raw grid's physical point to the model-grid point it shows.
+
+    A moved modality shows head point q at ``motion`` M(q), and the pose puts model point h at R h, so
+    raw point p shows R^T M^-1(p). Without a pose this is M^-1 itself (what a simple head always used).
+    """
+    import SimpleITK as sitk
+
+    inverse = motion.GetInverse() if motion is not None else sitk.Transform()
+    if not any(pose_deg):
+        return inverse
+    rotation = pose_matrix(pose_deg)
+    matrix, offset = rotation.T, np.zeros(3)
+    if motion is not None:  # M^-1(p) = Rm^T (p - c - t) + c
+        rm = np.asarray(motion.GetMatrix(), dtype=float).reshape(3, 3)
+        c, t = np.asarray(motion.GetCenter(), dtype=float), np.asarray(motion.GetTranslation(), dtype=float)
+        matrix, offset = rotation.T @ rm.T, rotation.T @ (c - rm.T @ (c + t))
+    affine = sitk.AffineTransform(3)
+    affine.SetMatrix([float(v) for v in matrix.ravel()])
+    affine.SetTranslation([float(v) for v in offset])
+    return affine

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fedseg.labels import MODALITIES, REFERENCE_MODALITY
-from fedseg.synth.acquisition import draw_orientation, voxel_average
+from fedseg.synth.acquisition import draw_orientation, pose_matrix, to_model, voxel_average
 from fedseg.synth.contrast import tissue_table
 from fedseg.synth.head import build_realistic_anatomy
 from fedseg.synth.phantom import SIMPLE_TISSUES, Anatomy, Tissue, build_anatomy, physical_axes
@@ -147,38 +147,6 @@ def _shifted(array: np.ndarray, offset_xyz: tuple[int, int, int], size_xyz: tupl
     return out
 
 
-def _pose_matrix(anatomy: Anatomy) -> np.ndarray:
-    """Return the head pose R (physical = R @ head-frame point) of ``anatomy``."""
-    import SimpleITK as sitk
-
-    pose = sitk.Euler3DTransform()
-    pose.SetRotation(*[float(np.deg2rad(a)) for a in anatomy.pose_deg])
-    return np.asarray(pose.GetMatrix(), dtype=float).reshape(3, 3)
-
-
-def _to_model(anatomy: Anatomy, motion: sitk.Euler3DTransform | None = None) -> sitk.Transform:
-    """Return the map from a raw grid's physical point to the model-grid point it shows.
-
-    A moved modality shows head point q at ``motion`` M(q), and the pose puts model point h at R h, so
-    raw point p shows R^T M^-1(p). Without a pose this is M^-1 itself (what a simple head always used).
-    """
-    import SimpleITK as sitk
-
-    inverse = motion.GetInverse() if motion is not None else sitk.Transform()
-    if not any(anatomy.pose_deg):
-        return inverse
-    rotation = _pose_matrix(anatomy)
-    matrix, offset = rotation.T, np.zeros(3)
-    if motion is not None:  # M^-1(p) = Rm^T (p - c - t) + c
-        rm = np.asarray(motion.GetMatrix(), dtype=float).reshape(3, 3)
-        c, t = np.asarray(motion.GetCenter(), dtype=float), np.asarray(motion.GetTranslation(), dtype=float)
-        matrix, offset = rotation.T @ rm.T, rotation.T @ (c - rm.T @ (c + t))
-    affine = sitk.AffineTransform(3)
-    affine.SetMatrix([float(v) for v in matrix.ravel()])
-    affine.SetTranslation([float(v) for v in offset])
-    return affine
-
-
 def _resample_array(array: np.ndarray, source: sitk.Image, target: sitk.Image, transform: sitk.Transform, *, linear: bool) -> np.ndarray:
     """Resample a [Z,Y,X] array on ``source``'s grid onto ``target`` (output point p reads input ``transform(p)``)."""
     import SimpleITK as sitk
@@ -212,9 +180,9 @@ def _render(
     for factor in _bias_factors(rng, anatomy, profile.bias_strength, reach=reach):
         values *= factor
     if profile.partial_volume:
-        values = voxel_average(values, anatomy.grid, grid, rotation=_pose_matrix(anatomy))
+        values = voxel_average(values, anatomy.grid, grid, rotation=pose_matrix(anatomy.pose_deg))
     # Resampling maps output points to input points, so the inverse motion puts head point q at M(q).
-    array = _resample_array(values, anatomy.grid, grid, _to_model(anatomy, motion), linear=True)
+    array = _resample_array(values, anatomy.grid, grid, to_model(anatomy.pose_deg, motion), linear=True)
     noise = rng.standard_normal(array.shape, dtype=np.float32)
     noise *= np.float32(profile.noise_sigma * _NOMINAL_WM)
     array += noise
@@ -285,18 +253,18 @@ def make_case(rng: np.random.Generator, profile: SiteProfile, *, case_id: str, s
     # One nearest-neighbour resampling of the tissue map gives label and brain mask by lookup: tumour
     # classes are the label, and everything inside the inner skull surface is CSF, brain or tumour.
     reference = grids[REFERENCE_MODALITY]
-    tissue_array = _resample_array(anatomy.tissue, anatomy.grid, reference, _to_model(anatomy), linear=False)
+    tissue_array = _resample_array(anatomy.tissue, anatomy.grid, reference, to_model(anatomy.pose_deg), linear=False)
     tissue = _from_lookup(tissue_array, reference)
     label_image = _from_lookup(_LABEL_OF_TISSUE[tissue_array], tissue)
     if profile.partial_volume:  # a thick voxel is brain when brain fills at least half of it
-        share = voxel_average(anatomy.intracranial.astype(np.float32), anatomy.grid, reference, rotation=_pose_matrix(anatomy))
-        brain = _from_lookup(_resample_array(share, anatomy.grid, reference, _to_model(anatomy), linear=True) >= 0.5, tissue)
+        share = voxel_average(anatomy.intracranial.astype(np.float32), anatomy.grid, reference, rotation=pose_matrix(anatomy.pose_deg))
+        brain = _from_lookup(_resample_array(share, anatomy.grid, reference, to_model(anatomy.pose_deg), linear=True) >= 0.5, tissue)
     else:
         brain = _from_lookup(_BRAIN_OF_TISSUE[tissue_array], tissue)
     has_et_raw = bool((sitk.GetArrayViewFromImage(label_image) == 3).any())
     del label  # same content as the tumour classes of the tissue map
     if any(anatomy.pose_deg):  # the tumour was drawn in the head frame: record where it is
-        spec = dataclasses.replace(spec, centre_mm=tuple(float(v) for v in _pose_matrix(anatomy) @ np.asarray(spec.centre_mm)))
+        spec = dataclasses.replace(spec, centre_mm=tuple(float(v) for v in pose_matrix(anatomy.pose_deg) @ np.asarray(spec.centre_mm)))
     return SynthCase(
         case_id=case_id,
         profile=profile,

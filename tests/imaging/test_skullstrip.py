@@ -38,7 +38,7 @@ def test_classic_dice_on_real_t1_head(real_head: tuple[sitk.Image, np.ndarray]) 
     mask = classic_brain_mask(t1)
     assert mask.GetPixelID() == sitk.sitkUInt8 and mask.GetSize() == t1.GetSize()
     assert mask.GetOrigin() == t1.GetOrigin() and mask.GetDirection() == t1.GetDirection()
-    assert _dice(_mask(mask), truth) >= 0.95  # measured 0.958 (0.952 before the realistic-head work)
+    assert _dice(_mask(mask), truth) >= 0.95  # measured 0.954 (0.952 before the realistic-head work)
 
 
 @pytest.mark.slow
