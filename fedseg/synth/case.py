@@ -15,15 +15,18 @@ Geometry conventions (all physical coordinates are ITK LPS, mm):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fedseg.labels import MODALITIES, REFERENCE_MODALITY
+from fedseg.synth.acquisition import draw_orientation, pose_matrix, to_model, voxel_average
 from fedseg.synth.contrast import tissue_table
-from fedseg.synth.phantom import Anatomy, Tissue, build_anatomy, physical_axes
-from fedseg.synth.profiles import SiteProfile
+from fedseg.synth.head import build_realistic_anatomy
+from fedseg.synth.phantom import SIMPLE_TISSUES, Anatomy, Tissue, build_anatomy, physical_axes
+from fedseg.synth.profiles import GridSpec, HeadModel, SiteProfile
 from fedseg.synth.tumour import TumourSpec, paint_tumour
 
 if TYPE_CHECKING:
@@ -77,15 +80,15 @@ def _draw_motion(rng: np.random.Generator, profile: SiteProfile, scale: float) -
     return record
 
 
-def _raw_grid(profile: SiteProfile, modality: str, centre: np.ndarray, scale: float, *, snap_to: sitk.Image) -> sitk.Image:
-    """Return an empty image with ``modality``'s raw grid centred near ``centre`` (LPS mm).
+def _raw_grid(spec: GridSpec, centre: np.ndarray, scale: float, *, snap_to: sitk.Image) -> sitk.Image:
+    """Return an empty image with the raw grid ``spec`` centred near ``centre`` (LPS mm).
 
     A grid with the model grid's spacing and direction is moved (< 1 voxel) onto the model lattice, so
     rendering it is an exact copy instead of an interpolation.
     """
     import SimpleITK as sitk
 
-    spec = profile.grid(modality)
+    centre = centre + np.asarray(spec.offset_mm, dtype=float) * scale
     spacing = np.asarray(spec.spacing, dtype=float)
     size = [max(int(round(f * scale / s)), 8) for f, s in zip(spec.fov_mm, spec.spacing, strict=True)]
     direction = np.asarray(spec.direction, dtype=float).reshape(3, 3)
@@ -100,11 +103,17 @@ def _raw_grid(profile: SiteProfile, modality: str, centre: np.ndarray, scale: fl
     return image
 
 
-def _bias_factors(rng: np.random.Generator, anatomy: Anatomy, strength: float) -> list[np.ndarray]:
-    """Return a smooth multiplicative bias field as three broadcastable factors (exp of a separable quadratic)."""
+def _bias_factors(rng: np.random.Generator, anatomy: Anatomy, strength: float, *, reach: float | None = None) -> list[np.ndarray]:
+    """Return a smooth multiplicative bias field as three broadcastable factors (exp of a separable quadratic).
+
+    ``reach`` holds the field constant beyond that many semi-axes from the head centre: a coil's
+    sensitivity does not grow without bound down a neck (None: no limit, as simple heads always drew).
+    """
     factors = []
     for axis, semi in zip(physical_axes(anatomy.grid), anatomy.semi_axes_mm, strict=True):
         t = axis / np.float32(semi)
+        if reach is not None:
+            t = np.clip(t, -reach, reach)
         a, b = rng.uniform(-1.0, 1.0, size=2)
         factors.append(np.exp(np.float32(strength) * (np.float32(a) * t + np.float32(0.5 * b) * t * t)).astype(np.float32))
     return factors
@@ -159,18 +168,21 @@ def _render(
     modality: str,
     profile: SiteProfile,
     grid: sitk.Image,
-    motion: sitk.Transform,
+    motion: sitk.Euler3DTransform,
 ) -> sitk.Image:
     """Render ``modality`` on the model grid, move and resample it onto its raw grid, add noise, scale to int16."""
     import SimpleITK as sitk
 
-    table = tissue_table(rng, modality)
+    table = tissue_table(rng, modality, tissues=SIMPLE_TISSUES if profile.head is HeadModel.SIMPLE else len(Tissue))
     values = table[anatomy.tissue]
     values *= texture
-    for factor in _bias_factors(rng, anatomy, profile.bias_strength):
+    reach = None if profile.head is HeadModel.SIMPLE else 1.0
+    for factor in _bias_factors(rng, anatomy, profile.bias_strength, reach=reach):
         values *= factor
+    if profile.partial_volume:
+        values = voxel_average(values, anatomy.grid, grid, rotation=pose_matrix(anatomy.pose_deg))
     # Resampling maps output points to input points, so the inverse motion puts head point q at M(q).
-    array = _resample_array(values, anatomy.grid, grid, motion.GetInverse(), linear=True)
+    array = _resample_array(values, anatomy.grid, grid, to_model(anatomy.pose_deg, motion), linear=True)
     noise = rng.standard_normal(array.shape, dtype=np.float32)
     noise *= np.float32(profile.noise_sigma * _NOMINAL_WM)
     array += noise
@@ -209,7 +221,10 @@ def make_case(rng: np.random.Generator, profile: SiteProfile, *, case_id: str, s
         from fedseg.errors import ConfigError
 
         raise ConfigError(f"synth case {case_id}: size_scale must lie in 0.1..2, got {size_scale}")
-    anatomy = build_anatomy(rng, scale=size_scale)
+    if profile.head is HeadModel.REALISTIC:
+        anatomy = build_realistic_anatomy(rng, scale=size_scale, pose_deg=profile.pose_deg)
+    else:
+        anatomy = build_anatomy(rng, scale=size_scale)
     has_et = bool(rng.uniform() >= profile.no_et_fraction)
     core_radius = float(rng.uniform(*profile.tumour_radius_mm)) * size_scale
     label, spec = paint_tumour(
@@ -227,7 +242,10 @@ def make_case(rng: np.random.Generator, profile: SiteProfile, *, case_id: str, s
             record = {"rotation_deg": [0.0, 0.0, 0.0], "translation_mm": [0.0, 0.0, 0.0], "center_mm": [0.0, 0.0, 0.0], "matrix": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]}
             own_shift = np.zeros(3)
         misalignment[modality] = record
-        grids[modality] = _raw_grid(profile, modality, case_centre + own_shift, size_scale, snap_to=anatomy.grid)
+        grid_spec = profile.grid(modality)
+        if profile.random_orientation:
+            grid_spec = draw_orientation(rng, grid_spec)
+        grids[modality] = _raw_grid(grid_spec, case_centre + own_shift, size_scale, snap_to=anatomy.grid)
     texture = np.float32(1.0) + np.float32(0.04) * anatomy.texture
     for modality in MODALITIES:
         images[modality] = _render(rng, anatomy, texture, modality, profile, grids[modality], motion_transform(misalignment[modality]))
@@ -235,12 +253,18 @@ def make_case(rng: np.random.Generator, profile: SiteProfile, *, case_id: str, s
     # One nearest-neighbour resampling of the tissue map gives label and brain mask by lookup: tumour
     # classes are the label, and everything inside the inner skull surface is CSF, brain or tumour.
     reference = grids[REFERENCE_MODALITY]
-    tissue_array = _resample_array(anatomy.tissue, anatomy.grid, reference, sitk.Transform(), linear=False)
+    tissue_array = _resample_array(anatomy.tissue, anatomy.grid, reference, to_model(anatomy.pose_deg), linear=False)
     tissue = _from_lookup(tissue_array, reference)
     label_image = _from_lookup(_LABEL_OF_TISSUE[tissue_array], tissue)
-    brain = _from_lookup(_BRAIN_OF_TISSUE[tissue_array], tissue)
+    if profile.partial_volume:  # a thick voxel is brain when brain fills at least half of it
+        share = voxel_average(anatomy.intracranial.astype(np.float32), anatomy.grid, reference, rotation=pose_matrix(anatomy.pose_deg))
+        brain = _from_lookup(_resample_array(share, anatomy.grid, reference, to_model(anatomy.pose_deg), linear=True) >= 0.5, tissue)
+    else:
+        brain = _from_lookup(_BRAIN_OF_TISSUE[tissue_array], tissue)
     has_et_raw = bool((sitk.GetArrayViewFromImage(label_image) == 3).any())
     del label  # same content as the tumour classes of the tissue map
+    if any(anatomy.pose_deg):  # the tumour was drawn in the head frame: record where it is
+        spec = dataclasses.replace(spec, centre_mm=tuple(float(v) for v in pose_matrix(anatomy.pose_deg) @ np.asarray(spec.centre_mm)))
     return SynthCase(
         case_id=case_id,
         profile=profile,
@@ -251,5 +275,6 @@ def make_case(rng: np.random.Generator, profile: SiteProfile, *, case_id: str, s
         misalignment=misalignment,
         has_et=has_et_raw,
         tumour=spec,
-        extra={"head_semi_axes_mm": list(anatomy.semi_axes_mm), "size_scale": size_scale},
+        extra={"head_semi_axes_mm": list(anatomy.semi_axes_mm), "size_scale": size_scale,
+               **({"head_pose_deg": list(anatomy.pose_deg)} if profile.head is HeadModel.REALISTIC else {})},
     )

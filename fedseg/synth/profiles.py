@@ -6,15 +6,23 @@ the non-T1ce modalities may be moved relative to T1ce. Directions are ITK row-ma
 columns are the physical (LPS) directions of the index axes i, j, k; spacing and field of view are
 given per index axis. Physical sizes (field of view, tumour radii, misalignment) are for
 ``size_scale=1`` and shrink with it; voxel spacing does not.
+
+Profiles 0-2 draw the simple head (:mod:`fedseg.synth.phantom`); profiles 3-5 are scanner-like: a
+realistic head with face and neck (:mod:`fedseg.synth.head`) in a random pose, partial volume across
+thick slices, T2/FLAIR on their own grids, <= 3 mm / 3 deg motion between sequences and random
+orientation codes (:mod:`fedseg.synth.acquisition`). :meth:`SiteProfile.with_head` switches any
+profile's head model (``fedseg synth --anatomy``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from dataclasses import dataclass
 
 from fedseg.labels import MODALITIES
 
-__all__ = ["LPS", "PROFILES", "RAS", "SAGITTAL", "GridSpec", "SiteProfile"]
+__all__ = ["CORONAL", "LPS", "PROFILES", "RAS", "SAGITTAL", "GridSpec", "HeadModel", "SiteProfile"]
 
 #: Identity direction: i→left, j→posterior, k→superior (ITK's LPS; axis codes L,P,S).
 LPS: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -22,6 +30,15 @@ LPS: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 RAS: tuple[float, ...] = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
 #: Sagittal slices: i→posterior, j→inferior, k→right (an axis permutation, determinant +1).
 SAGITTAL: tuple[float, ...] = (0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+#: Coronal slices: i→left, j→inferior, k→posterior (determinant +1).
+CORONAL: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0)
+
+
+class HeadModel(str, enum.Enum):
+    """Which head a profile draws: the simple layered ellipsoid, or the realistic head with face and neck."""
+
+    SIMPLE = "simple"
+    REALISTIC = "realistic"
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,7 @@ class GridSpec:
     spacing: tuple[float, float, float]
     fov_mm: tuple[float, float, float]
     direction: tuple[float, ...] = LPS
+    offset_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)  # field-of-view centre from the head centre (LPS)
 
 
 @dataclass(frozen=True)
@@ -50,10 +68,23 @@ class SiteProfile:
     misalign_mm: float = 0.0  # largest translation norm of a non-T1ce modality
     misalign_deg: float = 0.0  # largest rotation angle per Euler axis of a non-T1ce modality
     fov_jitter_mm: float = 4.0  # random shift of each raw grid's centre (per modality when misaligned)
+    head: HeadModel = HeadModel.SIMPLE
+    pose_deg: float = 0.0  # largest head rotation per Euler axis (realistic heads)
+    partial_volume: bool = False  # average the model over each raw voxel (thick slices mix tissues)
+    random_orientation: bool = False  # random axis signs and in-plane axis order per case and modality
 
     def grid(self, modality: str) -> GridSpec:
         """Return the grid of ``modality`` (one of MODALITIES)."""
         return self.grids[modality]
+
+    def with_head(self, head: HeadModel | str) -> SiteProfile:
+        """Return this profile drawing ``head``: realistic adds partial volume and a head pose (6 deg unless set)."""
+        head = HeadModel(head)
+        if head is self.head:
+            return self
+        if head is HeadModel.REALISTIC:
+            return dataclasses.replace(self, head=head, partial_volume=True, pose_deg=self.pose_deg or 6.0)
+        return dataclasses.replace(self, head=head, partial_volume=False, pose_deg=0.0)
 
     @property
     def coregistered(self) -> bool:
@@ -65,7 +96,8 @@ class SiteProfile:
         return {
             "name": self.name,
             "description": self.description,
-            "grids": {m: {"spacing": list(g.spacing), "fov_mm": list(g.fov_mm), "direction": list(g.direction)} for m, g in self.grids.items()},
+            "grids": {m: {"spacing": list(g.spacing), "fov_mm": list(g.fov_mm), "direction": list(g.direction),
+                          "offset_mm": list(g.offset_mm)} for m, g in self.grids.items()},
             "intensity_scale": self.intensity_scale,
             "intensity_offset": self.intensity_offset,
             "noise_sigma": self.noise_sigma,
@@ -75,7 +107,18 @@ class SiteProfile:
             "no_et_fraction": self.no_et_fraction,
             "misalign_mm": self.misalign_mm,
             "misalign_deg": self.misalign_deg,
+            "head": self.head.value,
+            "pose_deg": self.pose_deg,
+            "partial_volume": self.partial_volume,
+            "random_orientation": self.random_orientation,
         }
+
+
+def _scanner(**settings: object) -> SiteProfile:
+    """Return a scanner-like profile: realistic head, partial volume, random orientation codes, <= 3 mm / 3 deg."""
+    defaults: dict[str, object] = {"misalign_mm": 3.0, "misalign_deg": 3.0, "head": HeadModel.REALISTIC, "pose_deg": 8.0,
+                                   "partial_volume": True, "random_orientation": True}
+    return SiteProfile(**{**defaults, **settings})  # type: ignore[arg-type]
 
 
 def _same(spec: GridSpec) -> dict[str, GridSpec]:
@@ -123,5 +166,47 @@ PROFILES: dict[int, SiteProfile] = {
         no_et_fraction=0.3,
         misalign_mm=3.0,
         misalign_deg=3.0,
+    ),
+    3: _scanner(
+        name="scanner-3d",
+        description="3D sagittal 1 mm T1/T1ce with 3 mm axial T2 and FLAIR on their own grids; realistic head with "
+        "face and neck; <= 3 mm / 3 deg motion, random orientation codes",
+        grids={
+            "t1": GridSpec((1.0, 1.0, 1.0), (240.0, 240.0, 176.0), SAGITTAL, (0.0, 0.0, -25.0)),
+            "t1ce": GridSpec((1.0, 1.0, 1.0), (240.0, 240.0, 176.0), SAGITTAL, (0.0, 0.0, -25.0)),
+            "t2": GridSpec((0.9, 0.9, 3.0), (216.0, 216.0, 165.0), LPS, (0.0, 0.0, -5.0)),
+            "flair": GridSpec((1.0, 1.0, 3.0), (230.0, 230.0, 171.0), RAS, (0.0, 0.0, -8.0)),
+        },
+        intensity_scale=1200.0,
+        noise_sigma=0.03,
+        bias_strength=0.25,
+    ),
+    4: _scanner(
+        name="thick-axial",
+        description="2D axial 1x1x5 mm for every sequence, FLAIR 0.9x0.9x5 on its own grid; realistic head; "
+        "<= 3 mm / 3 deg motion, random orientation codes",
+        grids={
+            **dict.fromkeys(("t1", "t1ce", "t2"), GridSpec((1.0, 1.0, 5.0), (240.0, 240.0, 170.0), RAS, (0.0, 0.0, -20.0))),
+            "flair": GridSpec((0.9, 0.9, 5.0), (230.0, 230.0, 175.0), LPS, (0.0, 0.0, -12.0)),
+        },
+        intensity_scale=800.0,
+        noise_sigma=0.04,
+        bias_strength=0.35,
+    ),
+    5: _scanner(
+        name="thin-6mm",
+        description="2D axial 0.7x0.7x6 mm T1/T1ce, coronal 0.7x0.7x6 mm T2, axial 0.9x0.9x4 mm FLAIR; realistic "
+        "head; strong bias and noise; <= 3 mm / 3 deg motion, random orientation codes",
+        grids={
+            **dict.fromkeys(("t1", "t1ce"), GridSpec((0.7, 0.7, 6.0), (220.0, 220.0, 168.0), LPS, (0.0, 0.0, -18.0))),
+            "t2": GridSpec((0.7, 0.7, 6.0), (200.0, 210.0, 210.0), CORONAL, (0.0, -10.0, -10.0)),
+            "flair": GridSpec((0.9, 0.9, 4.0), (220.0, 220.0, 172.0), RAS, (0.0, 0.0, -10.0)),
+        },
+        intensity_scale=2000.0,
+        intensity_offset=10.0,
+        noise_sigma=0.045,
+        bias_strength=0.4,
+        tumour_radius_mm=(8.0, 18.0),
+        pose_deg=10.0,
     ),
 }

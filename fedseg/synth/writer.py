@@ -25,7 +25,7 @@ from fedseg.errors import DatasetError
 from fedseg.fsutil import atomic_write_json
 from fedseg.labels import FROM_INTERNAL, MODALITIES, REFERENCE_MODALITY, LabelConvention, Layout, from_internal
 from fedseg.synth.case import SynthCase, make_case
-from fedseg.synth.profiles import PROFILES
+from fedseg.synth.profiles import PROFILES, HeadModel
 
 __all__ = ["case_files", "case_ids", "check_outputs", "truth_record", "write_case", "write_cases", "write_nnunet_dataset_json"]
 
@@ -183,8 +183,11 @@ def write_cases(
     prefix: str | None = None,
     progress: Progress | None = None,
     force: bool = False,
+    anatomy: HeadModel | str | None = None,
 ) -> list[Path]:
     """Make ``cases`` synthetic cases of site ``profile`` and write them under ``out``; return the case paths.
+
+    ``anatomy`` overrides the profile's head model (:meth:`SiteProfile.with_head`; None keeps it).
 
     Case ``i`` uses the generator ``default_rng([seed, profile, i])``, so a case does not depend on how
     many others are written. Raises DatasetError when ``out`` is a file, the profile is unknown, or
@@ -194,10 +197,11 @@ def write_cases(
     out = Path(out)
     layout = _writable(layout)
     ids = check_outputs(out, cases=cases, profile=profile, layout=layout, prefix=prefix, force=force)
+    site = PROFILES[profile] if anatomy is None else PROFILES[profile].with_head(anatomy)
     written: list[Path] = []
     for i, case_id in enumerate(ids):
         rng = np.random.default_rng([seed, profile, i])
-        case = make_case(rng, PROFILES[profile], case_id=case_id, size_scale=size_scale)
+        case = make_case(rng, site, case_id=case_id, size_scale=size_scale)
         written.append(write_case(case, out, layout, profile_index=profile, seed=seed))
         if progress is not None:
             progress(i + 1, cases, case_id)

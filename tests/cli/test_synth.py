@@ -55,3 +55,14 @@ def test_synth_error_paths(tmp_path: Path) -> None:
 def test_synth_help_has_example() -> None:
     result = runner.invoke(app, ["synth", "--help"])
     assert result.exit_code == 0 and "Example:" in result.stdout
+
+
+def test_synth_anatomy_option(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["synth", str(tmp_path / "r"), "--cases", "1", "--anatomy", "realistic", "--size-scale", "0.25",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{"):])["anatomy"] == "realistic"
+    truth = json.loads((tmp_path / "r" / "SYN0_0000" / "SYN0_0000_truth.json").read_text())
+    assert truth["profile"]["head"] == "realistic" and truth["profile"]["partial_volume"]
+    bad = runner.invoke(app, ["synth", str(tmp_path / "b"), "--cases", "1", "--anatomy", "bogus"])
+    assert bad.exit_code == 2 and "simple or realistic" in bad.output

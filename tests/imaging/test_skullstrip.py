@@ -38,7 +38,7 @@ def test_classic_dice_on_real_t1_head(real_head: tuple[sitk.Image, np.ndarray]) 
     mask = classic_brain_mask(t1)
     assert mask.GetPixelID() == sitk.sitkUInt8 and mask.GetSize() == t1.GetSize()
     assert mask.GetOrigin() == t1.GetOrigin() and mask.GetDirection() == t1.GetDirection()
-    assert _dice(_mask(mask), truth) >= 0.93  # measured 0.952
+    assert _dice(_mask(mask), truth) >= 0.95  # measured 0.954 (0.952 before the realistic-head work)
 
 
 @pytest.mark.slow
@@ -56,6 +56,23 @@ def test_classic_dice_on_synthetic_heads(profile: int) -> None:
     mask, method, _ = strip_skull(images, SkullStrip.CLASSIC)
     assert method == "classic"
     assert _dice(_mask(mask), _mask(case.brain_mask)) >= 0.95  # measured 0.967-0.998
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("profile", "seed"), [(4, 5), (5, 6)])
+def test_classic_dice_on_realistic_thick_slice_heads(profile: int, seed: int) -> None:
+    """Scanner-like heads (scalp fat brighter than brain, temporal muscle, eyes, neck) at 1x1x5 / 0.7x0.7x6 mm."""
+    synth = pytest.importorskip("fedseg.synth")
+    case = synth.make_case(np.random.default_rng([seed, profile, 0]), synth.PROFILES[profile], case_id="rs", size_scale=0.75)
+    ref = case.images["t1ce"]
+    images = {
+        m: sitk.Resample(case.images[m], ref, synth.motion_transform(case.misalignment[m]), sitk.sitkLinear, 0.0)
+        for m in ("t2", "flair")
+    }
+    images["t1ce"] = ref
+    mask, method, _ = strip_skull(images, SkullStrip.CLASSIC)
+    assert method == "classic"
+    assert _dice(_mask(mask), _mask(case.brain_mask)) >= 0.93  # measured 0.949 (1x1x5), 0.965 (0.7x0.7x6)
 
 
 def test_looks_skull_stripped(real_head: tuple[sitk.Image, np.ndarray]) -> None:
