@@ -8,7 +8,7 @@ on the external site. After each variant one JSON line is printed (and ``OUT/cam
 the variant, its settings and the summary of :func:`fedseg.workflow.simulate.seeds.summarize`.
 
 Usage: scripts/fl_vs_cds.py SITE_DATA SITE_DATA SITE_DATA --external SITE_DATA --out /tmp/fl-vs-cds
-       [--seeds 3] [--patience 3] [--max-rounds 30] [--variants baseline,constant-lr,...]
+       [--seeds 3] [--patience 3] [--max-rounds 30] [--variants baseline,constant-lr,...] [--plan PLAN]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def main() -> int:
     parser.add_argument("--max-rounds", type=int, default=30)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--plan", type=Path, help="model/training/aggregation template (default: sized to the CPU)")
     args = parser.parse_args()
 
     import torch
@@ -66,9 +67,12 @@ def main() -> int:
     def say(message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
-    probe = args.out / "probe"  # a 1-round, 1-step run that writes the device-sized (demo) plan
-    simulate(args.sites, out=probe, modes=["cds"], rounds=1, steps=1, device="cpu", say=say)
-    base = load_plan(probe / "fl" / "plan.toml")
+    if args.plan is not None:
+        base = load_plan(args.plan)
+    else:
+        probe = args.out / "probe"  # a 1-round, 1-step run that writes the device-sized (demo) plan
+        simulate(args.sites, out=probe, modes=["cds"], rounds=1, steps=1, device="cpu", say=say)
+        base = load_plan(probe / "fl" / "plan.toml")
     for name in args.variants.split(","):
         modes, training, aggregation = VARIANTS[name]
         start = time.perf_counter()
