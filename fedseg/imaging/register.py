@@ -129,7 +129,8 @@ def _blur(image: sitk.Image, sigma_xyz: np.ndarray) -> sitk.Image:
     spacing = np.asarray(image.GetSpacing(), dtype=float)
     for axis in range(3):  # index axis ``axis`` runs along the physical axis where its direction column peaks
         sigma = float(sigma_xyz[int(np.argmax(direction[:, axis]))])
-        if sigma > 0.3 * spacing[axis]:  # below a third of a voxel the kernel is a single tap anyway
+        # below a third of a voxel the kernel is a single tap anyway; ITK's IIR needs >= 4 voxels on the axis
+        if sigma > 0.3 * spacing[axis] and image.GetSize()[axis] >= 4:
             image = sitk.RecursiveGaussian(image, sigma, False, sitk.RecursiveGaussianImageFilter.ZeroOrder, axis)
     return image
 
@@ -222,7 +223,10 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, *, seed: int = 0,
             raise ImageError(f"registration expects 3D images, the {name} image is {img.GetDimension()}D")
     with single_threaded():
         spacing = max(work_spacing, float(min(min(fixed.GetSpacing()), min(moving.GetSpacing()))))
-        levels_f, levels_m = _pyramid(fixed, moving, spacing), _pyramid(moving, fixed, spacing)
+        try:
+            levels_f, levels_m = _pyramid(fixed, moving, spacing), _pyramid(moving, fixed, spacing)
+        except RuntimeError as exc:  # e.g. a grid too thin to smooth: ITK's message, as an ImageError
+            raise ImageError(f"rigid registration failed: {str(exc).strip().splitlines()[-1][:200]}") from None
         n = min(len(levels_f), len(levels_m))
         levels_f, levels_m = levels_f[-n:], levels_m[-n:]
         for name, img in (("fixed", levels_f[-1]), ("moving", levels_m[-1])):

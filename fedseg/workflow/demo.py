@@ -22,7 +22,7 @@ from fedseg.errors import ConfigError
 from fedseg.fsutil import atomic_write_json
 from fedseg.labels import REGIONS
 from fedseg.privacy import PrivacyConfig, PrivacyMode
-from fedseg.workflow.demo_next import Comparison, comparison
+from fedseg.workflow.demo_next import Comparison, comparison, measured_round_seconds
 
 __all__ = ["DemoSettings", "DemoResult", "PRESETS", "run_demo"]
 
@@ -259,9 +259,10 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     # 4. Rounds: sites train on the current global and send signed updates; the coordinator aggregates.
     t = time.perf_counter()
     per_round: list[dict[str, Any]] = []
+    fresh_rounds: list[float] = []  # seconds of each round whose every site trained in this run
     for r in range(1, s.rounds + 1):
         current, nxt = fed / global_filename(r - 1), fed / global_filename(r)
-        updates, before = [], {}
+        updates, before, t_round, trained = [], {}, time.perf_counter(), 0
         for site in site_ids:
             update = out / site / f"update-r{r:04d}.fedseg"
             if update.exists():  # a rerun: this site already answered this round (the file is verified)
@@ -273,13 +274,17 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
                                      device=device, resume=True,
                                      checkpoint_every=max(1, s.steps_per_round // 2))
                 before[site] = result.val_dice_before or dict.fromkeys(REGIONS, float("nan"))
+                trained += 1
             updates.append(update)
         per_round.append({"round": r - 1, "dice": _pooled(before, counts), "sites": before})
         say(f"round {r}/{s.rounds}: coordinator verifies {len(updates)} updates and aggregates")
         if not nxt.exists():
             aggregate_round(plan=plan, global_path=current, key=keys["coordinator"], update_paths=updates, out=nxt,
                             ledger_path=fed / "ledger.jsonl")
+        if trained == len(site_ids):
+            fresh_rounds.append(time.perf_counter() - t_round)
     timings["federated_rounds"] = time.perf_counter() - t
+    seconds_per_round = measured_round_seconds(fed, fresh_rounds)
 
     # 5. Everyone scores the final global: on validation cases (for the curve) and held-out test cases.
     t = time.perf_counter()
@@ -320,7 +325,8 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
                         artifacts_verified=verified, ledger_entries=len(list(ledger.entries())), seconds=timings,
                         commands=_commands(out, site_ids, s.rounds),
                         privacy=_final_privacy(plan, final) if s.privacy.mode is not PrivacyMode.OFF else None,
-                        comparison=comparison(out, plan_path, site_ids, timings["federated_rounds"] / s.rounds))
+                        comparison=comparison(out, plan_path, site_ids, seconds_per_round)
+                        if seconds_per_round else None)
     result.plot_path = plot_curves({"fl (global, validation)": per_round}, out / "dice-per-round.png",
                                    title="Global model: validation Dice per round (pooled over sites)")
     result.json_path = out / "results.json"

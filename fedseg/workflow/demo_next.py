@@ -7,12 +7,15 @@ the figure printed is this machine's, not a guess made elsewhere.
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Comparison", "comparison", "MODES", "PATIENCE", "MAX_ROUNDS", "SEEDS"]
+__all__ = ["Comparison", "comparison", "measured_round_seconds", "MODES", "PATIENCE", "MAX_ROUNDS", "SEEDS"]
+
+ROUND_SECONDS_FILE = "round-seconds.json"
 
 #: The paper's comparison: federated (fl), pooled (cds), incremental (iil) and cyclic incremental (ciil).
 MODES = ("fl", "cds", "iil", "ciil")
@@ -52,3 +55,20 @@ def comparison(out: Path, plan_path: Path, site_ids: list[str], seconds_per_roun
     per_round_all = seconds_per_round * len(MODES) * SEEDS
     return Comparison(" ".join(shlex.quote(a) for a in args), per_round_all * (PATIENCE + 1),
                       per_round_all * MAX_ROUNDS)
+
+
+def measured_round_seconds(fed: Path, fresh: list[float]) -> float | None:
+    """Return the seconds of one federated round on this machine, kept in ``fed`` for reruns.
+
+    ``fresh`` holds the rounds this run trained in full; a rerun that trained none reuses the figure an
+    earlier run measured (a rerun's rounds take milliseconds: every update is already there). None when no
+    run has measured one.
+    """
+    from fedseg.fsutil import atomic_write_json
+
+    path = Path(fed) / ROUND_SECONDS_FILE
+    if fresh:
+        atomic_write_json(path, {"seconds_per_round": sum(fresh) / len(fresh), "rounds": len(fresh)})
+    if not path.exists():
+        return None
+    return float(json.loads(path.read_text("utf-8"))["seconds_per_round"])

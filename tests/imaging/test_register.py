@@ -110,3 +110,15 @@ def test_constant_image_is_rejected() -> None:
     flat = sitk.Image(8, 8, 8, sitk.sitkFloat32)
     with pytest.raises(ImageError, match="constant"):
         register_rigid(flat, flat)
+
+
+def test_a_grid_too_thin_to_smooth_is_an_image_error_or_registers() -> None:
+    """A 3-slice fixed image against 5 mm slices: ITK's smoothing refused it with a raw RuntimeError."""
+    rng = np.random.default_rng(0)
+    fixed = sitk.GetImageFromArray(rng.random((3, 60, 60)).astype(np.float32))  # z, y, x: 3 slices of 1 mm
+    moving = sitk.GetImageFromArray(rng.random((3, 60, 60)).astype(np.float32))
+    moving.SetSpacing((1.0, 1.0, 5.0))
+    try:
+        register_rigid(fixed, moving)
+    except ImageError as exc:  # the one-line error the pipeline turns into its fallback
+        assert "registration" in str(exc)
