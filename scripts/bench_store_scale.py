@@ -101,6 +101,43 @@ def run_backend(plan: Path, keys: Path, data: dict[str, Path], url: str, run: Pa
             "final_global_sha256": digest}
 
 
+def run_on_backends(members: tuple[Path, Path, dict[str, Path]], backends: list[str], out: Path,
+                    poll: float) -> dict[str, dict]:
+    """Run the federation ``members`` (plan, key folder, site data) once per backend, each on a fresh store.
+
+    ``folder`` is a local folder; ``sftp`` and ``s3`` are asyncssh's and moto's servers started here on
+    localhost with throwaway credentials (in this process's environment too: it verifies the result).
+    Prints one JSON line per backend and returns the figures of :func:`run_backend` by backend.
+    """
+    from tests._store_servers import make_bucket, s3_env, s3_server, sftp_server
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+    env.pop("SSH_AUTH_SOCK", None)  # the test server trusts only the throwaway key in HOME
+    results: dict[str, dict] = {}
+    for backend in backends:
+        run = out / f"run-{backend}-{int(time.time())}"
+        if backend == "folder":
+            results[backend] = run_backend(*members, str(run / "store"), run, poll, env)
+        elif backend == "sftp":
+            root, home = run / "sftp-root", run / "home"
+            root.mkdir(parents=True)
+            os.environ["HOME"] = str(home)
+            os.environ.pop("SSH_AUTH_SOCK", None)
+            with sftp_server(root, home) as port:
+                results[backend] = run_backend(*members, f"sftp://127.0.0.1:{port}/fed", run, poll,
+                                               {**env, "HOME": str(home)})
+        elif backend == "s3":
+            with s3_server() as endpoint:
+                aws = s3_env(endpoint)
+                os.environ.update(aws)
+                make_bucket(endpoint, "fedseg")
+                results[backend] = run_backend(*members, "s3://fedseg/fed", run, poll, {**env, **aws})
+        else:
+            raise SystemExit(f"--backends: {backend!r} is not folder, sftp or s3")
+        print(json.dumps({"backend": backend, **results[backend]}), flush=True)
+    return results
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--coordinator":
         plan, key, url, work, poll = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], Path(sys.argv[5]), sys.argv[6]
@@ -115,31 +152,13 @@ def main() -> int:
     args = parser.parse_args()
 
     from tests._store_fed import make_federation
-    from tests._store_servers import sftp_server
 
     sites = [f"site-{i:02d}" for i in range(args.sites)]
     fed = args.out / "fed"
     if not (fed / "plan.toml").exists():
         make_federation(fed, rounds=args.rounds, sites=tuple(sites))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    env.pop("SSH_AUTH_SOCK", None)  # the test server trusts only the throwaway key in HOME
     members = (fed / "plan.toml", fed / "keys", {s: fed / "data" / s for s in sites})
-    results = {}
-    for backend in args.backends.split(","):
-        run = args.out / f"run-{backend}-{int(time.time())}"
-        if backend == "folder":
-            results[backend] = run_backend(*members, str(run / "store"), run, args.poll, env)
-        elif backend == "sftp":
-            root, home = run / "sftp-root", run / "home"
-            root.mkdir(parents=True)
-            os.environ["HOME"] = str(home)  # this process verifies the result over SFTP too
-            os.environ.pop("SSH_AUTH_SOCK", None)
-            with sftp_server(root, home) as port:
-                results[backend] = run_backend(*members, f"sftp://127.0.0.1:{port}/fed", run, args.poll,
-                                               {**env, "HOME": str(home)})
-        else:
-            raise SystemExit(f"--backends: {backend!r} is not folder or sftp")
-        print(json.dumps({"backend": backend, **results[backend]}), flush=True)
+    results = run_on_backends(members, args.backends.split(","), args.out, args.poll)
     (args.out / "store-scale.json").write_text(json.dumps(results, indent=2))
     return 0
 

@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,39 +34,14 @@ def main() -> int:
     parser.add_argument("--poll", type=float, default=0.5)
     args = parser.parse_args()
 
-    from bench_store_scale import run_backend
-
-    from tests._store_servers import make_bucket, s3_env, s3_server, sftp_server
+    from bench_store_scale import run_on_backends
 
     demo = args.out / "demo"
     if not (demo / "results.json").exists():
         subprocess.run([sys.executable, "-m", "fedseg", "demo", "--fast", "--out", str(demo)], check=True,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     members = (demo / "fed" / "plan.toml", demo / "keys", {s: demo / s / "data" for s in SITES})
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    env.pop("SSH_AUTH_SOCK", None)
-    results: dict[str, dict] = {}
-    for backend in args.backends.split(","):
-        run = args.out / f"run-{backend}-{int(time.time())}"
-        if backend == "folder":
-            results[backend] = run_backend(*members, str(run / "store"), run, args.poll, env)
-        elif backend == "sftp":
-            root, home = run / "sftp-root", run / "home"
-            root.mkdir(parents=True)
-            os.environ["HOME"] = str(home)  # this process verifies the result over SFTP too
-            os.environ.pop("SSH_AUTH_SOCK", None)
-            with sftp_server(root, home) as port:
-                results[backend] = run_backend(*members, f"sftp://127.0.0.1:{port}/fed", run, args.poll,
-                                               {**env, "HOME": str(home)})
-        elif backend == "s3":
-            with s3_server() as endpoint:
-                aws = s3_env(endpoint)
-                os.environ.update(aws)
-                make_bucket(endpoint, "fedseg")
-                results[backend] = run_backend(*members, "s3://fedseg/fed", run, args.poll, {**env, **aws})
-        else:
-            raise SystemExit(f"--backends: {backend!r} is not folder, sftp or s3")
-        print(json.dumps({"backend": backend, **results[backend]}), flush=True)
+    results = run_on_backends(members, args.backends.split(","), args.out, args.poll)
     digests = {r["final_global_sha256"] for r in results.values()}
     summary = {"backends": list(results), "all_verified": all(r["all_verified"] for r in results.values()),
                "same_final_global": len(digests) == 1}

@@ -135,13 +135,6 @@ def _settings_dict(s: DemoSettings, site_ids: list[str], val: dict[str, int], te
     return {**plain, "privacy": config_to_dict(s.privacy), "sites_ids": site_ids, "val_cases": val, "test_cases": test}
 
 
-def _final_privacy(plan: Any, final: Path) -> dict[str, Any] | None:
-    """Return the final global's (verified) privacy record: what each site (dp-sgd) or the federation spent."""
-    from fedseg.federation.artifact import Kind, read_artifact
-
-    return read_artifact(final, plan, kind=Kind.GLOBAL, load_tensors=False).manifest.get("privacy")
-
-
 def _local_val_dice(update: Path) -> dict[str, float]:
     """Return the site's own validation Dice of the received global, from its checkpoint (kept at the site).
 
@@ -309,8 +302,8 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
 
     # 6. Audit: every signed file verifies against the plan, and the ledger's hash chain is intact.
     verified = 0
-    for r in range(s.rounds + 1):
-        read_artifact(fed / global_filename(r), plan, kind=Kind.GLOBAL, load_tensors=False)
+    for r in range(s.rounds + 1):  # the last manifest read is the final global's (its privacy record below)
+        manifest = read_artifact(fed / global_filename(r), plan, kind=Kind.GLOBAL, load_tensors=False).manifest
         verified += 1
     for site in site_ids:
         for r in range(1, s.rounds + 1):
@@ -324,7 +317,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
                         per_round=per_round, held_out=held_out, held_out_cases=sum(test_counts.values()),
                         artifacts_verified=verified, ledger_entries=len(list(ledger.entries())), seconds=timings,
                         commands=_commands(out, site_ids, s.rounds),
-                        privacy=_final_privacy(plan, final) if s.privacy.mode is not PrivacyMode.OFF else None,
+                        privacy=manifest.get("privacy") if s.privacy.mode is not PrivacyMode.OFF else None,
                         comparison=comparison(out, plan_path, site_ids, seconds_per_round)
                         if seconds_per_round else None)
     result.plot_path = plot_curves({"fl (global, validation)": per_round}, out / "dice-per-round.png",
