@@ -9,6 +9,9 @@ the variant, its settings and the summary of :func:`fedseg.workflow.simulate.see
 
 Usage: scripts/fl_vs_cds.py SITE_DATA SITE_DATA SITE_DATA --external SITE_DATA --out /tmp/fl-vs-cds
        [--seeds 3] [--patience 3] [--max-rounds 30] [--variants baseline,constant-lr,...] [--plan PLAN]
+   or: scripts/fl_vs_cds.py --make-sites /tmp/fl-sites --out /tmp/fl-vs-cds ...
+       (synthesizes and preprocesses the demo's three hospitals plus an external hospital-d exactly as
+       ``fedseg demo`` does: 10 cases each, phantom scale 0.6, 2 mm, classical skull strip)
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "fedadam": ("fl", {}, {"strategy": "fedadam", "server_learning_rate": 0.01}),
     "fedprox": ("fl", {"fedprox_mu": 0.01}, {}),
     "steps-20": ("fl,cds", {"steps_per_round": 20}, {}),
+    "federation-lr": ("fl,cds", {"lr_scope": "federation"}, {}),
+    "keep-optimizer": ("fl,cds", {"keep_optimizer_state": True}, {}),
+    "federation-lr+keep": ("fl,cds", {"lr_scope": "federation", "keep_optimizer_state": True}, {}),
+    "federation-lr+keep+fedavgm": ("fl", {"lr_scope": "federation", "keep_optimizer_state": True},
+                                   {"strategy": "fedavgm", "server_learning_rate": 1.0, "server_momentum": 0.9}),
 }
 
 
@@ -44,15 +52,45 @@ def _plan(base: Any, training: dict[str, Any], aggregation: dict[str, Any]) -> A
     return base.with_settings(training=t, aggregation=a)
 
 
+def make_sites(root: Path, cases: int) -> tuple[list[Path], Path]:
+    """Synthesize and preprocess the demo's sites plus an external one under ``root`` (kept when present)."""
+    from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
+    from fedseg.labels import Layout
+    from fedseg.synth import write_cases
+    from fedseg.workflow.demo import LAYOUTS, PRESETS, SITE_IDS
+    from fedseg.workflow.preprocess.build import build_dataset
+
+    s = PRESETS["default"]
+    qc_brain_ml = tuple(round(v * s.size_scale**3, 1) for v in PreprocessConfig().qc_brain_ml)
+    pre = PreprocessConfig(spacing=(s.spacing_mm,) * 3, val_fraction=0.2, test_fraction=0.2,
+                           skull_strip=SkullStrip(s.skull_strip), qc_brain_ml=qc_brain_ml)
+    dirs = []
+    for i, site in enumerate(SITE_IDS[:4]):
+        raw, data = root / "raw" / site, root / site / "data"
+        if not raw.exists():
+            write_cases(raw, cases=cases, profile=i % 3, layout=Layout(LAYOUTS[i % 3]), seed=i,
+                        size_scale=s.size_scale, prefix=site[-1].upper())
+        if not (data / "dataset.json").exists():
+            report = build_dataset(raw, data, pre)
+            if report.failed or report.flagged:
+                raise SystemExit(f"{site}: preprocessing failed or flagged "
+                                 f"{', '.join(o.case_id for o in report.failed + report.flagged)}")
+        dirs.append(data)
+    return dirs[:3], dirs[3]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sites", nargs="+", type=Path)
+    parser.add_argument("sites", nargs="*", type=Path)
+    parser.add_argument("--make-sites", type=Path, help="synthesize the demo's sites and an external one here")
+    parser.add_argument("--cases", type=int, default=10, help="cases per site with --make-sites")
     parser.add_argument("--external", nargs="*", type=Path, default=[])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--max-rounds", type=int, default=30)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--modes", help="run only these modes of each variant (comma-separated; default: the variant's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plan", type=Path, help="model/training/aggregation template (default: sized to the CPU)")
     args = parser.parse_args()
@@ -60,6 +98,11 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.make_sites is not None:
+        args.sites, external = make_sites(args.make_sites, args.cases)
+        args.external = [*args.external, external]
+    if len(args.sites) < 2:
+        parser.error("give at least two site datasets, or --make-sites DIR")
     from fedseg.federation.plan import load_plan
     from fedseg.workflow.simulate import simulate
     from fedseg.workflow.simulate.seeds import simulate_repeated
@@ -75,6 +118,8 @@ def main() -> int:
         base = load_plan(probe / "fl" / "plan.toml")
     for name in args.variants.split(","):
         modes, training, aggregation = VARIANTS[name]
+        if args.modes:
+            modes = ",".join(m for m in args.modes.split(",") if m in modes.split(","))
         start = time.perf_counter()
         summary = simulate_repeated(args.sites, out=args.out / name, seeds=args.seeds, external=args.external,
                                     modes=modes.split(","), budget="converged", patience=args.patience,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fedseg.configtools import require
 
-__all__ = ["LrSchedule", "OptimizerName", "TrainingConfig"]
+__all__ = ["LrSchedule", "LrScope", "OptimizerName", "TrainingConfig"]
 
 
 class OptimizerName(str, enum.Enum):
@@ -21,13 +21,24 @@ class LrSchedule(str, enum.Enum):
     POLY = "poly"
 
 
+class LrScope(str, enum.Enum):
+    """What one run of ``lr_schedule`` spans: each round's local steps, or the whole federation's rounds."""
+
+    ROUND = "round"
+    FEDERATION = "federation"
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """How each site trains in a round.
 
     ``steps_per_round`` optimizer steps of ``batch_size`` patches of ``patch_size`` (z, y, x) voxels;
     ``foreground_fraction`` of the patches are centred on a tumour voxel. ``fedprox_mu`` > 0 adds the
-    FedProx proximal term (Li et al. 2020). ``max_examples`` bounds the example count an update may claim.
+    FedProx proximal term (Li et al. 2020). ``lr_scope`` ``round`` restarts ``lr_schedule`` every round;
+    ``federation`` runs it once over all the plan's rounds (round r of R trains on its r-th share of the
+    curve). ``keep_optimizer_state`` makes a site keep its optimizer's moments from its previous round (a
+    local file beside the site state; it never leaves the site) instead of starting each round afresh.
+    ``max_examples`` bounds the example count an update may claim.
     ``metrics_min_cases``: an update carries a site metric only when it was computed over at least this
     many cases (a figure over fewer is a patient's, not a site's); otherwise it stays at the site.
     """
@@ -40,6 +51,8 @@ class TrainingConfig:
     weight_decay: float = 1e-5
     momentum: float = 0.99
     lr_schedule: LrSchedule = LrSchedule.COSINE
+    lr_scope: LrScope = LrScope.ROUND
+    keep_optimizer_state: bool = False
     foreground_fraction: float = 0.5
     fedprox_mu: float = 0.0
     grad_clip: float = 12.0

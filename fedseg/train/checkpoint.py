@@ -28,7 +28,7 @@ from fedseg.errors import TrainingError
 from fedseg.fsutil import atomic_path, atomic_write_json
 
 __all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "optimizer_from_h5", "read_tensors", "save_checkpoint",
-           "write_tensors"]
+           "write_optimizer", "write_tensors"]
 
 CHECKPOINT_FORMAT = "fedseg-checkpoint/1"
 STATE_FILE = "checkpoint.json"
@@ -76,6 +76,12 @@ def _optimizer_to_h5(state: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], d
     return tensors, scalars
 
 
+def write_optimizer(path: Path, state: Mapping[str, Any], *, attrs: Mapping[str, str] | None = None) -> None:
+    """Write a torch optimizer state dict's tensors and scalars (not its param groups) to ``path``, atomically."""
+    tensors, scalars = _optimizer_to_h5(state)
+    write_tensors(path, tensors, attrs={**(attrs or {}), "scalars": json.dumps(scalars)})
+
+
 def optimizer_from_h5(path: Path, param_groups: list[dict[str, Any]]) -> dict[str, Any]:
     """Return a torch optimizer state dict from ``path`` with the given (freshly built) ``param_groups``."""
     import torch
@@ -101,9 +107,8 @@ def save_checkpoint(directory: Path, meta: dict[str, Any], weights: Mapping[str,
     write_tensors(directory / weights_name, weights)
     body = dict(meta, format=CHECKPOINT_FORMAT, weights=weights_name, optimizer=None)
     if optimizer_state is not None:
-        tensors, scalars = _optimizer_to_h5(optimizer_state)
         optimizer_name = f"optimizer-{step:07d}.h5"
-        write_tensors(directory / optimizer_name, tensors, attrs={"scalars": json.dumps(scalars)})
+        write_optimizer(directory / optimizer_name, optimizer_state)
         body["optimizer"] = optimizer_name
     atomic_write_json(directory / STATE_FILE, body)
     keep = {weights_name, body["optimizer"]}

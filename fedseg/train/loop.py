@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from fedseg.configs.training import LrSchedule, OptimizerName, TrainingConfig
+from fedseg.configs.training import LrSchedule, LrScope, OptimizerName, TrainingConfig
 from fedseg.errors import TrainingError
 from fedseg.train.losses import dice_bce_loss
 from fedseg.train.sampling import CaseIndex, PatchBatches
@@ -67,6 +67,7 @@ class TrainOutcome:
     data_wait_seconds: float = 0.0
     patches: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    optimizer_state: dict[str, Any] | None = None
 
     @property
     def final_loss(self) -> float:
@@ -75,15 +76,30 @@ class TrainOutcome:
         return float(np.mean(tail)) if tail else float("nan")
 
 
-def lr_at(step: int, total: int, base: float, schedule: LrSchedule) -> float:
-    """Return the learning rate of (0-based) ``step`` of ``total``: constant, cosine to 0, or poly (power 0.9)."""
-    frac = min(max(step / max(total, 1), 0.0), 1.0)
+def lr_at(step: int, total: int, base: float, schedule: LrSchedule,
+          window: tuple[float, float] = (0.0, 1.0)) -> float:
+    """Return the learning rate of (0-based) ``step`` of ``total``: constant, cosine to 0, or poly (power 0.9).
+
+    The ``total`` steps run over the part ``window`` = (start, end) of the schedule's curve: (0, 1) is the
+    whole curve; round r of R under a federation-wide schedule is ((r - 1) / R, r / R).
+    """
+    start, end = window
+    frac = start + (end - start) * min(max(step / max(total, 1), 0.0), 1.0)
+    frac = min(max(frac, 0.0), 1.0)
     schedule = LrSchedule(schedule)  # accept the plain string too
     if schedule is LrSchedule.COSINE:
         return base * 0.5 * (1.0 + math.cos(math.pi * frac))
     if schedule is LrSchedule.POLY:
         return base * (1.0 - frac) ** 0.9
     return base
+
+
+def round_window(config: TrainingConfig, round_: int, rounds: int) -> tuple[float, float]:
+    """Return the part of the learning-rate curve round ``round_`` of ``rounds`` trains on (``lr_scope``)."""
+    if LrScope(config.lr_scope) is LrScope.ROUND or rounds < 1:
+        return (0.0, 1.0)
+    r = min(max(round_, 1), rounds)
+    return ((r - 1) / rounds, r / rounds)
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -161,6 +177,7 @@ def train(
     on_checkpoint: Callable[[int, torch.nn.Module, torch.optim.Optimizer, list[float]], None] | None = None,
     progress: Callable[[StepInfo], None] | None = None,
     private: DPSGD | None = None,
+    schedule_window: tuple[float, float] = (0.0, 1.0),
 ) -> TrainOutcome:
     """Train ``model`` in place from ``start_step`` to ``total_steps`` on patches of ``cases``.
 
@@ -169,7 +186,11 @@ def train(
     ``on_checkpoint(step, model, optimizer, losses)`` runs every ``checkpoint_every`` steps (0 = never);
     ``progress`` after every step. A non-finite loss raises TrainingError (the caller exports nothing).
     ``private`` trains with DP-SGD (an empty Poisson batch takes a noise-only step and records no loss).
+    ``schedule_window`` is the part of the learning-rate curve these steps run over (:func:`lr_at`).
+    The outcome's ``optimizer_state`` is the optimizer's state dict at the end (for a caller that keeps it).
     """
+    if not 0.0 <= schedule_window[0] <= schedule_window[1] <= 1.0:
+        raise TrainingError(f"the learning-rate schedule window must lie in [0, 1], got {schedule_window}")
     if not cases:
         raise TrainingError("the train split has no cases; nothing to train on")
     if not 0 <= start_step <= total_steps:
@@ -202,7 +223,7 @@ def train(
         step = start_step
         while step < total_steps:
             t0 = time.perf_counter()
-            lr = lr_at(step, total_steps, config.learning_rate, config.lr_schedule)
+            lr = lr_at(step, total_steps, config.learning_rate, config.lr_schedule, schedule_window)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
@@ -239,4 +260,5 @@ def train(
         if not torch.isfinite(p).all():
             raise TrainingError("the trained weights contain NaN or infinity; nothing is exported")
     model.to("cpu", memory_format=torch.contiguous_format)
+    outcome.optimizer_state = optimizer.state_dict()
     return outcome

@@ -104,15 +104,34 @@ def _schedule_iil(n_sites: int, rounds: int, steps: int, r: int) -> list[tuple[t
 
 
 def _train_segments(run: Runner, weights: Weights, segments: Sequence[tuple[tuple[int, ...], int]],
-                    salt: int) -> Weights:
+                    salt: int, *, r: int, folder: Path) -> Weights:
+    """Train round ``r``'s segments one after another; the round spans its share of the learning-rate curve.
+
+    With ``training.keep_optimizer_state`` the optimizer's moments go on from segment to segment and from
+    round to round (``folder/optimizer-rNNNN.h5``), as one trainer keeps them; otherwise each segment starts
+    afresh, as each site's round does.
+    """
     from fedseg.model.spec import build_model, state_to_numpy
-    from fedseg.train.loop import train
+    from fedseg.train import checkpoint as ckpt
+    from fedseg.train.loop import make_optimizer, round_window, train
 
     model = build_model(run.plan.model, weights)
+    keep = run.plan.training.keep_optimizer_state
+    start, end = round_window(run.plan.training, r, run.stop.rounds)
+    kept_file = folder / f"optimizer-r{r - 1:04d}.h5"
+    state = None
+    if keep and kept_file.exists():
+        state = ckpt.optimizer_from_h5(kept_file, make_optimizer(model, run.plan.training).state_dict()["param_groups"])
+    total, done = sum(steps for _, steps in segments), 0
     for k, (site_idx, steps) in enumerate(segments):
         cases = [case for i in site_idx for case in run.train_cases(i)]
         config = replace(run.plan.training, seed=int(np.random.default_rng([run.seed, salt, k]).integers(2**31)))
-        train(model, cases, config, total_steps=steps, device=resolve_device(run.device))
+        window = (start + (end - start) * done / total, start + (end - start) * (done + steps) / total)
+        outcome = train(model, cases, config, total_steps=steps, device=resolve_device(run.device),
+                        optimizer_state=state if keep else None, schedule_window=window)
+        state, done = outcome.optimizer_state, done + steps
+    if keep and state is not None:
+        ckpt.write_optimizer(folder / f"optimizer-r{r:04d}.h5", state)
     return state_to_numpy(model.state_dict())
 
 
@@ -181,8 +200,9 @@ def _round(run: Runner, mode: Mode, r: int, curve: list[dict[str, Any]]) -> dict
         points = []
         for i, (site, prev) in enumerate(zip(run.sites, weights_at(run, mode, r - 1))):
             run.say(f"local round {r}: {site.id} trains {steps} steps alone")
-            w = _saved_or_trained(run, run.out / "local" / site.id, r,
-                                  lambda p=prev, i=i: _train_segments(run, p, [((i,), steps)], _stable_salt("local", i, r)))
+            folder = run.out / "local" / site.id
+            w = _saved_or_trained(run, folder, r, lambda p=prev, i=i, f=folder: _train_segments(
+                run, p, [((i,), steps)], _stable_salt("local", i, r), r=r, folder=f))
             points.append(run.evaluate(w))
         return dict(mean_of_models(points), round=r, models={s.id: p for s, p in zip(run.sites, points)})
     extra: dict[str, Any] = {}
@@ -200,7 +220,8 @@ def _round(run: Runner, mode: Mode, r: int, curve: list[dict[str, Any]]) -> dict
     run.say(f"{mode.value} round {r}: trains {who} steps")
     prev = weights_at(run, mode, r - 1)[0]
     w = _saved_or_trained(run, run.out / mode.value, r,
-                          lambda: _train_segments(run, prev, segments, _stable_salt(mode.value, r)))
+                          lambda: _train_segments(run, prev, segments, _stable_salt(mode.value, r), r=r,
+                                                  folder=run.out / mode.value))
     return dict(run.evaluate(w), round=r, **extra)
 
 

@@ -154,7 +154,7 @@ def train_local(
     from fedseg.federation.state import SiteState, default_state_path
     from fedseg.model.spec import build_model, numpy_to_state, state_to_numpy
     from fedseg.train import checkpoint as ckpt
-    from fedseg.train.loop import Phase, make_optimizer, train
+    from fedseg.train.loop import Phase, make_optimizer, round_window, train
     from fedseg.train.sampling import index_case
     from fedseg.train.validate import validate
     from fedseg.workflow.site.export import export_update
@@ -220,9 +220,11 @@ def train_local(
         model.load_state_dict(numpy_to_state(weights, plan.model))
     if not record.complete:
         optimizer_state = None
+        groups = make_optimizer(model, config).state_dict()["param_groups"]
         if record.optimizer_file:
-            groups = make_optimizer(model, config).state_dict()["param_groups"]
             optimizer_state = ckpt.optimizer_from_h5(ckpt_dir / record.optimizer_file, groups)
+        elif config.keep_optimizer_state and record.step == 0:
+            optimizer_state = kept_optimizer(optimizer_path(state_file), update_round, plan, groups)
         cases = [index_case(dataset.reader(c), np.random.default_rng([config.seed, i]))
                  for i, c in enumerate(train_cases)]
         every = checkpoint_every if checkpoint_every is not None else max(1, math.ceil(total / 10))
@@ -235,7 +237,11 @@ def train_local(
         anchor = numpy_to_state(global_weights, plan.model) if config.fedprox_mu > 0 else None
         outcome = train(model, cases, config, total_steps=total, device=dev, start_step=record.step,
                         optimizer_state=optimizer_state, losses=list(record.losses), global_weights=anchor,
-                        checkpoint_every=every, on_checkpoint=save, progress=emit, private=private)
+                        checkpoint_every=every, on_checkpoint=save, progress=emit, private=private,
+                        schedule_window=round_window(config, update_round, plan.rounds))
+        if config.keep_optimizer_state and outcome.optimizer_state is not None:
+            ckpt.write_optimizer(optimizer_path(state_file), outcome.optimizer_state,
+                                 attrs={"round": str(update_round), "model_sha256": model_digest(plan)})
         after = run_validation(model.to(dev), "validate-after") if validate_after else None
         model.to("cpu")
         record = dataclasses.replace(record, step=total, complete=True, losses=tuple(outcome.losses),
@@ -255,6 +261,40 @@ def train_local(
         seconds=record.seconds, data_wait_share=record.data_wait_share or 0.0, state_path=state_file,
         privacy=dict(record.privacy) if record.privacy is not None else None,
     )
+
+
+def optimizer_path(state_file: Path) -> Path:
+    """Return where a site keeps its optimizer state between rounds (training.keep_optimizer_state)."""
+    return state_file.with_name(state_file.name + ".optimizer.h5")
+
+
+def model_digest(plan: Plan) -> str:
+    """Return a digest of the plan's model spec: a kept optimizer state fits only the model it was made for."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config_to_dict(plan.model), sort_keys=True).encode()).hexdigest()
+
+
+def kept_optimizer(path: Path, round_: int, plan: Plan, groups: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Return the optimizer state this site kept from round ``round_ - 1``, or None (say why) to start afresh."""
+    from fedseg.train import checkpoint as ckpt
+
+    if not path.exists():
+        if round_ > 1:
+            log.info("%s: no optimizer state kept from round %d; the optimizer starts afresh", path, round_ - 1)
+        return None
+    try:
+        _, attrs = ckpt.read_tensors(path)
+        state = ckpt.optimizer_from_h5(path, groups)
+    except (TrainingError, ValueError, KeyError) as exc:
+        log.warning("%s: cannot read the kept optimizer state (%s); the optimizer starts afresh", path, exc)
+        return None
+    if attrs.get("round") != str(round_ - 1) or attrs.get("model_sha256") != model_digest(plan):
+        log.warning("%s: the kept optimizer state is of round %s (or another model), not round %d; the optimizer "
+                    "starts afresh", path, attrs.get("round"), round_ - 1)
+        return None
+    return state
 
 
 def _private(plan: Plan, site: Any, n_train: int, *, total: int) -> tuple[Any, Any]:
