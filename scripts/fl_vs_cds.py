@@ -115,7 +115,10 @@ def main() -> int:
     else:
         probe = args.out / "probe"  # a 1-round, 1-step run that writes the device-sized (demo) plan
         simulate(args.sites, out=probe, modes=["cds"], rounds=1, steps=1, device="cpu", say=say)
-        base = load_plan(probe / "fl" / "plan.toml")
+        from fedseg.workflow.demo import PRESETS
+
+        probed = load_plan(probe / "fl" / "plan.toml")  # its 1 step a round is the probe's, not the demo's
+        base = _plan(probed, {"steps_per_round": PRESETS["default"].steps_per_round}, {})
     for name in args.variants.split(","):
         modes, training, aggregation = VARIANTS[name]
         if args.modes:
