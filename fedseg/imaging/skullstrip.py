@@ -31,7 +31,7 @@ from fedseg.imaging.skullstrip_classic import classic_brain_mask, largest_compon
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-__all__ = ["StripResult", "classic_brain_mask", "foreground_mask", "looks_skull_stripped", "strip_skull"]
+__all__ = ["DeepInput", "StripResult", "classic_brain_mask", "foreground_mask", "looks_skull_stripped", "strip_skull"]
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +99,22 @@ def _reference(images: Mapping[str, sitk.Image]) -> sitk.Image:
 
 
 
-def _deep(method: SkullStrip, image: sitk.Image, device: str) -> sitk.Image:
-    """Run the deep extractor ``method`` on ``image``; ImageError when it is missing or fails."""
+class DeepInput(NamedTuple):
+    """What a deep extractor reads: the T1 (else T1ce) on its own grid, and the reference -> that grid transform."""
+
+    image: sitk.Image
+    transform: sitk.Transform | None = None
+
+
+def _deep(method: SkullStrip, source: DeepInput, reference: sitk.Image, device: str) -> sitk.Image:
+    """Run the deep extractor ``method`` on ``source``, its mask on ``reference``; ImageError when missing or failing."""
     available = deep.deepbet_available() if method is SkullStrip.DEEPBET else deep.hdbet_available()
     if not available:
         raise ImageError(f"skull-strip method {method.value!r} is not installed: {_INSTALL[method]}")
     log.info("skull stripping with %s", method.value)
     run = deep.deepbet_mask if method is SkullStrip.DEEPBET else deep.hdbet_mask
     try:
-        return run(image, device=device)
+        return run(source.image, device=device, reference=reference, transform=source.transform)
     except FedsegError:
         raise
     except Exception as exc:  # noqa: BLE001 - a third-party network or library failure, one line
@@ -116,13 +123,14 @@ def _deep(method: SkullStrip, image: sitk.Image, device: str) -> sitk.Image:
 
 
 def strip_skull(images: Mapping[str, sitk.Image], method: SkullStrip | str = SkullStrip.AUTO, *,
-                device: str = "cpu") -> StripResult:
+                device: str = "cpu", deep_input: DeepInput | None = None) -> StripResult:
     """Return the brain mask on the grid of T1ce (else T1), the method that made it and the reason.
 
     ``images`` are co-registered modalities on one grid (keys t1, t1ce, t2, flair; T1 or T1ce required).
-    Deep extractors read T1 (what they were trained on), else T1ce; the classical method reads T1ce,
-    else T1, with T2 and FLAIR as extra contrasts. ``device`` is a torch device string for the deep
-    extractors.
+    Deep extractors read T1 (what they were trained on), else T1ce: ``deep_input`` when given (the scan
+    on its own grid with its registration, so a coarse output grid costs the network nothing), else the
+    image in ``images``. The classical method reads T1ce, else T1, with T2 and FLAIR as extra contrasts.
+    ``device`` is a torch device string for the deep extractors.
     """
     import SimpleITK as sitk
 
@@ -135,7 +143,7 @@ def strip_skull(images: Mapping[str, sitk.Image], method: SkullStrip | str = Sku
         ones = sitk.Image(ref.GetSize(), sitk.sitkUInt8) + 1
         ones.CopyInformation(ref)
         return StripResult(ones, "none", "skull stripping disabled")
-    t1_like = images.get("t1", ref)
+    source = deep_input if deep_input is not None else DeepInput(images.get("t1", ref))
     reason = f"{method.value} requested"
     if method is SkullStrip.AUTO:
         if looks_skull_stripped(ref):
@@ -143,12 +151,12 @@ def strip_skull(images: Mapping[str, sitk.Image], method: SkullStrip | str = Sku
                                "brain-sized foreground")
         chosen = SkullStrip.DEEPBET if deep.deepbet_available() or not deep.hdbet_available() else SkullStrip.HD_BET
         try:
-            return StripResult(_deep(chosen, t1_like, device), chosen.value, "auto: head with skull")
+            return StripResult(_deep(chosen, source, ref, device), chosen.value, "auto: head with skull")
         except ImageError as exc:
             log.warning("skull stripping: %s; falling back on the classical method", exc)
             reason = f"auto: fell back on classic because {exc}"
     elif method in (SkullStrip.DEEPBET, SkullStrip.HD_BET):
-        return StripResult(_deep(method, t1_like, device), method.value, reason)
+        return StripResult(_deep(method, source, ref, device), method.value, reason)
     # The classical method reads T1ce (the reference grid, interpolated least) with T2/FLAIR as the
     # contrasts that show CSF; T1 adds nothing T1ce lacks, and its bright scalp would count as "extra bright".
     extra = [images[k] for k in ("t2", "flair") if k in images]

@@ -98,9 +98,14 @@ def working_grid(image: sitk.Image, voxels: int = WORK_VOXELS) -> sitk.Image:
     return grid
 
 
-def deepbet_mask(image: sitk.Image, *, device: str = "cpu", threshold: float = 0.5) -> sitk.Image:
-    """Return deepbet's brain mask of the T1 ``image`` (uint8 0/1 on its grid).
+def deepbet_mask(image: sitk.Image, *, device: str = "cpu", threshold: float = 0.5,
+                 reference: sitk.Image | None = None, transform: sitk.Transform | None = None) -> sitk.Image:
+    """Return deepbet's brain mask of the T1 ``image`` (uint8 0/1), on ``reference``'s grid (default: ``image``'s).
 
+    deepbet reads ``image`` on its own grid (the scan as acquired, not a resampled copy), and its probability
+    goes onto ``reference`` in one linear interpolation through ``transform`` (reference points ->
+    ``image`` points, as the registration returns it; None: the same physical space), then the threshold:
+    a coarse output grid gets the partial-volume answer, not a nearest-neighbour pick.
     Raises ImageError when deepbet finds no brain (its networks assert on an empty head box).
     """
     import SimpleITK as sitk
@@ -120,12 +125,13 @@ def deepbet_mask(image: sitk.Image, *, device: str = "cpu", threshold: float = 0
         raise ImageError(f"deepbet found no brain ({exc or type(exc).__name__})") from None
     prob_img = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(prob, dtype=np.float32).transpose(2, 1, 0)))
     prob_img.CopyInformation(grid)
-    back = sitk.Resample(prob_img, image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    target = image if reference is None else reference
+    back = sitk.Resample(prob_img, target, transform or sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     mask = largest_component_filled(sitk.GetArrayViewFromImage(back) > threshold)
     if not mask.any():
         raise ImageError("deepbet found no brain (empty mask)")
     out = sitk.GetImageFromArray(mask.astype(np.uint8))
-    out.CopyInformation(image)
+    out.CopyInformation(target)
     return out
 
 
@@ -147,8 +153,13 @@ def _quiet_offline() -> Iterator[None]:
         sys.stdout, socket.socket.connect, socket.getaddrinfo = saved  # type: ignore[method-assign]
 
 
-def hdbet_mask(image: sitk.Image, *, device: str = "cpu") -> sitk.Image:
-    """Return HD-BET's brain mask of the T1 ``image`` (uint8 0/1 on its grid), offline, prints on stderr."""
+def hdbet_mask(image: sitk.Image, *, device: str = "cpu", reference: sitk.Image | None = None,
+               transform: sitk.Transform | None = None) -> sitk.Image:
+    """Return HD-BET's brain mask of the T1 ``image`` (uint8 0/1), offline, prints on stderr.
+
+    The mask lies on ``reference``'s grid (default: ``image``'s), reached through ``transform`` (reference
+    points -> ``image`` points; None: the same space), as :func:`deepbet_mask`.
+    """
     import tempfile
     from pathlib import Path
 
@@ -165,5 +176,6 @@ def hdbet_mask(image: sitk.Image, *, device: str = "cpu") -> sitk.Image:
             predictor = get_hdbet_predictor(use_tta=False, device=dev)
             hdbet_predict(str(src), str(dst), predictor, keep_brain_mask=True, compute_brain_extracted_image=False)
             mask = sitk.ReadImage(str(Path(tmp) / "out_bet.nii.gz"))
-    out = sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    return sitk.Cast(out > 0, sitk.sitkUInt8)
+    out = sitk.Resample(sitk.Cast(mask > 0, sitk.sitkFloat32), image if reference is None else reference,
+                        transform or sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return sitk.Cast(out >= 0.5, sitk.sitkUInt8)

@@ -165,3 +165,28 @@ def test_simulate_without_plan_or_device_sizes_the_model_to_the_cpu(tmp_path: Pa
     numbers = json.loads((out / "simulation.json").read_text())
     assert numbers["config"]["device"] == "cpu"
     assert numbers["config"]["plan"]["model"]["widths"] == [16, 32, 64, 128]
+
+
+def test_simulate_follows_the_plans_lr_scope_and_kept_optimizer_in_every_mode(plan, tmp_path: Path) -> None:
+    from fedseg.train.checkpoint import read_tensors
+
+    sites = [str(make_dataset(tmp_path / f"site-{s}", train=1, val=1, shape=(16, 16, 16), seed=i))
+             for i, s in enumerate("ab")]
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan, steps_per_round=2, batch_size=1, lr_scope="federation", keep_optimizer_state=True),
+               plan_path)
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "fl,cds,ciil",
+                                 "--rounds", "2", "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+
+    def adam_steps(path: Path) -> set[float]:
+        return {float(v) for k, v in read_tensors(path)[0].items() if k.endswith("/step")}
+
+    # cds: 2 sites x 2 steps a round, one trainer; ciil: the visits go on from each other's moments
+    assert adam_steps(out / "cds" / "optimizer-r0001.h5") == {4.0}
+    assert adam_steps(out / "cds" / "optimizer-r0002.h5") == {8.0}
+    assert adam_steps(out / "ciil" / "optimizer-r0002.h5") == {8.0}
+    # fl: each site keeps its own, beside its site state (2 steps a round, 2 rounds)
+    kept = sorted((out / "fl" / "state").glob("*.optimizer.h5"))
+    assert len(kept) == 2 and all(adam_steps(k) == {4.0} for k in kept)

@@ -124,7 +124,7 @@ def test_dispatch_none_auto_and_missing_extractors(monkeypatch: pytest.MonkeyPat
 def test_auto_falls_back_on_classic_when_deepbet_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     img = _small_head()
 
-    def broken(image: sitk.Image, *, device: str = "cpu") -> sitk.Image:
+    def broken(image: sitk.Image, **_: object) -> sitk.Image:
         raise RuntimeError("out of memory\nCUDA kernel failed")
 
     monkeypatch.setattr(ss.deep, "deepbet_mask", broken)

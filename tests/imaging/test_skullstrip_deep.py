@@ -9,8 +9,9 @@ import pytest
 import SimpleITK as sitk
 
 from fedseg.configs.preprocess import SkullStrip
+from fedseg.imaging.register import rotation_angle_deg
 from fedseg.imaging.resample import reference_grid
-from fedseg.imaging.skullstrip import strip_skull
+from fedseg.imaging.skullstrip import DeepInput, strip_skull
 from fedseg.imaging.skullstrip_deep import WORK_VOXELS, deepbet_available, working_grid
 from tests.conftest import SHARED_DATA
 
@@ -68,6 +69,23 @@ def test_deepbet_on_a_synthetic_head_at_3mm(offline: None) -> None:
     mask, method, _ = strip_skull({"t1": t1, "t1ce": t1}, SkullStrip.DEEPBET)
     assert method == "deepbet"
     assert _dice(sitk.GetArrayFromImage(mask) > 0, truth) >= 0.93  # measured 0.954
+
+
+@pytest.mark.slow
+def test_deepbet_reads_the_t1_as_acquired_and_answers_on_the_reference_grid(offline: None) -> None:
+    """As preprocessing calls it: the moved T1 on its own grid, the mask on a 3 mm T1ce grid through the motion."""
+    synth = pytest.importorskip("fedseg.synth")
+    case = synth.make_case(np.random.default_rng([11, 3]), synth.PROFILES[3], case_id="dn")
+    grid = reference_grid(case.images["t1ce"], (3.0, 3.0, 3.0))
+    motion = synth.motion_transform(case.misalignment["t1"])
+    assert rotation_angle_deg(np.asarray(motion.GetMatrix()).reshape(3, 3)) > 0.5  # the T1 really moved
+    t1ce = sitk.Resample(case.images["t1ce"], grid, sitk.Transform(), sitk.sitkLinear, 0.0)
+    truth = sitk.Resample(sitk.Cast(case.brain_mask, sitk.sitkFloat32), grid, sitk.Transform(), sitk.sitkLinear, 0.0)
+    mask, method, _ = strip_skull({"t1": t1ce, "t1ce": t1ce}, SkullStrip.DEEPBET,
+                                  deep_input=DeepInput(case.images["t1"], motion))
+    assert method == "deepbet" and mask.GetSize() == grid.GetSize() and mask.GetSpacing() == grid.GetSpacing()
+    # measured 0.911 (0.889 when deepbet read the T1 resampled to 3 mm first)
+    assert _dice(sitk.GetArrayFromImage(mask) > 0, sitk.GetArrayFromImage(truth) >= 0.5) >= 0.89
 
 
 def _fake_hdbet(monkeypatch: pytest.MonkeyPatch, *, download: bool) -> None:

@@ -138,7 +138,7 @@ def preprocess_case(
     from fedseg.imaging.orient import to_canonical
     from fedseg.imaging.qc_gate import head_figures
     from fedseg.imaging.resample import reference_grid, resample_to_spacing
-    from fedseg.imaging.skullstrip import strip_skull
+    from fedseg.imaging.skullstrip import DeepInput, strip_skull
 
     timer = _Timer(clock)
     warnings: list[str] = []
@@ -175,7 +175,9 @@ def preprocess_case(
                      if label_canon is not None else None)
 
     with timer.step("skullstrip"):
-        mask_img, method_used, qc["skull_strip_reason"] = strip_skull(images, config.skull_strip)
+        # the deep extractors read T1 as acquired, their mask reaching the reference grid through its registration
+        mask_img, method_used, qc["skull_strip_reason"] = strip_skull(
+            images, config.skull_strip, deep_input=DeepInput(canon["t1"], transforms["t1"]))
         mask = sitk.GetArrayFromImage(mask_img).astype(bool)
     qc["skull_strip"] = method_used
     if "fell back" in qc["skull_strip_reason"]:

@@ -30,7 +30,7 @@ def register_modalities(canon: Mapping[str, sitk.Image], config: PreprocessConfi
     """Register each modality of ``canon`` onto the reference; return transforms, QC figures and warnings.
 
     A transform maps reference points into the modality's space (None: the scanner coordinates). The
-    registrations run side by side, one Python thread each on as many as SimpleITK's thread count allows
+    registrations run side by side, one Python thread each, when SimpleITK may use more than one thread
     (each registration is single-threaded, so the results do not depend on that count).
     """
     import SimpleITK as sitk
@@ -57,7 +57,9 @@ def register_modalities(canon: Mapping[str, sitk.Image], config: PreprocessConfi
         except ImageError as exc:
             return exc
 
-    workers = max(1, min(len(todo), sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()))
+    # One thread per registration whenever more than one core is ours: each runs single-threaded and never
+    # spin-waits, so three on two cores share them evenly (two workers would leave a core idle for the third).
+    workers = max(1, len(todo)) if sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() > 1 else 1
     # The one-thread setting is entered here, before any worker thread starts: it is process-wide.
     with single_threaded(), ThreadPoolExecutor(max_workers=workers) as pool:
         results = dict(zip(todo, pool.map(run, todo), strict=True))

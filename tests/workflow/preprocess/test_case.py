@@ -99,7 +99,7 @@ def test_geometry_and_qc(case0: RawCase, result2mm: pipeline.CaseResult) -> None
 def test_crop_grows_to_keep_tumour_outside_a_tight_mask(case0: RawCase, monkeypatch: pytest.MonkeyPatch) -> None:
     import fedseg.imaging.skullstrip as skullstrip
 
-    def tiny_brain(images, method):
+    def tiny_brain(images, method, **_):
         ref = images["t1ce"]
         arr = np.zeros(sitk.GetArrayViewFromImage(ref).shape, dtype=np.uint8)
         cz, cy, cx = (s // 2 for s in arr.shape)
