@@ -33,7 +33,10 @@ _COMMENTS = {
     "sites": "One table per member site; only these keys may sign updates. cases: the site's enrolled "
     "training cases, which bound the example count its updates may claim.",
     "model": "3D U-Net: one stage per entry of widths; strides[i] downsamples into stage i.",
-    "training": "Local training per round. patch_size is (z, y, x) voxels, divisible by the stride product.",
+    "training": "Local training per round. patch_size is (z, y, x) voxels, divisible by the stride product. "
+    "lr_schedule: constant | cosine | poly; lr_scope: round (the schedule restarts every round) | federation "
+    "(one curve over all the rounds). keep_optimizer_state: each site keeps its optimizer moments from its "
+    "previous round (a local file; it never leaves the site).",
     "aggregation": "strategy: fedavg | fedavgm | fedadam | fedyogi | fedadagrad | median | trimmed-mean. "
     "weighting: examples | uniform | capped (no site above max_share). min_sites: the quorum. "
     "clip_norm, outlier_z and direction_z: 0 turns them off.",
