@@ -119,10 +119,17 @@ def main() -> int:
 
         probed = load_plan(probe / "fl" / "plan.toml")  # its 1 step a round is the probe's, not the demo's
         base = _plan(probed, {"steps_per_round": PRESETS["default"].steps_per_round}, {})
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    unknown_modes = [m for m in (args.modes or "").split(",") if m and m not in ("fl", "cds", "iil", "ciil", "local")]
+    if unknown or unknown_modes:
+        parser.error(f"unknown variant(s) {unknown} or mode(s) {unknown_modes}; variants: {', '.join(VARIANTS)}")
     for name in args.variants.split(","):
         modes, training, aggregation = VARIANTS[name]
         if args.modes:
             modes = ",".join(m for m in args.modes.split(",") if m in modes.split(","))
+            if not modes:
+                say(f"{name}: none of --modes {args.modes} is among its modes; skipped")
+                continue
         start = time.perf_counter()
         summary = simulate_repeated(args.sites, out=args.out / name, seeds=args.seeds, external=args.external,
                                     modes=modes.split(","), budget="converged", patience=args.patience,

@@ -188,5 +188,31 @@ def test_simulate_follows_the_plans_lr_scope_and_kept_optimizer_in_every_mode(pl
     assert adam_steps(out / "cds" / "optimizer-r0002.h5") == {8.0}
     assert adam_steps(out / "ciil" / "optimizer-r0002.h5") == {8.0}
     # fl: each site keeps its own, beside its site state (2 steps a round, 2 rounds)
-    kept = sorted((out / "fl" / "state").glob("*.optimizer.h5"))
+    kept = sorted((out / "fl" / "state").glob("*.optimizer-r0002.h5"))  # round 1's went once round 2 was done
     assert len(kept) == 2 and all(adam_steps(k) == {4.0} for k in kept)
+
+
+@pytest.mark.parametrize(("scope", "windows"), [
+    ("round", [(0.0, 1.0)] * 4),  # every site visit restarts the curve, as each FL site's round does
+    ("federation", [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]),  # 2 rounds x 2 visits share one curve
+])
+def test_ciil_visits_follow_the_lr_scope(plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scope: str,
+                                         windows: list[tuple[float, float]]) -> None:
+    import fedseg.train.loop as loop
+
+    seen: list[tuple[float, float]] = []
+    real = loop.train
+
+    def recording(*args, schedule_window=(0.0, 1.0), **kwargs):  # noqa: ANN002, ANN003, ANN202 - a spy
+        seen.append(schedule_window)
+        return real(*args, schedule_window=schedule_window, **kwargs)
+
+    monkeypatch.setattr(loop, "train", recording)
+    sites = [str(make_dataset(tmp_path / f"site-{s}", train=1, val=1, shape=(16, 16, 16), seed=i))
+             for i, s in enumerate("ab")]
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan, steps_per_round=1, batch_size=1, lr_scope=scope), plan_path)
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "ciil", "--rounds", "2",
+                                 "--out", str(tmp_path / "sim"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert [v for w in seen for v in w] == pytest.approx([v for w in windows for v in w])

@@ -127,3 +127,19 @@ def test_hdbet_prints_stay_off_stdout_and_it_never_reaches_the_network(monkeypat
     with pytest.raises(ImageError, match="HD-BET tried to reach the network"):
         strip_skull({"t1": img, "t1ce": img}, SkullStrip.HD_BET)
     assert socket.socket.connect is connect and socket.getaddrinfo is resolve  # restored afterwards
+
+
+def test_a_deep_mask_reaches_the_reference_grid_through_the_transform(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reference point p lies at p + 2 mm (x) in the T1: the T1's brain at x = 4..9 is at x = 2..7 on the reference."""
+    arr = np.zeros((12, 12, 16), np.float32)
+    arr[3:9, 3:9, 4:10] = 1.0  # [z, y, x]
+    t1 = sitk.GetImageFromArray(arr)
+    reference = sitk.Image(t1.GetSize(), sitk.sitkFloat32)
+    reference.SetSpacing((1.0, 1.0, 1.0))
+    _fake_hdbet(monkeypatch, download=False)
+    mask, method, _ = strip_skull({"t1": reference, "t1ce": reference}, SkullStrip.HD_BET,
+                                  deep_input=DeepInput(t1, sitk.TranslationTransform(3, (2.0, 0.0, 0.0))))
+    got = sitk.GetArrayFromImage(mask)
+    assert method == "hd-bet" and mask.GetSize() == reference.GetSize()
+    assert np.flatnonzero(got.any(axis=(0, 1))).tolist() == [2, 3, 4, 5, 6, 7]
+    assert np.flatnonzero(got.any(axis=(0, 2))).tolist() == [3, 4, 5, 6, 7, 8]  # y and z do not move

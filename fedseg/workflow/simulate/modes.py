@@ -105,12 +105,15 @@ def _schedule_iil(n_sites: int, rounds: int, steps: int, r: int) -> list[tuple[t
 
 def _train_segments(run: Runner, weights: Weights, segments: Sequence[tuple[tuple[int, ...], int]],
                     salt: int, *, r: int, folder: Path) -> Weights:
-    """Train round ``r``'s segments one after another; the round spans its share of the learning-rate curve.
+    """Train round ``r``'s segments one after another.
 
-    With ``training.keep_optimizer_state`` the optimizer's moments go on from segment to segment and from
-    round to round (``folder/optimizer-rNNNN.h5``), as one trainer keeps them; otherwise each segment starts
-    afresh, as each site's round does.
+    Under ``training.lr_scope = "round"`` each segment (a site's visit) runs the whole learning-rate curve,
+    as each FL site's round does; under ``"federation"`` the round's share of the one curve is split between
+    its segments by their steps. With ``training.keep_optimizer_state`` the optimizer's moments go on from
+    segment to segment and from round to round (``folder/optimizer-rNNNN.h5``), as one trainer keeps them;
+    otherwise each segment starts afresh.
     """
+    from fedseg.configs.training import LrScope
     from fedseg.model.spec import build_model, state_to_numpy
     from fedseg.train import checkpoint as ckpt
     from fedseg.train.loop import make_optimizer, round_window, train
@@ -126,7 +129,8 @@ def _train_segments(run: Runner, weights: Weights, segments: Sequence[tuple[tupl
     for k, (site_idx, steps) in enumerate(segments):
         cases = [case for i in site_idx for case in run.train_cases(i)]
         config = replace(run.plan.training, seed=int(np.random.default_rng([run.seed, salt, k]).integers(2**31)))
-        window = (start + (end - start) * done / total, start + (end - start) * (done + steps) / total)
+        window = ((0.0, 1.0) if LrScope(run.plan.training.lr_scope) is LrScope.ROUND
+                  else (start + (end - start) * done / total, start + (end - start) * (done + steps) / total))
         outcome = train(model, cases, config, total_steps=steps, device=resolve_device(run.device),
                         optimizer_state=state if keep else None, schedule_window=window)
         state, done = outcome.optimizer_state, done + steps

@@ -224,7 +224,7 @@ def train_local(
         if record.optimizer_file:
             optimizer_state = ckpt.optimizer_from_h5(ckpt_dir / record.optimizer_file, groups)
         elif config.keep_optimizer_state and record.step == 0:
-            optimizer_state = kept_optimizer(optimizer_path(state_file), update_round, plan, groups)
+            optimizer_state = kept_optimizer(optimizer_path(state_file, update_round - 1), update_round, plan, groups)
         cases = [index_case(dataset.reader(c), np.random.default_rng([config.seed, i]))
                  for i, c in enumerate(train_cases)]
         every = checkpoint_every if checkpoint_every is not None else max(1, math.ceil(total / 10))
@@ -239,15 +239,16 @@ def train_local(
                         optimizer_state=optimizer_state, losses=list(record.losses), global_weights=anchor,
                         checkpoint_every=every, on_checkpoint=save, progress=emit, private=private,
                         schedule_window=round_window(config, update_round, plan.rounds))
-        if config.keep_optimizer_state and outcome.optimizer_state is not None:
-            ckpt.write_optimizer(optimizer_path(state_file), outcome.optimizer_state,
-                                 attrs={"round": str(update_round), "model_sha256": model_digest(plan)})
+        if config.keep_optimizer_state and outcome.optimizer_state is not None:  # a file per round: see prune
+            ckpt.write_optimizer(optimizer_path(state_file, update_round), outcome.optimizer_state,
+                                 attrs={"round": str(update_round), "fits_sha256": optimizer_fit(plan)})
         after = run_validation(model.to(dev), "validate-after") if validate_after else None
         model.to("cpu")
         record = dataclasses.replace(record, step=total, complete=True, losses=tuple(outcome.losses),
                                      val_dice_after=after, seconds=record.seconds + outcome.seconds,
                                      data_wait_share=outcome.data_wait_seconds / max(outcome.seconds, 1e-9))
         ckpt.save_checkpoint(ckpt_dir, record.to_meta(), state_to_numpy(model.state_dict()), None)
+    _prune_kept_optimizers(state_file, update_round)
     update_path = None
     if export:
         emit(Phase("export", 0, 1))
@@ -263,17 +264,36 @@ def train_local(
     )
 
 
-def optimizer_path(state_file: Path) -> Path:
-    """Return where a site keeps its optimizer state between rounds (training.keep_optimizer_state)."""
-    return state_file.with_name(state_file.name + ".optimizer.h5")
+def optimizer_path(state_file: Path, round_: int) -> Path:
+    """Return where a site keeps its optimizer state after round ``round_`` (training.keep_optimizer_state)."""
+    return state_file.with_name(f"{state_file.name}.optimizer-r{round_:04d}.h5")
 
 
-def model_digest(plan: Plan) -> str:
-    """Return a digest of the plan's model spec: a kept optimizer state fits only the model it was made for."""
+def _prune_kept_optimizers(state_file: Path, round_: int) -> None:
+    """Delete the kept optimizer states of rounds before ``round_`` once ``round_`` is complete.
+
+    Until then round ``round_ - 1``'s file stays: an interrupted or retrained round starts from it again.
+    """
+    import contextlib
+
+    for old in state_file.parent.glob(f"{state_file.name}.optimizer-r*.h5"):
+        tail = old.name[len(state_file.name) + len(".optimizer-r"):-len(".h5")]
+        if tail.isdigit() and int(tail) < round_:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+
+
+def optimizer_fit(plan: Plan) -> str:
+    """Return a digest of what a kept optimizer state must fit: the model spec and the optimizer's kind."""
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(config_to_dict(plan.model), sort_keys=True).encode()).hexdigest()
+    from fedseg.configs.training import OptimizerName
+
+    training = plan.training
+    fits = {"model": config_to_dict(plan.model), "optimizer": OptimizerName(training.optimizer).value,
+            "momentum": training.momentum > 0}
+    return hashlib.sha256(json.dumps(fits, sort_keys=True).encode()).hexdigest()
 
 
 def kept_optimizer(path: Path, round_: int, plan: Plan, groups: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -290,9 +310,9 @@ def kept_optimizer(path: Path, round_: int, plan: Plan, groups: list[dict[str, A
     except (TrainingError, ValueError, KeyError) as exc:
         log.warning("%s: cannot read the kept optimizer state (%s); the optimizer starts afresh", path, exc)
         return None
-    if attrs.get("round") != str(round_ - 1) or attrs.get("model_sha256") != model_digest(plan):
-        log.warning("%s: the kept optimizer state is of round %s (or another model), not round %d; the optimizer "
-                    "starts afresh", path, attrs.get("round"), round_ - 1)
+    if attrs.get("round") != str(round_ - 1) or attrs.get("fits_sha256") != optimizer_fit(plan):
+        log.warning("%s: the kept optimizer state is of round %s or of another model or optimizer, not of round "
+                    "%d of this plan; the optimizer starts afresh", path, attrs.get("round"), round_ - 1)
         return None
     return state
 
