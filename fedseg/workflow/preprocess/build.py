@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 #: Bumped whenever the preprocessing steps change what they produce; a new version redoes every case.
 PIPELINE_VERSION = 5  # 2: deepbet by default, QC gate figures; 3: one-thread registration, labels on any grid;
 #  4: the classic strip for scanner-like heads (cranium radius, fat, T2/FLAIR cues); 5: deep extractors read
-#  the T1 as acquired (their mask reaching the reference grid through its registration)
+#  the T1 as acquired (their mask reaching the reference grid through its registration), registration down to 1.5 mm
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 

@@ -35,7 +35,7 @@ def register_modalities(canon: Mapping[str, sitk.Image], config: PreprocessConfi
     """
     import SimpleITK as sitk
 
-    from fedseg.imaging.register import grids_coincide, register_rigid
+    from fedseg.imaging.register import WORK_SPACING, grids_coincide, register_rigid
     from fedseg.imaging.threads import single_threaded
 
     fixed = canon[REFERENCE_MODALITY]
@@ -53,7 +53,7 @@ def register_modalities(canon: Mapping[str, sitk.Image], config: PreprocessConfi
 
     def run(m: str) -> Any:
         try:
-            return register_rigid(fixed, canon[m], seed=seed, work_spacing=max(2.0, min(config.spacing)))
+            return register_rigid(fixed, canon[m], seed=seed, work_spacing=max(WORK_SPACING, min(config.spacing)))
         except ImageError as exc:
             return exc
 
