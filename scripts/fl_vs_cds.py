@@ -9,6 +9,8 @@ the variant, its settings and the summary of :func:`fedseg.workflow.simulate.see
 
 Usage: scripts/fl_vs_cds.py SITE_DATA SITE_DATA SITE_DATA --external SITE_DATA --out /tmp/fl-vs-cds
        [--seeds 3] [--patience 3] [--max-rounds 30] [--variants baseline,constant-lr,...] [--plan PLAN]
+   or: scripts/fl_vs_cds.py --summarize /tmp/fl-vs-cds   (a table of every variant's finished seeds, e.g. of a
+       campaign stopped early: the seeds under VARIANT/seed-S/simulation.json, summarized as the run would)
    or: scripts/fl_vs_cds.py --make-sites /tmp/fl-sites --out /tmp/fl-vs-cds ...
        (synthesizes and preprocesses the demo's three hospitals plus an external hospital-d exactly as
        ``fedseg demo`` does: 10 cases each, phantom scale 0.6, 2 mm, classical skull strip)
@@ -79,13 +81,56 @@ def make_sites(root: Path, cases: int) -> tuple[list[Path], Path]:
     return dirs[:3], dirs[3]
 
 
+def table(variant: str, summary: dict[str, Any]) -> list[str]:
+    """Return markdown rows: variant, protocol, mode, test Dice mean ± sd per region, external, rounds, FL/CDS."""
+    rows = []
+    for protocol, part in summary.items():
+        if not isinstance(part, dict) or "modes" not in part:
+            continue
+        for mode, m in part["modes"].items():
+            test = " / ".join(f"{m['test'][r]['mean']:.3f} ± {m['test'][r]['sd']:.3f}" for r in ("WT", "TC", "ET"))
+            ext = "; ".join(" / ".join(f"{e[r]['mean']:.3f}" for r in ("WT", "TC", "ET"))
+                            for e in (m.get("external") or {}).values())
+            rows.append(f"| {variant} | {protocol} | {mode} | {test} | {ext or '-'} | "
+                        f"{m['rounds']['mean']:.1f} ± {m['rounds']['sd']:.1f} |")
+        ratio = part.get("fl_over_cds") or {}
+        if ratio:
+            rows.append(f"| {variant} | {protocol} | FL/CDS | " + " / ".join(f"{ratio.get(r, float('nan')):.3f}"
+                                                                           for r in ("WT", "TC", "ET")) + " | | |")
+        for pair, by_region in (part.get("paired") or {}).items():
+            cells = " / ".join(f"{by_region[r]['median_difference']:+.3f} (p {by_region[r]['p']:.2g})"
+                               if by_region[r]["p"] is not None else "-" for r in ("WT", "TC", "ET"))
+            n = next(iter(by_region.values()))["n"]
+            rows.append(f"| {variant} | {protocol} | {pair.replace('_', ' ')}: median difference (Wilcoxon p), n={n} "
+                        f"| {cells} | | |")
+    return rows
+
+
+def summarize_folder(out: Path) -> int:
+    """Print the summary (JSON) and a markdown table of each variant's finished seeds under ``out``."""
+    from fedseg.workflow.simulate.seeds import summarize
+
+    print("| variant | protocol | mode | test Dice WT / TC / ET (mean ± sd over seeds) | external WT / TC / ET | rounds |")
+    print("|---|---|---|---|---|---|")
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and p.name in VARIANTS):
+        results = [json.loads(f.read_text("utf-8")) for f in sorted(folder.glob("seed-*/simulation.json"))]
+        if not results:
+            continue
+        summary = summarize(results)
+        for row in table(f"{folder.name} ({len(results)} seeds)", summary):
+            print(row)
+        print(json.dumps({"variant": folder.name, "summary": summary}), file=sys.stderr)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sites", nargs="*", type=Path)
     parser.add_argument("--make-sites", type=Path, help="synthesize the demo's sites and an external one here")
     parser.add_argument("--cases", type=int, default=10, help="cases per site with --make-sites")
     parser.add_argument("--external", nargs="*", type=Path, default=[])
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--summarize", type=Path, help="print the table of a campaign folder's finished seeds")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--max-rounds", type=int, default=30)
@@ -94,6 +139,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plan", type=Path, help="model/training/aggregation template (default: sized to the CPU)")
     args = parser.parse_args()
+    if args.summarize is not None:
+        return summarize_folder(args.summarize)
+    if args.out is None:
+        parser.error("--out is required")
 
     import torch
 
