@@ -35,6 +35,7 @@ from fedseg.errors import DatasetError, TrainingError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import refuse_output_overlap
+from fedseg.workflow.site.kept_optimizer import kept_optimizer, optimizer_fit, optimizer_path, prune_kept
 from fedseg.workflow.site.received import check_dataset, read_global, site_for_round, site_in_chain
 from fedseg.workflow.site.record import CheckpointRecord
 
@@ -248,7 +249,7 @@ def train_local(
                                      val_dice_after=after, seconds=record.seconds + outcome.seconds,
                                      data_wait_share=outcome.data_wait_seconds / max(outcome.seconds, 1e-9))
         ckpt.save_checkpoint(ckpt_dir, record.to_meta(), state_to_numpy(model.state_dict()), None)
-    _prune_kept_optimizers(state_file, update_round)
+    prune_kept(state_file, update_round)
     update_path = None
     if export:
         emit(Phase("export", 0, 1))
@@ -262,59 +263,6 @@ def train_local(
         seconds=record.seconds, data_wait_share=record.data_wait_share or 0.0, state_path=state_file,
         privacy=dict(record.privacy) if record.privacy is not None else None,
     )
-
-
-def optimizer_path(state_file: Path, round_: int) -> Path:
-    """Return where a site keeps its optimizer state after round ``round_`` (training.keep_optimizer_state)."""
-    return state_file.with_name(f"{state_file.name}.optimizer-r{round_:04d}.h5")
-
-
-def _prune_kept_optimizers(state_file: Path, round_: int) -> None:
-    """Delete the kept optimizer states of rounds before ``round_`` once ``round_`` is complete.
-
-    Until then round ``round_ - 1``'s file stays: an interrupted or retrained round starts from it again.
-    """
-    import contextlib
-
-    for old in state_file.parent.glob(f"{state_file.name}.optimizer-r*.h5"):
-        tail = old.name[len(state_file.name) + len(".optimizer-r"):-len(".h5")]
-        if tail.isdigit() and int(tail) < round_:
-            with contextlib.suppress(FileNotFoundError):
-                old.unlink()
-
-
-def optimizer_fit(plan: Plan) -> str:
-    """Return a digest of what a kept optimizer state must fit: the model spec and the optimizer's kind."""
-    import hashlib
-    import json
-
-    from fedseg.configs.training import OptimizerName
-
-    training = plan.training
-    fits = {"model": config_to_dict(plan.model), "optimizer": OptimizerName(training.optimizer).value,
-            "momentum": training.momentum > 0}
-    return hashlib.sha256(json.dumps(fits, sort_keys=True).encode()).hexdigest()
-
-
-def kept_optimizer(path: Path, round_: int, plan: Plan, groups: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Return the optimizer state this site kept from round ``round_ - 1``, or None (say why) to start afresh."""
-    from fedseg.train import checkpoint as ckpt
-
-    if not path.exists():
-        if round_ > 1:
-            log.info("%s: no optimizer state kept from round %d; the optimizer starts afresh", path, round_ - 1)
-        return None
-    try:
-        _, attrs = ckpt.read_tensors(path)
-        state = ckpt.optimizer_from_h5(path, groups)
-    except (TrainingError, ValueError, KeyError) as exc:
-        log.warning("%s: cannot read the kept optimizer state (%s); the optimizer starts afresh", path, exc)
-        return None
-    if attrs.get("round") != str(round_ - 1) or attrs.get("fits_sha256") != optimizer_fit(plan):
-        log.warning("%s: the kept optimizer state is of round %s or of another model or optimizer, not of round "
-                    "%d of this plan; the optimizer starts afresh", path, attrs.get("round"), round_ - 1)
-        return None
-    return state
 
 
 def _private(plan: Plan, site: Any, n_train: int, *, total: int) -> tuple[Any, Any]:

@@ -14,7 +14,8 @@ from fedseg.train.checkpoint import read_tensors
 from fedseg.train.loop import Phase, StepInfo
 from fedseg.workflow.coordinator.aggregate import aggregate_round
 from fedseg.workflow.initial import write_initial_global
-from fedseg.workflow.site.train import kept_optimizer, optimizer_fit, optimizer_path, train_local
+from fedseg.workflow.site.kept_optimizer import kept_optimizer, optimizer_fit, optimizer_path
+from fedseg.workflow.site.train import train_local
 from tests._train_data import make_dataset, tiny_plan
 
 STEPS = 4
