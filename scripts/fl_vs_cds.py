@@ -9,8 +9,9 @@ the variant, its settings and the summary of :func:`fedseg.workflow.simulate.see
 
 Usage: scripts/fl_vs_cds.py SITE_DATA SITE_DATA SITE_DATA --external SITE_DATA --out /tmp/fl-vs-cds
        [--seeds 3] [--patience 3] [--max-rounds 30] [--variants baseline,constant-lr,...] [--plan PLAN]
-   or: scripts/fl_vs_cds.py --summarize /tmp/fl-vs-cds   (a table of every variant's finished seeds, e.g. of a
-       campaign stopped early: the seeds under VARIANT/seed-S/simulation.json, summarized as the run would)
+   or: scripts/fl_vs_cds.py --summarize /tmp/fl-vs-cds [MORE...]   (a table of every variant's finished seeds, e.g.
+       of a campaign stopped early, or of several run side by side with other --modes: the seeds under
+       VARIANT/seed-S/simulation.json, merged per seed and summarized as the run would)
    or: scripts/fl_vs_cds.py --make-sites /tmp/fl-sites --out /tmp/fl-vs-cds ...
        (synthesizes and preprocesses the demo's three hospitals plus an external hospital-d exactly as
        ``fedseg demo`` does: 10 cases each, phantom scale 0.6, 2 mm, classical skull strip)
@@ -106,20 +107,41 @@ def table(variant: str, summary: dict[str, Any]) -> list[str]:
     return rows
 
 
-def summarize_folder(out: Path) -> int:
-    """Print the summary (JSON) and a markdown table of each variant's finished seeds under ``out``."""
+def _merged(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return one seed's simulations (the same sites and seed, other modes: campaigns run side by side) as one."""
+    first = json.loads(json.dumps(results[0]))
+    for other in results[1:]:
+        if other["config"]["seed"] != first["config"]["seed"] or other["config"]["sites"] != first["config"]["sites"]:
+            raise SystemExit("--summarize: the folders hold simulations of other seeds or sites; cannot merge them")
+        for protocol, part in other["protocols"].items():
+            for mode, entry in part["modes"].items():
+                first["protocols"][protocol]["modes"].setdefault(mode, entry)
+    return first
+
+
+def summarize_folder(outs: list[Path]) -> int:
+    """Print the summary (JSON, stderr) and a markdown table of each variant's finished seeds under ``outs``.
+
+    Folders of campaigns run side by side (e.g. one with ``--modes fl,cds``, one with ``--modes iil,ciil``)
+    are merged per variant and seed, so the paired tests compare every mode on the same test cases.
+    """
     from fedseg.workflow.simulate.seeds import summarize
 
     print("| variant | protocol | mode | test Dice WT / TC / ET (mean ± sd over seeds) | external WT / TC / ET | rounds |")
     print("|---|---|---|---|---|---|")
-    for folder in sorted(p for p in out.iterdir() if p.is_dir() and p.name in VARIANTS):
-        results = [json.loads(f.read_text("utf-8")) for f in sorted(folder.glob("seed-*/simulation.json"))]
+    variants = sorted({p.name for out in outs for p in out.iterdir() if p.is_dir() and p.name in VARIANTS})
+    for name in variants:
+        by_seed: dict[str, list[dict[str, Any]]] = {}
+        for out in outs:
+            for f in sorted((out / name).glob("seed-*/simulation.json")):
+                by_seed.setdefault(f.parent.name, []).append(json.loads(f.read_text("utf-8")))
+        results = [_merged(rs) for _, rs in sorted(by_seed.items())]
         if not results:
             continue
         summary = summarize(results)
-        for row in table(f"{folder.name} ({len(results)} seeds)", summary):
+        for row in table(f"{name} ({len(results)} seeds)", summary):
             print(row)
-        print(json.dumps({"variant": folder.name, "summary": summary}), file=sys.stderr)
+        print(json.dumps({"variant": name, "summary": summary}), file=sys.stderr)
     return 0
 
 
@@ -130,7 +152,7 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=10, help="cases per site with --make-sites")
     parser.add_argument("--external", nargs="*", type=Path, default=[])
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--summarize", type=Path, help="print the table of a campaign folder's finished seeds")
+    parser.add_argument("--summarize", type=Path, nargs="+", help="print the table of campaign folders' finished seeds")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--max-rounds", type=int, default=30)
