@@ -138,11 +138,29 @@ def summarize_folder(outs: list[Path]) -> int:
         results = [_merged(rs) for _, rs in sorted(by_seed.items())]
         if not results:
             continue
-        summary = summarize(results)
-        for row in table(f"{name} ({len(results)} seeds)", summary):
-            print(row)
-        print(json.dumps({"variant": name, "summary": summary}), file=sys.stderr)
+        # Seeds that not every side-by-side campaign has finished: every seed for the modes all of them have,
+        # and the seeds that have every mode for the rest.
+        mode_sets = [set(r["protocols"]["equal"]["modes"]) for r in results]
+        common, every = set.intersection(*mode_sets), set.union(*mode_sets)
+        groups = [(results, common)]
+        if common != every:
+            groups.append(([r for r, m in zip(results, mode_sets) if m == every], every))
+        for group, modes in groups:
+            if not group:
+                continue
+            summary = summarize([_only(r, modes) for r in group])
+            for row in table(f"{name} ({len(group)} seeds)", summary):
+                print(row)
+            print(json.dumps({"variant": name, "modes": sorted(modes), "summary": summary}), file=sys.stderr)
     return 0
+
+
+def _only(result: dict[str, Any], modes: set[str]) -> dict[str, Any]:
+    """Return ``result`` with only ``modes`` in each protocol."""
+    out = json.loads(json.dumps(result))
+    for part in out["protocols"].values():
+        part["modes"] = {m: e for m, e in part["modes"].items() if m in modes}
+    return out
 
 
 def main() -> int:

@@ -34,9 +34,9 @@ class TrainingConfig:
 
     ``steps_per_round`` optimizer steps of ``batch_size`` patches of ``patch_size`` (z, y, x) voxels;
     ``foreground_fraction`` of the patches are centred on a tumour voxel. ``fedprox_mu`` > 0 adds the
-    FedProx proximal term (Li et al. 2020). ``lr_scope`` ``round`` restarts ``lr_schedule`` every round;
-    ``federation`` runs it once over all the plan's rounds (round r of R trains on its r-th share of the
-    curve). ``keep_optimizer_state`` makes a site keep its optimizer's moments from its previous round (a
+    FedProx proximal term (Li et al. 2020). ``lr_scope`` ``federation`` (the default) runs ``lr_schedule``
+    once over all the plan's rounds (round r of R trains on its r-th share of the curve); ``round``
+    restarts it every round. ``keep_optimizer_state`` makes a site keep its optimizer's moments from its previous round (a
     local file beside the site state; it never leaves the site) instead of starting each round afresh.
     ``max_examples`` bounds the example count an update may claim.
     ``metrics_min_cases``: an update carries a site metric only when it was computed over at least this
@@ -51,8 +51,11 @@ class TrainingConfig:
     weight_decay: float = 1e-5
     momentum: float = 0.99
     lr_schedule: LrSchedule = LrSchedule.COSINE
-    lr_scope: LrScope = LrScope.ROUND
-    keep_optimizer_state: bool = False
+    #: Measured at the demo's size (README, "What we measured"): one curve over the federation and kept moments
+    #: raised FL's test Dice in every region (ET by 0.03, Wilcoxon p 0.005). Plans written before these keys
+    #: existed keep ``round`` and ``False`` (:data:`fedseg.federation.plan.LEGACY_TRAINING`).
+    lr_scope: LrScope = LrScope.FEDERATION
+    keep_optimizer_state: bool = True
     foreground_fraction: float = 0.5
     fedprox_mu: float = 0.0
     grad_clip: float = 12.0

@@ -49,6 +49,10 @@ __all__ = [
     "ID_PATTERN", "Member", "Plan", "load_plan", "majority", "new_plan", "parse_plan_bytes", "plan_to_toml",
     "read_plan_bytes", "write_plan"]
 
+#: What a plan written before these ``[training]`` keys existed meant by leaving them out. New plans write
+#: every key, so only such old plans read these; a federation keeps its meaning across an upgrade.
+LEGACY_TRAINING = {"lr_scope": "round", "keep_optimizer_state": False}
+
 PLAN_FORMAT = 1
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _MAX_PLAN_BYTES = 1 << 20
@@ -298,7 +302,8 @@ def plan_from_dict(data: Mapping[str, Any], where: str) -> Plan:
             sites=tuple(member(s, "[[sites]]", site=True) for s in sites_raw),
             rounds=rounds,
             model=config_from_mapping(ModelConfig, _table(data, "model", where), "model"),
-            training=config_from_mapping(TrainingConfig, _table(data, "training", where), "training"),
+            training=config_from_mapping(TrainingConfig, {**LEGACY_TRAINING, **_table(data, "training", where)},
+                                         "training"),
             aggregation=config_from_mapping(AggregationConfig, _table(data, "aggregation", where), "aggregation"),
             preprocessing=config_from_mapping(PreprocessConfig, _table(data, "preprocessing", where), "preprocessing"),
             privacy=config_from_mapping(PrivacyConfig, _table(data, "privacy", where), "privacy"),

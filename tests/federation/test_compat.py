@@ -103,3 +103,13 @@ def test_the_privacy_table_defaults_off_and_keeps_the_hash() -> None:
     assert plan.privacy == PrivacyConfig() and plan.privacy.mode is PrivacyMode.OFF
     assert "privacy" not in plan.to_dict()
     assert plan.sha256 == RECORD["plan_sha256"]
+
+
+def test_an_old_plan_keeps_the_training_it_meant() -> None:
+    """Keys added later whose default changed read as what the old plan meant: each round restarts afresh."""
+    from fedseg.configs.training import LrScope, TrainingConfig
+
+    old = load_plan(FIXTURE / "plan.toml")
+    assert old.training.lr_scope is LrScope.ROUND and old.training.keep_optimizer_state is False
+    new = TrainingConfig()  # what a new plan writes, explicitly, into its TOML
+    assert new.lr_scope is LrScope.FEDERATION and new.keep_optimizer_state is True

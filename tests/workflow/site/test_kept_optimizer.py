@@ -67,7 +67,7 @@ def test_federation_schedule_runs_once_over_the_rounds_and_the_optimizer_is_kept
 
 
 def test_round_scope_restarts_the_schedule_and_keeps_no_optimizer_file(plan, site_keys, tmp_path: Path) -> None:
-    p, data, g1, round_, lrs = _two_rounds(plan, site_keys, tmp_path)
+    p, data, g1, round_, lrs = _two_rounds(plan, site_keys, tmp_path, lr_scope="round", keep_optimizer_state=False)
     round_(2, g1)
     assert lrs[("site-a", 1)] == pytest.approx(lrs[("site-a", 2)])
     assert lrs[("site-a", 1)][0] == pytest.approx(LR)

@@ -68,7 +68,8 @@ def test_a_new_federation_on_the_same_data_has_its_own_state(fed, plan, site_key
     result = train_local(other, g_other, data, site_keys["site-a"], tmp_path / "b" / "u.fedseg", device="cpu")
     assert result.state_path != data / ".fedseg" / f"state-{p.federation_id}.json"
     assert sorted(x.name for x in (data / ".fedseg").iterdir()) == sorted(
-        [f"state-{p.federation_id}.json", f"state-{other.federation_id}.json"])
+        [f"state-{p.federation_id}.json", f"state-{other.federation_id}.json",  # and each its kept optimizer
+         f"state-{p.federation_id}.json.optimizer-r0001.h5", f"state-{other.federation_id}.json.optimizer-r0001.h5"])
 
 
 def test_site_rejects_a_global_below_the_plan_quorum_or_beyond_its_rounds(fed, site_keys, tmp_path: Path) -> None:
