@@ -20,6 +20,7 @@ Usage: scripts/fl_vs_cds.py SITE_DATA SITE_DATA SITE_DATA --external SITE_DATA -
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -57,27 +58,19 @@ def _plan(base: Any, training: dict[str, Any], aggregation: dict[str, Any]) -> A
 
 def make_sites(root: Path, cases: int) -> tuple[list[Path], Path]:
     """Synthesize and preprocess the demo's sites plus an external one under ``root`` (kept when present)."""
-    from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
-    from fedseg.labels import Layout
-    from fedseg.synth import write_cases
-    from fedseg.workflow.demo import LAYOUTS, PRESETS, SITE_IDS
-    from fedseg.workflow.preprocess.build import build_dataset
+    import dataclasses
 
-    s = PRESETS["default"]
-    qc_brain_ml = tuple(round(v * s.size_scale**3, 1) for v in PreprocessConfig().qc_brain_ml)
-    pre = PreprocessConfig(spacing=(s.spacing_mm,) * 3, val_fraction=0.2, test_fraction=0.2,
-                           skull_strip=SkullStrip(s.skull_strip), qc_brain_ml=qc_brain_ml)
+    from fedseg.workflow.demo import PRESETS, SITE_IDS
+    from fedseg.workflow.demo_sites import demo_preprocessing, preprocess_site, synthesize_site
+
+    s = dataclasses.replace(PRESETS["default"], cases_per_site=cases)
+    pre = demo_preprocessing(s)
     dirs = []
     for i, site in enumerate(SITE_IDS[:4]):
         raw, data = root / "raw" / site, root / site / "data"
         if not raw.exists():
-            write_cases(raw, cases=cases, profile=i % 3, layout=Layout(LAYOUTS[i % 3]), seed=i,
-                        size_scale=s.size_scale, prefix=site[-1].upper())
-        if not (data / "dataset.json").exists():
-            report = build_dataset(raw, data, pre)
-            if report.failed or report.flagged:
-                raise SystemExit(f"{site}: preprocessing failed or flagged "
-                                 f"{', '.join(o.case_id for o in report.failed + report.flagged)}")
+            synthesize_site(raw, i, site, s)
+        preprocess_site(raw, data, site, pre)  # cases already done are skipped
         dirs.append(data)
     return dirs[:3], dirs[3]
 
@@ -109,7 +102,7 @@ def table(variant: str, summary: dict[str, Any]) -> list[str]:
 
 def _merged(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Return one seed's simulations (the same sites and seed, other modes: campaigns run side by side) as one."""
-    first = json.loads(json.dumps(results[0]))
+    first = copy.deepcopy(results[0])
     for other in results[1:]:
         if other["config"]["seed"] != first["config"]["seed"] or other["config"]["sites"] != first["config"]["sites"]:
             raise SystemExit("--summarize: the folders hold simulations of other seeds or sites; cannot merge them")
@@ -157,7 +150,7 @@ def summarize_folder(outs: list[Path]) -> int:
 
 def _only(result: dict[str, Any], modes: set[str]) -> dict[str, Any]:
     """Return ``result`` with only ``modes`` in each protocol."""
-    out = json.loads(json.dumps(result))
+    out = copy.deepcopy(result)
     for part in out["protocols"].values():
         part["modes"] = {m: e for m, e in part["modes"].items() if m in modes}
     return out

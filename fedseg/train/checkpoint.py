@@ -27,8 +27,8 @@ import numpy as np
 from fedseg.errors import TrainingError
 from fedseg.fsutil import atomic_path, atomic_write_json
 
-__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "optimizer_from_h5", "read_tensors", "save_checkpoint",
-           "write_optimizer", "write_tensors"]
+__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "optimizer_from_h5", "read_optimizer", "read_tensors",
+           "save_checkpoint", "write_optimizer", "write_tensors"]
 
 CHECKPOINT_FORMAT = "fedseg-checkpoint/1"
 STATE_FILE = "checkpoint.json"
@@ -84,6 +84,11 @@ def write_optimizer(path: Path, state: Mapping[str, Any], *, attrs: Mapping[str,
 
 def optimizer_from_h5(path: Path, param_groups: list[dict[str, Any]]) -> dict[str, Any]:
     """Return a torch optimizer state dict from ``path`` with the given (freshly built) ``param_groups``."""
+    return read_optimizer(path, param_groups)[0]
+
+
+def read_optimizer(path: Path, param_groups: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return (the optimizer state dict, the file's string attributes) from one read of ``path``."""
     import torch
 
     tensors, attrs = read_tensors(path)
@@ -94,7 +99,7 @@ def optimizer_from_h5(path: Path, param_groups: list[dict[str, Any]]) -> dict[st
     for name, value in json.loads(attrs.get("scalars", "{}")).items():
         index, key = name.split("/", 1)
         state.setdefault(int(index), {})[key] = value
-    return {"state": state, "param_groups": param_groups}
+    return {"state": state, "param_groups": param_groups}, attrs
 
 
 def save_checkpoint(directory: Path, meta: dict[str, Any], weights: Mapping[str, np.ndarray],

@@ -23,13 +23,13 @@ from fedseg.fsutil import atomic_write_json
 from fedseg.labels import REGIONS
 from fedseg.privacy import PrivacyConfig, PrivacyMode
 from fedseg.workflow.demo_next import Comparison, comparison, measured_round_seconds
+from fedseg.workflow.demo_sites import LAYOUTS, demo_preprocessing, preprocess_site, synthesize_site
 
 __all__ = ["DemoSettings", "DemoResult", "PRESETS", "run_demo"]
 
 log = logging.getLogger(__name__)
 
 SITE_IDS = ("hospital-a", "hospital-b", "hospital-c", "hospital-d", "hospital-e", "hospital-f")
-LAYOUTS = ("brats2021", "brats2023", "nnunet")
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     """Run the whole demo into ``out`` (created; an existing demo folder is reused step by step)."""
     from fedseg.configs.aggregation import AggregationConfig, aggregation_for_privacy
     from fedseg.configs.model import ModelConfig
-    from fedseg.configs.preprocess import PreprocessConfig, SkullStrip
+    from fedseg.configs.preprocess import PreprocessConfig
     from fedseg.configtools import config_from_mapping
     from fedseg.federation.artifact import Kind, read_artifact
     from fedseg.federation.keys import generate_keypair, load_private_key
@@ -163,13 +163,10 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     from fedseg.federation.plan import load_plan
     from fedseg.inference.evaluate_model import evaluate_model
     from fedseg.inference.predict import PredictOptions
-    from fedseg.labels import Layout
-    from fedseg.synth import write_cases
     from fedseg.workflow.coordinator.aggregate import aggregate_round
     from fedseg.workflow.init import init_federation
     from fedseg.workflow.initial import global_filename
     from fedseg.workflow.model_io import inference_spec, load_global_model
-    from fedseg.workflow.preprocess.build import build_dataset
     from fedseg.workflow.simulate import plot_curves
     from fedseg.workflow.site.train import train_local
 
@@ -184,17 +181,11 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     t0 = time.perf_counter()
 
     # 1. Each hospital has its own scanner (site profile) and raw layout.
-    # The phantoms are heads scaled by size_scale: the QC gate's absolute volume bounds scale with them
-    # (its brain-share-of-the-head check does not depend on size).
-    qc_brain_ml = tuple(round(v * s.size_scale**3, 1) for v in PreprocessConfig().qc_brain_ml)
-    preprocessing = PreprocessConfig(spacing=(s.spacing_mm,) * 3, val_fraction=0.2, test_fraction=0.2,
-                                     skull_strip=SkullStrip(s.skull_strip), qc_brain_ml=qc_brain_ml)
+    preprocessing = demo_preprocessing(s)
     for i, site in enumerate(site_ids):
-        raw = out / "raw" / site
-        if not raw.exists():
+        if not (out / "raw" / site).exists():
             say(f"{site}: synthesizing {s.cases_per_site} raw cases with skull (profile {i % 3}, {LAYOUTS[i % 3]})")
-            write_cases(raw, cases=s.cases_per_site, profile=i % 3, layout=Layout(LAYOUTS[i % 3]),
-                        seed=s.seed * 100 + i, size_scale=s.size_scale, prefix=f"{site[-1].upper()}")
+            synthesize_site(out / "raw" / site, i, site, s)
     timings["synth"] = time.perf_counter() - t0
 
     # 2. Each site preprocesses its own scans (skull stripping runs: the raw scans have a skull).
@@ -203,10 +194,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
     for site in site_ids:
         say(f"{site}: preprocessing (register, resample to {s.spacing_mm} mm, skull-strip with {s.skull_strip} "
             "to fit the demo's time, normalize, crop)")
-        report = build_dataset(out / "raw" / site, out / site / "data", preprocessing)
-        if report.failed or report.flagged:
-            bad = report.failed + report.flagged
-            raise ConfigError(f"{site}: preprocessing failed or flagged {', '.join(o.case_id for o in bad)}")
+        preprocess_site(out / "raw" / site, out / site / "data", site, preprocessing)
     timings["preprocess"] = time.perf_counter() - t
 
     # 3. Keys and plan: every member makes its key pair; the coordinator writes the plan and round-0 global.
@@ -235,7 +223,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
                                   "seed": s.seed},
                         aggregation={"min_sites": agg.min_sites, "weighting": agg.weighting}, privacy=s.privacy,
                         preprocessing={"spacing": preprocessing.spacing, "val_fraction": 0.2, "test_fraction": 0.2,
-                                       "skull_strip": preprocessing.skull_strip, "qc_brain_ml": qc_brain_ml})
+                                       "skull_strip": preprocessing.skull_strip, "qc_brain_ml": preprocessing.qc_brain_ml})
     plan = load_plan(plan_path)
     if plan.privacy != s.privacy:
         raise ConfigError(f"{plan_path} was written with privacy {plan.privacy.mode.value} settings other than "

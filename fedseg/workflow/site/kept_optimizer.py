@@ -61,8 +61,7 @@ def kept_optimizer(path: Path, round_: int, plan: Plan, groups: list[dict[str, A
             log.info("%s: no optimizer state kept from round %d; the optimizer starts afresh", path, round_ - 1)
         return None
     try:
-        _, attrs = ckpt.read_tensors(path)
-        state = ckpt.optimizer_from_h5(path, groups)
+        state, attrs = ckpt.read_optimizer(path, groups)
     except (TrainingError, ValueError, KeyError) as exc:
         log.warning("%s: cannot read the kept optimizer state (%s); the optimizer starts afresh", path, exc)
         return None

@@ -221,11 +221,13 @@ def train_local(
         model.load_state_dict(numpy_to_state(weights, plan.model))
     if not record.complete:
         optimizer_state = None
-        groups = make_optimizer(model, config).state_dict()["param_groups"]
-        if record.optimizer_file:
-            optimizer_state = ckpt.optimizer_from_h5(ckpt_dir / record.optimizer_file, groups)
-        elif config.keep_optimizer_state and record.step == 0:
-            optimizer_state = kept_optimizer(optimizer_path(state_file, update_round - 1), update_round, plan, groups)
+        # A resumed round goes on from its own checkpoint's moments; a fresh one from the site's kept ones.
+        kept = config.keep_optimizer_state and record.step == 0
+        if record.optimizer_file or kept:
+            groups = make_optimizer(model, config).state_dict()["param_groups"]
+            optimizer_state = (ckpt.optimizer_from_h5(ckpt_dir / record.optimizer_file, groups) if record.optimizer_file
+                               else kept_optimizer(optimizer_path(state_file, update_round - 1), update_round, plan,
+                                                   groups))
         cases = [index_case(dataset.reader(c), np.random.default_rng([config.seed, i]))
                  for i, c in enumerate(train_cases)]
         every = checkpoint_every if checkpoint_every is not None else max(1, math.ceil(total / 10))
