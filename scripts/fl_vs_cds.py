@@ -30,19 +30,24 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads wreck shared CPUs
 
-#: variant -> (modes, training changes, aggregation changes); each measured on the same sites and seeds.
+#: variant -> (modes, training changes, aggregation changes); each measured on the same sites and seeds. The
+#: baseline is a new plan's default (one learning-rate curve over the federation, each site keeping its
+#: optimizer state); every other variant changes it in the named way, so ``old-default`` is what plans meant
+#: before those two settings existed (the curve restarting every round, a fresh optimizer every round).
+_OLD = {"lr_scope": "round", "keep_optimizer_state": False}
+_FEDAVGM = {"strategy": "fedavgm", "server_learning_rate": 1.0, "server_momentum": 0.9}
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "baseline": ("fl,cds,iil,ciil", {}, {}),
+    "old-default": ("fl,cds,iil,ciil", _OLD, {}),
+    "federation-lr-only": ("fl,cds", {"keep_optimizer_state": False}, {}),
+    "keep-optimizer-only": ("fl,cds", {"lr_scope": "round"}, {}),
     "constant-lr": ("fl,cds", {"lr_schedule": "constant"}, {}),
-    "fedavgm": ("fl", {}, {"strategy": "fedavgm", "server_learning_rate": 1.0, "server_momentum": 0.9}),
+    "fedavgm": ("fl", {}, _FEDAVGM),
     "fedadam": ("fl", {}, {"strategy": "fedadam", "server_learning_rate": 0.01}),
     "fedprox": ("fl", {"fedprox_mu": 0.01}, {}),
     "steps-20": ("fl,cds", {"steps_per_round": 20}, {}),
-    "federation-lr": ("fl,cds", {"lr_scope": "federation"}, {}),
-    "keep-optimizer": ("fl,cds", {"keep_optimizer_state": True}, {}),
-    "federation-lr+keep": ("fl,cds", {"lr_scope": "federation", "keep_optimizer_state": True}, {}),
-    "federation-lr+keep+fedavgm": ("fl", {"lr_scope": "federation", "keep_optimizer_state": True},
-                                   {"strategy": "fedavgm", "server_learning_rate": 1.0, "server_momentum": 0.9}),
+    "steps-120": ("fl", {"steps_per_round": 120}, {}),
+    "old-default+fedavgm": ("fl", _OLD, _FEDAVGM),
 }
 
 
