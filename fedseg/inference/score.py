@@ -93,15 +93,13 @@ def score_model(
     keep_going: bool = False,
     on_case: Callable[[int, int], None] | None = None,
     scoring: ScoringOptions | None = None,
-    window: Callable[[tuple[int, int, int]], tuple[int, int, int]] | None = None,
 ) -> ModelScores:
     """Predict and score every case of ``cases`` with ``model`` on ``options.device``; return per-case metrics.
 
     ``patch_size`` is the sliding window (the plan's training patch); ``options`` sets device, overlap,
     batch, mirroring, thresholds, small-component removal and AMP. ``on_case(done, total)`` is called
     after each case, failed or not (progress display). With ``full``, ``scoring`` picks legacy and/or
-    lesion-wise metrics (default legacy); without it only Dice is computed. ``window(shape)``, when given,
-    returns each case's window from its volume shape (:func:`fedseg.inference.window.inference_window`) instead of ``patch_size``.
+    lesion-wise metrics (default legacy); without it only Dice is computed.
     """
     from fedseg.metrics import EmptyPolicy
 
@@ -117,8 +115,7 @@ def score_model(
             prepared = case.load()
             if prepared.label is None:
                 raise DatasetError(f"{case.source}: case has no reference label to score against")
-            size = window(tuple(prepared.image.shape[1:])) if window else patch_size  # type: ignore[arg-type]
-            probs = predict_probabilities(model, prepared.image, size, options, device)
+            probs = predict_probabilities(model, prepared.image, patch_size, options, device)
             pred = probabilities_to_label(probs, options.thresholds, min_component_voxels=options.min_component_voxels)
             metrics, lesionwise = _case_metrics(pred, prepared, full=full, empty=policy, scoring=scoring)
             scores.cases.append(CaseScore(case.case_id, case.source, metrics, lesionwise))

@@ -252,7 +252,7 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
             else:
                 say(f"round {r}/{s.rounds}: {site} trains the global locally ({s.steps_per_round} steps)")
                 result = train_local(plan, current, out / site / "data", keys[site], update,
-                                     device=device, resume=True,
+                                     device=device, resume=True, validate_after=False,  # the global's score is read
                                      checkpoint_every=max(1, s.steps_per_round // 2))
                 before[site] = result.val_dice_before or dict.fromkeys(REGIONS, float("nan"))
                 trained += 1

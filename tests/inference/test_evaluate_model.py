@@ -64,3 +64,45 @@ def test_a_case_that_cannot_be_read_fails_alone(small, perfect, tmp_path) -> Non
     assert result.cases[0].pred == "model global.fedseg" and result.settings["model"] == "global.fedseg"
     assert result.cases[0].truth.endswith("good.h5")
     assert seen == [(1, 2), (2, 2)]
+
+
+def test_validation_and_the_simulation_score_what_evaluate_reports(small, tmp_path) -> None:
+    # One scorer, one window: train-local's validation and fedseg simulate's scores equal fedseg evaluate's
+    # Dice for the same weights and cases (the training patch at the plan's overlap, nothing larger).
+    import numpy as np
+
+    from fedseg.data.dataset import load_dataset
+    from fedseg.model.spec import state_to_numpy
+    from fedseg.train.validate import validate
+    from fedseg.workflow.simulate.scoring import evaluate_weights
+    from fedseg.workflow.simulate.sites import Site
+
+    p, model, _, data = small
+    dataset = load_dataset(data)
+    result = evaluate_model(model, inference_spec(p), data, "val", model_name="m", options=CPU)
+    reported = {r: float(np.mean([c.metrics[r]["dice"] for c in result.cases])) for r in ("WT", "TC", "ET")}
+    assert 0.0 < reported["WT"] < 1.0  # the random network makes a non-trivial map
+    validated = validate(model, [dataset.reader(c) for c in dataset.split("val")], patch_size=p.training.patch_size,
+                         overlap=p.training.val_overlap)
+    simulated = evaluate_weights(p, state_to_numpy(model.state_dict()), [Site("s", data)], "val")["dice"]
+    for region in ("WT", "TC", "ET"):
+        assert validated[region] == pytest.approx(reported[region], abs=1e-9)
+        assert simulated[region] == pytest.approx(reported[region], abs=1e-9)
+
+
+def test_a_window_larger_than_the_training_patch_is_another_model() -> None:
+    # Why validation never scores whole volumes: instance norms take their statistics over the window.
+    import numpy as np
+
+    from fedseg.configs.model import ModelConfig
+    from fedseg.inference.sliding_window import sliding_window_predict
+    from fedseg.model.unet import UNet3D
+
+    config = ModelConfig(widths=(4, 8), kernels=((3, 3, 3),) * 2, strides=((1, 1, 1), (2, 2, 2)), convs_per_stage=1)
+    torch.manual_seed(0)
+    model = UNet3D(config)
+    image = np.random.default_rng(0).normal(size=(4, 16, 16, 16)).astype(np.float32)
+    image[:, :8] *= 3.0  # one half of the volume brighter: window statistics differ from the volume's
+    patched = sliding_window_predict(model, image, patch_size=(8, 8, 8), overlap=0.5)
+    whole = sliding_window_predict(model, image, patch_size=(16, 16, 16))
+    assert np.abs(patched - whole).max() > 1e-2

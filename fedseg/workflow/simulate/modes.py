@@ -175,7 +175,7 @@ def _fl_round(run: Runner, r: int, curve: list[dict[str, Any]]) -> Weights:
                 ckpt = update.with_name(update.name + ".ckpt")
                 train_local(run.plan, current, site.root, run.keys[site.id], update, steps=run.steps,
                             device=run.device, resume=ckpt.exists(), state_path=fl / "state" / f"{site.id}.json",
-                            checkpoint_dir=ckpt, whole_volume=True, validate_after=False,
+                            checkpoint_dir=ckpt, validate_after=False,
                             val_dice_before=curve[r - 1].get("sites", {}).get(site.id, {}).get("dice"))
             updates.append(update)
         run.say(f"fl round {r}: coordinator aggregates {len(updates)} updates")

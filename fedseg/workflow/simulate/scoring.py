@@ -27,26 +27,24 @@ ALL_SPLITS = "all"
 
 def evaluate_weights(
     plan: Plan, weights: dict[str, np.ndarray], sites: Sequence[Site], split: str, device: str = "cpu",
-    *, per_case: bool = False, whole_volume: bool = True,
+    *, per_case: bool = False,
 ) -> dict[str, Any]:
     """Score ``weights`` on every site's ``split`` (or :data:`ALL_SPLITS`): per-site and pooled mean Dice.
 
-    Scored as train-local validation scores them (:func:`fedseg.train.validate.validate`: same overlap, AMP on
-    CUDA as the plan says, whole-volume windows unless ``whole_volume`` is False); ``device`` is
+    Scored as train-local validation and ``fedseg evaluate`` score them (:func:`fedseg.train.validate.validate`:
+    windows of the training patch at the plan's ``val_overlap``, AMP on CUDA as the plan says); ``device`` is
     ``auto | cpu | cuda | cuda:N``. DatasetError when no site has a case in ``split``.
     """
     from fedseg.data.dataset import load_dataset
     from fedseg.inference.predict import PredictOptions
     from fedseg.inference.score import score_model
     from fedseg.inference.sources import reader_inputs
-    from fedseg.inference.window import inference_window, total_stride
     from fedseg.model.spec import build_model
 
     model = build_model(plan.model, weights)
     options = PredictOptions(device=device, overlap=plan.training.val_overlap,
                              amp=plan.training.amp and device.startswith("cuda"))
-    patch, stride = plan.training.patch_size, total_stride(model)
-    window = (lambda shape: inference_window(shape, patch, stride)) if whole_volume else None
+    patch = plan.training.patch_size
     per_site: dict[str, Any] = {}
     rows: list[list[Any]] = []
     for site in sites:
@@ -55,7 +53,7 @@ def evaluate_weights(
         if not records:
             continue
         scores = score_model(model, reader_inputs([dataset.reader(c) for c in records]),
-                             patch_size=patch, options=options, window=window)
+                             patch_size=patch, options=options)
         per_site[site.id] = {"n": len(records), "dice": scores.mean_dice()}
         rows += [[site.id, c.case_id, *(c.metrics[r]["dice"] for r in REGIONS)] for c in scores.cases]
     if not rows:

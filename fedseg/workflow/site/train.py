@@ -133,7 +133,6 @@ def train_local(
     checkpoint_dir: Path | None = None,
     checkpoint_every: int | None = None,
     progress: Callable[[Any], None] | None = None,
-    whole_volume: bool = False,
     val_dice_before: dict[str, float] | None = None,
     validate_after: bool = True,
 ) -> TrainResult:
@@ -144,8 +143,9 @@ def train_local(
     preprocessing of the plan, a non-empty labelled train split). ``progress`` receives
     :class:`~fedseg.train.loop.Phase` and :class:`~fedseg.train.loop.StepInfo` events. A failure leaves
     no update file; an interruption leaves the last checkpoint, from which ``resume=True`` continues.
-    ``whole_volume`` validates in whole-volume windows (:func:`fedseg.train.validate.validate`); a caller that
-    already scored the received global on this site's val split that way (``fedseg simulate``) passes its
+    Validation scores in ``training.patch_size`` windows at ``training.val_overlap``, as ``fedseg evaluate``
+    does (:func:`fedseg.train.validate.validate`). A caller that
+    already scored the received global on this site's val split (``fedseg simulate``) passes its
     ``val_dice_before`` instead of having it scored twice, and ``validate_after=False`` when nobody reads the
     local model's score (the simulation scores the aggregated global; the update then carries no
     ``val_dice_after``).
@@ -205,8 +205,7 @@ def train_local(
         readers = [dataset.reader(c) for c in val_cases]
         emit(Phase(phase, 0, len(readers)))
         return validate(model, readers, patch_size=config.patch_size, overlap=config.val_overlap, device=str(dev),
-                        amp=config.amp and dev.type == "cuda", on_case=lambda d, t: emit(Phase(phase, d, t)),
-                        whole_volume=whole_volume)
+                        amp=config.amp and dev.type == "cuda", on_case=lambda d, t: emit(Phase(phase, d, t)))
 
     global_weights = {name: np.asarray(arr, dtype=np.float32) for name, arr in art.tensors.items()}
     model = build_model(plan.model, global_weights)

@@ -142,8 +142,10 @@ class _Site:
         round_ = global_round + 1
         out = self.update_path(round_)
         log.info("%s: training round %d on global %d", self.site, round_, global_round)
+        # The received global's score is the site's federated validation; nobody reads the local model's.
         train_local(self.plan, self.global_path(global_round), self.data, self.key, out, resume=True,
-                    checkpoint_dir=out.with_name(out.name + ".ckpt"), device=self.device, state_path=self.state_file)
+                    checkpoint_dir=out.with_name(out.name + ".ckpt"), device=self.device, state_path=self.state_file,
+                    validate_after=False)
         self.store.put(update_key(round_, self.site), out)
         out.with_suffix(".uploaded").write_text("uploaded\n")
         log.info("%s: uploaded its update for round %d to %s", self.site, round_, self.store.url)
