@@ -42,10 +42,13 @@ def synthesize_site(raw: Path, index: int, site: str, s: DemoSettings) -> None:
 
 
 def preprocess_site(raw: Path, data: Path, site: str, preprocessing: PreprocessConfig) -> None:
-    """Preprocess a site's raw cases into ``data``; ConfigError naming the cases that failed or were flagged."""
-    from fedseg.workflow.preprocess.build import build_dataset
+    """Preprocess a site's raw cases into ``data``; ConfigError naming the cases that failed or were flagged.
 
-    report = build_dataset(raw, data, preprocessing)
+    Cases run in parallel on every available core (the outputs are byte-identical to one worker's).
+    """
+    from fedseg.workflow.preprocess.build import available_cores, build_dataset
+
+    report = build_dataset(raw, data, preprocessing, jobs=available_cores())
     if report.failed or report.flagged:
         bad = report.failed + report.flagged
         raise ConfigError(f"{site}: preprocessing failed or flagged {', '.join(o.case_id for o in bad)}")

@@ -40,7 +40,8 @@ from fedseg.imaging.io import check_input_path
 from fedseg.labels import MODALITIES, LabelConvention, Layout
 from fedseg.workflow.preprocess.report import QC_DIR, BuildReport, CaseOutcome
 
-__all__ = ["PIPELINE_VERSION", "BuildReport", "CaseOutcome", "assign_splits", "build_dataset", "config_sha256"]
+__all__ = ["PIPELINE_VERSION", "BuildReport", "CaseOutcome", "assign_splits", "available_cores", "build_dataset",
+           "config_sha256"]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ def _set_threads(threads: int) -> None:
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(max(1, threads))
 
 
-def _cores() -> int:
+def available_cores() -> int:
+    """Return the CPU cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -268,13 +270,13 @@ def build_dataset(
 
     args = (config, out, label_on)
     if jobs == 1 or len(todo) <= 1:
-        _set_threads(_cores())
+        _set_threads(available_cores())
         for case, sources in todo:
             finish(_run_case(case, *args, sources, ml_range, qc_png))
     else:
         context = _worker_context()
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_set_threads,
-                                 initargs=(max(1, _cores() // jobs),)) as pool:
+                                 initargs=(max(1, available_cores() // jobs),)) as pool:
             futures: dict[Future[CaseOutcome], str] = {
                 pool.submit(_run_case, case, *args, sources, ml_range, qc_png): case.id for case, sources in todo}
             try:

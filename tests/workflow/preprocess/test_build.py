@@ -205,7 +205,7 @@ def test_interrupted_write_leaves_only_complete_case_files(raw: Path, tmp_path: 
 
 def test_parallel_jobs_match_serial(raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
-    monkeypatch.setattr(build_mod, "_cores", lambda: 2)
+    monkeypatch.setattr(build_mod, "available_cores", lambda: 2)
     serial = build_dataset(raw, tmp_path / "one", FAST, qc_png=False)
     parallel = build_dataset(raw, tmp_path / "two", FAST, jobs=2, qc_png=False, on_case=lambda o: seen.append(1))
     assert [o.status for o in parallel.outcomes] == ["done"] * 2 and len(seen) == 2
@@ -231,7 +231,7 @@ def test_same_input_gives_byte_identical_case_files_serial_or_parallel(tmp_path_
     raw = tmp_path_factory.mktemp("raw-misaligned")
     write_cases(raw, cases=2, profile=1, layout=Layout.BRATS2021, seed=5, size_scale=0.3)
     config = PreprocessConfig(spacing=(3.0, 3.0, 3.0), skull_strip=SkullStrip.CLASSIC, n4=True)
-    monkeypatch.setattr(build_mod, "_cores", lambda: 2)
+    monkeypatch.setattr(build_mod, "available_cores", lambda: 2)
     first = build_dataset(raw, tmp_path / "a", config, qc_png=False)
     again = build_dataset(raw, tmp_path / "b", config, qc_png=False)
     parallel = build_dataset(raw, tmp_path / "c", config, jobs=2, qc_png=False)
