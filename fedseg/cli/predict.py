@@ -23,7 +23,7 @@ def predict(
     tta: Annotated[bool, typer.Option("--tta", help="Mirroring test-time augmentation (8 flips; ~8x slower).")] = False,
     probabilities: Annotated[bool, typer.Option("--probabilities", help="Also write <ID>_probs.nii.gz (4D: WT, TC, ET).")] = False,
     overlap: Annotated[float, typer.Option("--overlap", min=0.0, max=0.95, help="Overlap of neighbouring windows.")] = 0.5,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=256, help="Windows per forward pass.")] = 1,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, max=256, help="Windows per forward pass (default: four 32³ windows' worth, one of 64³ or more).")] = None,
     min_component: Annotated[int, typer.Option("--min-component", min=0, help="Drop tumour components smaller than this many voxels (original grid).")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the per-case results as JSON instead of a table.")] = False,
 ) -> None:

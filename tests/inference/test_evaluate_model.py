@@ -106,3 +106,21 @@ def test_a_window_larger_than_the_training_patch_is_another_model() -> None:
     patched = sliding_window_predict(model, image, patch_size=(8, 8, 8), overlap=0.5)
     whole = sliding_window_predict(model, image, patch_size=(16, 16, 16))
     assert np.abs(patched - whole).max() > 1e-2
+
+
+def test_batched_windows_give_the_probabilities_of_one_window_at_a_time() -> None:
+    import numpy as np
+
+    from fedseg.configs.model import ModelConfig
+    from fedseg.inference.predict import windows_per_pass
+    from fedseg.inference.sliding_window import sliding_window_predict
+    from fedseg.model.unet import UNet3D
+
+    assert (windows_per_pass((32, 32, 32)), windows_per_pass((64, 64, 64)), windows_per_pass((96, 96, 96))) == (4, 1, 1)
+    config = ModelConfig(widths=(4, 8), kernels=((3, 3, 3),) * 2, strides=((1, 1, 1), (2, 2, 2)), convs_per_stage=1)
+    torch.manual_seed(0)
+    model = UNet3D(config)
+    image = np.random.default_rng(1).normal(size=(4, 14, 12, 18)).astype(np.float32)
+    one = sliding_window_predict(model, image, patch_size=(8, 8, 8), overlap=0.5, batch_size=1)
+    batched = sliding_window_predict(model, image, patch_size=(8, 8, 8), overlap=0.5, batch_size=windows_per_pass((8, 8, 8)))
+    np.testing.assert_allclose(batched, one, atol=1e-5)
