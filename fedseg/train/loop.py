@@ -26,7 +26,7 @@ import torch
 from fedseg.configs.training import LrSchedule, LrScope, OptimizerName, TrainingConfig
 from fedseg.errors import TrainingError
 from fedseg.train.losses import dice_bce_loss
-from fedseg.train.sampling import CaseIndex, PatchBatches
+from fedseg.train.sampling import CASE_MEMORY_BYTES, CaseIndex, PatchBatches
 
 if TYPE_CHECKING:
     from fedseg.train.dp_sgd import DPSGD
@@ -210,14 +210,16 @@ def train(
             raise TrainingError("training.fedprox_mu > 0 needs the global weights")
         named = dict(model.named_parameters())
         prox = [(named[n], global_weights[n].to(device)) for n in named]
+    workers = config.num_workers if private is None else 0
     dataset = PatchBatches(cases, patch_size=config.patch_size, batch_size=config.batch_size,
                            foreground_fraction=config.foreground_fraction, seed=config.seed, flip=config.flip,
-                           intensity=config.intensity_augmentation, total_steps=total_steps)
+                           intensity=config.intensity_augmentation, total_steps=total_steps,
+                           memory_bytes=CASE_MEMORY_BYTES if workers == 0 else 0)
     for case in cases:  # never fork an open HDF5 handle into DataLoader workers
         case.reader.close()
     outcome = TrainOutcome(steps=start_step, losses=list(losses))
     t_start = time.perf_counter()
-    batches = _batches(dataset, start_step, total_steps, config.num_workers if private is None else 0, pin=cuda)
+    batches = _batches(dataset, start_step, total_steps, workers, pin=cuda)
     secret = private.generators() if private is not None else None
     with _deterministic(not cuda), contextlib.closing(batches):  # closing stops loader workers on errors
         step = start_step

