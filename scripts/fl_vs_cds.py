@@ -34,6 +34,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads w
 #: baseline is a new plan's default (one learning-rate curve over the federation, each site keeping its
 #: optimizer state); every other variant changes it in the named way, so ``old-default`` is what plans meant
 #: before those two settings existed (the curve restarting every round, a fresh optimizer every round).
+#: With ``--plan`` the baseline is that plan's settings as they are, and each variant changes them.
 _OLD = {"lr_scope": "round", "keep_optimizer_state": False}
 _FEDAVGM = {"strategy": "fedavgm", "server_learning_rate": 1.0, "server_momentum": 0.9}
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -127,7 +128,8 @@ def summarize_folder(outs: list[Path]) -> int:
 
     print("| variant | protocol | mode | test Dice WT / TC / ET (mean ± sd over seeds) | external WT / TC / ET | rounds |")
     print("|---|---|---|---|---|---|")
-    variants = sorted({p.name for out in outs for p in out.iterdir() if p.is_dir() and p.name in VARIANTS})
+    # every folder with a finished seed, including variants of earlier versions of this script
+    variants = sorted({p.name for out in outs for p in out.iterdir() if p.is_dir() and any(p.glob("seed-*/simulation.json"))})
     for name in variants:
         by_seed: dict[str, list[dict[str, Any]]] = {}
         for out in outs:

@@ -216,3 +216,17 @@ def test_ciil_visits_follow_the_lr_scope(plan, tmp_path: Path, monkeypatch: pyte
                                  "--out", str(tmp_path / "sim"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert [v for w in seen for v in w] == pytest.approx([v for w in windows for v in w])
+
+
+def test_a_folder_scored_by_an_older_fedseg_is_not_resumed(sim_inputs, tmp_path: Path) -> None:
+    # Before 2026-12 fedseg scored whole-volume windows; its cached curves must never mix with today's scores.
+    sites, plan_path = sim_inputs
+    out = tmp_path / "sim"
+    out.mkdir()
+    (out / "protocol.json").write_text(json.dumps({"budget": "equal", "patience": 3, "rounds": 1, "steps": 1,
+                                                   "split": "val"}))
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "cds", "--rounds", "1",
+                                 "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 1
+    assert "scored by an older fedseg (whole-volume windows)" in " ".join(result.output.split())
+    assert "Traceback" not in result.output and not (out / "initial.json").exists()

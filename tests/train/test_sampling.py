@@ -64,17 +64,22 @@ def test_batches_depend_only_on_seed_and_step(tmp_path: Path) -> None:
 
 
 def test_cases_held_in_memory_give_the_batches_read_from_the_files(tmp_path: Path) -> None:
-    cases = _cases(tmp_path, shape=(6, 20, 24), n=2)  # smaller than the patch along z: padded
     kw = dict(patch_size=(8, 16, 16), batch_size=3, foreground_fraction=0.5, seed=5, flip=True, intensity=True,
               total_steps=6)
-    from_files = PatchBatches(cases, **kw)
-    held = PatchBatches(cases, memory_bytes=10**9, **kw)
-    one_case = 6 * 20 * 24 * (4 * 4 + 1)
-    capped = PatchBatches(cases, memory_bytes=one_case, **kw)  # room for one of the two cases
-    for step in (0, 3, 0, 5, 3):  # augmentation must never change the held arrays
-        want = from_files.sample(step)
-        for got in (held.sample(step), capped.sample(step)):
-            np.testing.assert_array_equal(got[0], want[0])
-            np.testing.assert_array_equal(got[1], want[1])
-    assert held._held == 2 * one_case and capped._held == one_case and from_files._held == 0
-    assert copy.deepcopy(held)._arrays == {}  # a loader worker reads from the files
+    for shape in ((6, 20, 24), (12, 20, 24)):  # smaller than the patch along z (padded), then larger everywhere
+        cases = _cases(tmp_path / str(shape[0]), shape=shape, n=2)
+        from_files = PatchBatches(cases, **kw)
+        held = PatchBatches(cases, memory_bytes=10**9, **kw)
+        one_case = int(np.prod(shape)) * (4 * 4 + 1)
+        capped = PatchBatches(cases, memory_bytes=one_case, **kw)  # room for one of the two cases
+        for step in (0, 3, 0, 5, 3):  # augmentation must never change the held arrays
+            want = from_files.sample(step)
+            for got in (held.sample(step), capped.sample(step)):
+                np.testing.assert_array_equal(got[0], want[0])
+                np.testing.assert_array_equal(got[1], want[1])
+        assert held._held == 2 * one_case and capped._held == one_case and from_files._held == 0
+        assert copy.deepcopy(held)._arrays == {}  # a loader worker reads from the files
+    # 1 patch of 8x16x16 per run from each 12x20x24 case: reading the case whole would read more than its patches
+    few = PatchBatches(cases, memory_bytes=10**9, **{**kw, "batch_size": 1, "total_steps": 2})
+    few.sample(0)
+    assert few._held == 0

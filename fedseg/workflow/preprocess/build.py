@@ -274,9 +274,9 @@ def build_dataset(
         for case, sources in todo:
             finish(_run_case(case, *args, sources, ml_range, qc_png))
     else:
-        context = _worker_context()
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_set_threads,
-                                 initargs=(max(1, available_cores() // jobs),)) as pool:
+        context, workers = _worker_context(), min(jobs, len(todo))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_set_threads,
+                                 initargs=(max(1, available_cores() // workers),)) as pool:
             futures: dict[Future[CaseOutcome], str] = {
                 pool.submit(_run_case, case, *args, sources, ml_range, qc_png): case.id for case, sources in todo}
             try:

@@ -60,10 +60,19 @@ def _scorer(run: Runner, external: Sequence[Site], has_test: bool) -> Callable[[
     return score
 
 
+#: How the simulation scores its models, recorded with the protocol: a folder scored otherwise (before
+#: 2026-12, fedseg scored whole-volume windows, which the instance norms make another model) is not resumed,
+#: so its cached scores never mix with these.
+SCORING = "training-patch windows"
+
+
 def _check_protocol(out: Path, protocol: dict[str, Any]) -> None:
     path = out / "protocol.json"
     if path.exists():
         earlier = json.loads(path.read_text("utf-8"))
+        if earlier.get("scoring") != protocol["scoring"]:
+            raise ConfigError(f"{path}: the simulation in {out} was scored by an older fedseg (whole-volume "
+                              "windows), whose scores differ from today's; use another --out")
         if earlier != protocol:
             raise ConfigError(f"{path}: an earlier simulation with {earlier} lives in {out}; use another --out")
     atomic_write_json(path, protocol)
@@ -110,7 +119,7 @@ def simulate(
     outside = check_external(sites, external)
     steps = steps or the_plan.training.steps_per_round
     _check_protocol(out, {"budget": budget.value, "patience": patience, "rounds": stop.rounds, "steps": steps,
-                          "split": split})
+                          "split": split, "scoring": SCORING})
     run = Runner(the_plan, sites, keys, out, split, device, seed, steps, stop, say)
     initial_path = out / "initial.json"
     if initial_path.exists():

@@ -31,8 +31,9 @@ def evaluate_weights(
 ) -> dict[str, Any]:
     """Score ``weights`` on every site's ``split`` (or :data:`ALL_SPLITS`): per-site and pooled mean Dice.
 
-    Scored as train-local validation and ``fedseg evaluate`` score them (:func:`fedseg.train.validate.validate`:
-    windows of the training patch at the plan's ``val_overlap``, AMP on CUDA as the plan says); ``device`` is
+    Scored as train-local validation scores them (:func:`fedseg.train.validate.validate`: windows of the
+    training patch at the plan's ``val_overlap``, AMP on CUDA as the plan says), which is how ``fedseg
+    evaluate`` scores at its default overlap (0.5, the plan's default ``val_overlap``); ``device`` is
     ``auto | cpu | cuda | cuda:N``. DatasetError when no site has a case in ``split``.
     """
     from fedseg.data.dataset import load_dataset

@@ -143,8 +143,8 @@ def train_local(
     preprocessing of the plan, a non-empty labelled train split). ``progress`` receives
     :class:`~fedseg.train.loop.Phase` and :class:`~fedseg.train.loop.StepInfo` events. A failure leaves
     no update file; an interruption leaves the last checkpoint, from which ``resume=True`` continues.
-    Validation scores in ``training.patch_size`` windows at ``training.val_overlap``, as ``fedseg evaluate``
-    does (:func:`fedseg.train.validate.validate`). A caller that
+    Validation scores in ``training.patch_size`` windows at ``training.val_overlap``
+    (:func:`fedseg.train.validate.validate`), as ``fedseg evaluate`` does at the same overlap. A caller that
     already scored the received global on this site's val split (``fedseg simulate``) passes its
     ``val_dice_before`` instead of having it scored twice, and ``validate_after=False`` when nobody reads the
     local model's score (the simulation scores the aggregated global; the update then carries no
