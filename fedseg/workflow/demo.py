@@ -62,7 +62,7 @@ class DemoSettings:
             raise ConfigError(f"each site needs >= 4 cases (train, val and test), got {self.cases_per_site}")
 
 
-#: ``default`` is the demo (about 6.5 minutes on 2 CPU cores, held-out Dice about 0.7; README); ``fast`` is the
+#: ``default`` is the demo (about 5 minutes on 2 CPU cores, held-out Dice about 0.7; README); ``fast`` is the
 #: smallest run that still exercises every step (the end-to-end test uses it).
 PRESETS: dict[str, DemoSettings] = {
     "default": DemoSettings(),
