@@ -127,7 +127,7 @@ class PatchBatches:
         self.intensity = intensity
         self.total_steps = total_steps
         self.memory_bytes = memory_bytes
-        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}  # None: decided to read from the file
         self._held = 0
 
     def __len__(self) -> int:
@@ -156,16 +156,21 @@ class PatchBatches:
         return image, label
 
     def _in_memory(self, case: CaseIndex) -> tuple[np.ndarray, np.ndarray] | None:
-        """Return the case's whole (image, label) when held or when it still fits ``memory_bytes``, else None."""
+        """Return the case's whole (image, label) when held, or None to read it from the file.
+
+        Decided once per case, when it is first drawn: held if it still fits ``memory_bytes`` and the run's
+        patches from it would read at least its voxels.
+        """
         key = id(case)
         if key not in self._arrays:
             voxels = int(np.prod(case.shape))
             draws = self.total_steps * self.batch_size / len(self.cases)  # patches expected from each case
             size = voxels * (4 * case.reader.num_channels + 1)
             if self._held + size > self.memory_bytes or draws * int(np.prod(self.patch_size)) < voxels:
-                return None
-            self._arrays[key] = (case.reader.image(), case.reader.label())
-            self._held += size
+                self._arrays[key] = None
+            else:
+                self._arrays[key] = (case.reader.image(), case.reader.label())
+                self._held += size
         return self._arrays[key]
 
     def __getstate__(self) -> dict:
