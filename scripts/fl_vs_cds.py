@@ -49,6 +49,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "steps-20": ("fl,cds", {"steps_per_round": 20}, {}),
     "steps-120": ("fl", {"steps_per_round": 120}, {}),
     "old-default+fedavgm": ("fl", _OLD, _FEDAVGM),
+    # FedAvg with a server step of 2 (FedAvgM without momentum): undoes part of the shrinking of the mean of
+    # three diverging site deltas, without the momentum that made FedAvgM wander
+    "server-lr-2": ("fl", {}, {"strategy": "fedavgm", "server_learning_rate": 2.0, "server_momentum": 0.0}),
+    "fedprox-0.1": ("fl", {"fedprox_mu": 0.1}, {}),
 }
 
 

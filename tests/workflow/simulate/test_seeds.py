@@ -40,3 +40,21 @@ def test_single_seed_sd_is_zero_and_empty_pairs_are_undefined() -> None:
     assert paired_test([], []) == {"n": 0, "median_difference": None, "statistic": None, "p": None}
     s = summarize([_result(0, 0.6, 0.8, [0.5], [0.9])])["equal"]
     assert s["modes"]["fl"]["test"]["TC"] == {"mean": 0.3, "sd": 0.0}
+
+
+def test_every_campaign_variant_makes_a_valid_plan(plan) -> None:  # noqa: ANN001 - the conftest fixture
+    """``scripts/fl_vs_cds.py``'s variants name real settings with legal values (a typo would cost hours)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "scripts" / "fl_vs_cds.py"
+    spec = importlib.util.spec_from_file_location("fl_vs_cds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, (modes, training, aggregation) in module.VARIANTS.items():
+        made = module._plan(plan, training, aggregation)
+        assert set(modes.split(",")) <= {"fl", "cds", "iil", "ciil"}, name
+        for key, value in training.items():
+            assert getattr(made.training, key) == value, (name, key)
+        for key, value in aggregation.items():
+            assert getattr(made.aggregation, key) == value, (name, key)
