@@ -32,7 +32,7 @@ def simulate(
     seeds: Annotated[int, typer.Option("--seeds", help="Repeat with N seeds: mean ± sd and a paired Wilcoxon test per case.", min=1)] = 1,
     leave_one_out: Annotated[bool, typer.Option("--leave-one-out", help="Repeat once per site, that site held out and scored as external.")] = False,
     steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps per site per round (default: the plan's).")] = None,
-    split: Annotated[str, typer.Option("--split", help="Split that selects models after every round: val (test reports).")] = "val",
+    split: Annotated[str, typer.Option("--split", help="Split that selects each mode's model: val (the test split then reports) or test (selects and reports on the same cases: optimistic).")] = "val",
     device: DeviceOption = "auto",
     privacy: PrivacyOption = None,
     target_epsilon: TargetEpsilonOption = 8.0,
@@ -59,11 +59,16 @@ def simulate(
     except ValueError:
         raise typer.BadParameter(f"{modes!r}: expected a comma-separated subset of fl, cds, iil, ciil, local",
                                  param_hint="--modes") from None
+    if not mode_list:
+        raise typer.BadParameter(f"{modes!r}: name at least one of fl, cds, iil, ciil, local", param_hint="--modes")
     if split not in ("val", "test"):
         raise typer.BadParameter(f"{split!r}: expected val or test", param_hint="--split")
     if budget not in {b.value for b in Budget}:
         raise typer.BadParameter(f"{budget!r}: expected equal or converged", param_hint="--budget")
     err = stderr()
+    if split == "test":
+        err.print("[yellow]warning:[/] --split test selects each mode's model on the test cases it then reports: "
+                  "the test Dice is optimistic (use it for quick checks; --split val is the paper's protocol)")
     settings = {"modes": mode_list, "rounds": rounds, "budget": budget, "patience": patience, "max_rounds": max_rounds,
                 "plan": _load(plan), "steps": steps,
                 "privacy": privacy_config(privacy, target_epsilon, delta, max_grad_norm) if privacy else None, "split": split, "device": device}

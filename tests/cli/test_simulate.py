@@ -230,3 +230,38 @@ def test_a_folder_scored_by_an_older_fedseg_is_not_resumed(sim_inputs, tmp_path:
     assert result.exit_code == 1
     assert "scored by an older fedseg (whole-volume windows)" in " ".join(result.output.split())
     assert "Traceback" not in result.output and not (out / "initial.json").exists()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--modes", ","], "name at least one of"),
+    (["--leave-one-out"], "--leave-one-out needs at least two site datasets"),
+    (["--external", "EMPTY"], "has no usable case to score"),
+    (["--external", "OTHER", "--external", "OTHER"], "named twice"),
+])
+def test_simulate_refuses_bad_inputs_before_writing(plan, tmp_path: Path, extra: list[str], message: str) -> None:
+    """An empty mode list, one site left out of one, an external site with no case or named twice: one
+    clear line before anything is written under --out."""
+    site = make_dataset(tmp_path / "site-a", train=1, val=1, shape=(16, 16, 16), seed=0)
+    other = make_dataset(tmp_path / "site-x", train=1, shape=(16, 16, 16), seed=1)
+    empty = make_dataset(tmp_path / "site-e", train=0, val=0, shape=(16, 16, 16), seed=2)
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan, steps_per_round=1, batch_size=1), plan_path)
+    extra = [{"EMPTY": str(empty), "OTHER": str(other)}.get(a, a) for a in extra]
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", str(site), *extra, "--plan", str(plan_path), "--rounds", "1",
+                                 "--device", "cpu", "--out", str(out)])
+    assert result.exit_code in (1, 2), result.output
+    assert message in " ".join(result.output.replace("│", " ").split())
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_simulate_refuses_a_missing_site_folder_before_writing(plan, tmp_path: Path) -> None:
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan), plan_path)
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", str(tmp_path / "nowhere"), "--plan", str(plan_path), "--device", "cpu",
+                                 "--out", str(out)])
+    assert result.exit_code == 1
+    assert "nowhere: expected a site dataset folder" in " ".join(result.output.split())
+    assert not out.exists()

@@ -46,7 +46,7 @@ class StopRule:
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise ConfigError(f"--rounds/--max-rounds must be >= 1, got {self.rounds}")
-        if self.patience < 1:
+        if self.budget is Budget.CONVERGED and self.patience < 1:
             raise ConfigError(f"--patience must be >= 1, got {self.patience}")
 
     def done(self, curve: Sequence[dict[str, Any]]) -> bool:

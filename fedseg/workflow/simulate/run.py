@@ -18,7 +18,7 @@ from fedseg.workflow.simulate.plot import plot_curves
 from fedseg.workflow.simulate.protocol import Budget, StopRule
 from fedseg.workflow.simulate.report import SimulationResult
 from fedseg.workflow.simulate.scoring import ALL_SPLITS, mean_of_models
-from fedseg.workflow.simulate.sites import Site, check_external, setup
+from fedseg.workflow.simulate.sites import Site, check_external, check_inputs, setup
 
 __all__ = ["simulate"]
 
@@ -111,6 +111,9 @@ def simulate(
     modes = [Mode(m) for m in modes]
     budget = Budget(budget)
     stop = StopRule(budget, rounds if budget is Budget.EQUAL else max_rounds, patience)
+    if not modes:
+        raise ConfigError("--modes: name at least one of " + ", ".join(m.value for m in Mode))
+    check_inputs(dataset_dirs, external)  # before anything is written under --out
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: expected a folder, found a file")

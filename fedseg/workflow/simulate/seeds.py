@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from fedseg.errors import ConfigError
 from fedseg.fsutil import atomic_write_json
 from fedseg.labels import REGIONS
 from fedseg.workflow.simulate.report import PROTOCOLS, ratio
@@ -91,6 +92,9 @@ def simulate_repeated(dataset_dirs: Sequence[Path], *, out: Path, seeds: int = 1
     dirs = [Path(d) for d in dataset_dirs]
     folds: list[tuple[str | None, list[Path], list[Path]]] = [(None, dirs, list(external))]
     if leave_one_out:
+        if len(dirs) < 2:
+            raise ConfigError(f"--leave-one-out needs at least two site datasets (got {len(dirs)}): "
+                              "each fold trains on the others")
         folds = [(sid, [d for d in dirs if d != held], [held, *external]) for sid, held in zip(site_ids(dirs), dirs)]
     summary: dict[str, Any] = {}
     for held_out, train_dirs, outside in folds:

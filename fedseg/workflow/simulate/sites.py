@@ -47,6 +47,24 @@ def _preprocessing(root: Path) -> Any:
     return config_from_mapping(PreprocessConfig, load_dataset(root).preprocessing, f"{root}/dataset.json")
 
 
+def check_inputs(dataset_dirs: Sequence[Path], external: Sequence[Path]) -> None:
+    """Refuse, before a simulation writes anything, a folder that is not a site dataset, an external
+    dataset named twice, and an external dataset with no usable case to score."""
+    from fedseg.data.dataset import load_dataset
+
+    if not dataset_dirs:
+        raise ConfigError("simulate needs at least one site dataset folder")
+    for d in dataset_dirs:
+        load_dataset(Path(d))
+    seen: set[Path] = set()
+    for d in external:
+        if Path(d).resolve() in seen:
+            raise ConfigError(f"--external {d}: named twice; name each external site once")
+        seen.add(Path(d).resolve())
+        if not load_dataset(Path(d)).split("all"):
+            raise DatasetError(f"--external {d}: the dataset has no usable case to score")
+
+
 def check_external(sites: Sequence[Site], dirs: Sequence[Path]) -> list[Site]:
     """Return the external (out-of-federation) sites; refuse a training site or other preprocessing."""
     inside = {s.root.resolve() for s in sites}

@@ -54,3 +54,4 @@ def test_bad_settings_are_config_errors() -> None:
         StopRule(Budget.CONVERGED, 3, 0)
     with pytest.raises(ConfigError, match="rounds"):
         StopRule(Budget.EQUAL, 0, 1)
+    assert StopRule(Budget.EQUAL, 3, 0).rounds == 3  # patience means nothing under the equal budget
