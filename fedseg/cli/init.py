@@ -25,6 +25,7 @@ def init(
     patch_size: Annotated[str | None, typer.Option("--patch-size", help="Training patch z,y,x, e.g. 96,96,96.")] = None,
     widths: Annotated[str | None, typer.Option("--widths", help="U-Net channels per stage, e.g. 16,32,64,128,256.")] = None,
     spacing: Annotated[float | None, typer.Option("--spacing", help="Preprocessing voxel spacing in mm (isotropic).")] = None,
+    early_stop_patience: Annotated[int, typer.Option("--early-stop-patience", min=0, help="End the run once the federated validation of this many globals in a row has not improved (0: run every planned round); the best global is the result either way.")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the round-0 weights.")] = 0,
     passphrase_env: Annotated[str | None, typer.Option("--passphrase-env", help="Env var holding the coordinator key's passphrase.")] = None,
     privacy: PrivacyOption = "off",
@@ -70,7 +71,8 @@ def init(
     sites = [parse_site_option(s) for s in site]
     quorum = majority(len(sites)) if min_sites is None else min_sites
     privacy_cfg = privacy_config(privacy, target_epsilon, delta, max_grad_norm)
-    aggregation_raw: dict[str, object] = {"strategy": strategy, "min_sites": quorum}
+    aggregation_raw: dict[str, object] = {"strategy": strategy, "min_sites": quorum,
+                                          "early_stop_patience": early_stop_patience}
     aggregation_cfg = aggregation_for_privacy(privacy_cfg, config_from_mapping(AggregationConfig, aggregation_raw,
                                                                               "aggregation"))
     preprocessing_cfg = (config_from_mapping(PreprocessConfig, {"spacing": [spacing] * 3}, "preprocessing")
@@ -85,7 +87,7 @@ def init(
         settings={"rounds": rounds},
         training={k: getattr(training_cfg, k) for k in training} if training_cfg else None,
         aggregation={"strategy": aggregation_cfg.strategy, "min_sites": aggregation_cfg.min_sites,
-                     "weighting": aggregation_cfg.weighting},
+                     "weighting": aggregation_cfg.weighting, "early_stop_patience": aggregation_cfg.early_stop_patience},
         privacy=privacy_cfg,
         preprocessing={"spacing": preprocessing_cfg.spacing} if preprocessing_cfg else None,
         model=model,

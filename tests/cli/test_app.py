@@ -139,7 +139,7 @@ def fed(tmp_path_factory, keys) -> Path:
         result = run("init", "--name", "brats-fl", "--coordinator-key", keys / "coord.key", "--site",
                      f"site-a={keys / 'site-a.pub'}", "--site", f"site-b={keys / 'site-b.pub'}", "--out", out / "fed",
                      "--strategy", "median", "--min-sites", "2", "--rounds", "4", "--widths", "8,16,32",
-                     "--patch-size", "32,32,32", "--steps", "5", "--spacing", "1.5")
+                     "--patch-size", "32,32,32", "--steps", "5", "--spacing", "1.5", "--early-stop-patience", "2")
     assert result.exit_code == 0, result.output
     return out
 
@@ -151,6 +151,7 @@ def test_init_writes_plan_and_global(fed):
     assert plan.name == "brats-fl" and [s.id for s in plan.sites] == ["site-a", "site-b"]
     assert plan.coordinator.id == "coordinator" and plan.rounds == 4
     assert plan.aggregation.strategy.value == "median" and plan.aggregation.min_sites == 2
+    assert plan.aggregation.early_stop_patience == 2
     assert plan.model.widths == (8, 16, 32) and plan.training.patch_size == (32, 32, 32)
     assert plan.training.steps_per_round == 5 and plan.preprocessing.spacing == (1.5, 1.5, 1.5)
     assert (fed / "fed" / "global-r0000.fedseg").exists()
