@@ -78,6 +78,7 @@ def render_summary(console: Console, summary: dict[str, Any]) -> None:
             for region in REGIONS:
                 table.add_column(region, justify="right")
             table.add_column("rounds", justify="right")
+            table.add_column("steps", justify="right")
             external = sorted({site for m in s["modes"].values() for site in m["external"]})
             for site in external:
                 for region in REGIONS:
@@ -85,12 +86,15 @@ def render_summary(console: Console, summary: dict[str, Any]) -> None:
             for mode, m in s["modes"].items():
                 test = m["test"] or {}
                 table.add_row(mode, *(_pm(test.get(r)) for r in REGIONS), f"{m['rounds']['mean']:.1f}",
-                              *(_pm(m["external"][site][r]) for site in external for r in REGIONS))
-            if s.get("fl_over_cds"):
-                table.add_row("[bold]FL / CDS[/]", *_cells(s["fl_over_cds"]))
+                              f"{m['steps']['mean']:.0f}", *(_pm(m["external"][site][r]) for site in external for r in REGIONS))
+            if s.get("fl_over_cds") or s.get("fl_over_cds_external"):
+                by_site = s.get("fl_over_cds_external") or {}
+                table.add_row("[bold]FL / CDS[/]", *_cells(s.get("fl_over_cds") or {}), "", "",
+                              *(c for site in external for c in _cells(by_site.get(site) or {})))
             console.print(table)
             for pair, regions in s["paired"].items():
-                cells = ", ".join(f"{r} n={t['n']} median Δ={_num(t['median_difference'])} p={_num(t['p'])}"
+                cells = ", ".join(f"{r} n={t['n']} ({t.get('nonzero', t['n'])} differ) median Δ={_num(t['median_difference'])} "
+                                  f"p={_num(t['p'])}"
                                   for r, t in regions.items())
                 console.print(f"  {pair.replace('_vs_', ' vs ').upper()} ({folds['paired_test']}): {cells}")
 

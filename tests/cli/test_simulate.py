@@ -130,6 +130,7 @@ def test_seeds_report_mean_sd_and_the_paired_test(plan, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "±" in text and "Wilcoxon signed-rank" in text and "FL VS CDS" in text and "FL VS CIIL" in text
+    assert "steps" in text and "differ)" in text
     summary = json.loads((out / "summary.json").read_text())["all"]
     assert summary["seeds"] == [0, 1]
     runs = [json.loads((out / f"seed-{s}" / "simulation.json").read_text()) for s in (0, 1)]

@@ -34,11 +34,13 @@ def _mean_sd(values: Sequence[float]) -> dict[str, float]:
 
 
 def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
-    """Return the Wilcoxon signed-rank test of paired ``a`` and ``b``: n, statistic, p, median of a - b."""
+    """Return the Wilcoxon signed-rank test of paired ``a`` and ``b``: n pairs, how many differ (the test ranks
+    only those: zero differences are dropped), statistic, p, median of a - b."""
     from scipy.stats import wilcoxon
 
     diff = np.asarray(a, float) - np.asarray(b, float)
-    out: dict[str, Any] = {"n": len(diff), "median_difference": float(np.median(diff)) if len(diff) else None,
+    out: dict[str, Any] = {"n": len(diff), "nonzero": int(np.count_nonzero(diff)),
+                           "median_difference": float(np.median(diff)) if len(diff) else None,
                            "statistic": None, "p": None}
     if len(diff) and np.any(diff != 0):
         res = wilcoxon(a, b)
@@ -67,6 +69,10 @@ def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         summary: dict[str, Any] = {"modes": modes}
         if "fl" in modes and "cds" in modes and modes["cds"]["test"]:
             summary["fl_over_cds"] = ratio(*({g: modes[m]["test"][g]["mean"] for g in REGIONS} for m in ("fl", "cds")))
+        if "fl" in modes and "cds" in modes:
+            summary["fl_over_cds_external"] = {
+                site: ratio(*({g: modes[m]["external"][site][g]["mean"] for g in REGIONS} for m in ("fl", "cds")))
+                for site in modes["fl"]["external"] if site in modes["cds"]["external"]}
         tests = {}
         for a, b in _PAIRS:
             if a in modes and b in modes and modes[a]["test"]:

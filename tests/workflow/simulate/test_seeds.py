@@ -33,11 +33,14 @@ def test_mean_sd_ratio_and_pairs() -> None:
     expected = wilcoxon([0.5, 0.7, 0.8, 0.9], [0.9, 0.6, 0.7, 0.95])
     assert wt["n"] == 4 and wt["p"] == pytest.approx(expected.pvalue)
     assert wt["median_difference"] == pytest.approx(0.025)  # differences -0.4, 0.1, 0.1, -0.05
+    assert wt["nonzero"] == 4
+    assert s["fl_over_cds_external"]["x"]["TC"] == pytest.approx(0.875)  # external 0.6, 0.8 against 0.8, 0.8
     assert s["paired"]["fl_vs_ciil"]["ET"]["p"] is None  # every difference zero: not defined
 
 
 def test_single_seed_sd_is_zero_and_empty_pairs_are_undefined() -> None:
-    assert paired_test([], []) == {"n": 0, "median_difference": None, "statistic": None, "p": None}
+    assert paired_test([], []) == {"n": 0, "nonzero": 0, "median_difference": None, "statistic": None, "p": None}
+    assert paired_test([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])["nonzero"] == 0
     s = summarize([_result(0, 0.6, 0.8, [0.5], [0.9])])["equal"]
     assert s["modes"]["fl"]["test"]["TC"] == {"mean": 0.3, "sd": 0.0}
 
@@ -58,3 +61,17 @@ def test_every_campaign_variant_makes_a_valid_plan(plan) -> None:  # noqa: ANN00
             assert getattr(made.training, key) == value, (name, key)
         for key, value in aggregation.items():
             assert getattr(made.aggregation, key) == value, (name, key)
+
+
+def test_the_summary_table_shows_steps_and_external_fl_over_cds() -> None:
+    from rich.console import Console
+
+    from fedseg.cli._simtable import render_summary
+
+    results = [_result(0, 0.6, 0.8, [0.5, 0.7], [0.9, 0.6]), _result(1, 0.8, 0.8, [0.8, 0.9], [0.7, 0.95])]
+    console = Console(record=True, width=250)
+    render_summary(console, {"all": summarize(results)})
+    text = console.export_text()
+    fl_cds = next(line for line in text.splitlines() if "FL / CDS" in line)
+    assert fl_cds.count("0.875") == 5  # WT, TC on test; WT, TC, ET on the external site
+    assert "steps" in text and "(4 differ)" in text
