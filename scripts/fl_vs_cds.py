@@ -12,9 +12,11 @@ Usage: scripts/fl_vs_cds.py SITE_DATA SITE_DATA SITE_DATA --external SITE_DATA -
    or: scripts/fl_vs_cds.py --summarize /tmp/fl-vs-cds [MORE...]   (a table of every variant's finished seeds, e.g.
        of a campaign stopped early, or of several run side by side with other --modes: the seeds under
        VARIANT/seed-S/simulation.json, merged per seed and summarized as the run would)
-   or: scripts/fl_vs_cds.py --make-sites /tmp/fl-sites --out /tmp/fl-vs-cds ...
+   or: scripts/fl_vs_cds.py --make-sites /tmp/fl-sites --make-fresh /tmp/fl-fresh --out /tmp/fl-vs-cds ...
        (synthesizes and preprocesses the demo's three hospitals plus an external hospital-d exactly as
-       ``fedseg demo`` does: 10 cases each, phantom scale 0.6, 2 mm, classical skull strip)
+       ``fedseg demo`` does: 10 cases each, phantom scale 0.6, 2 mm, classical skull strip; --make-fresh adds
+       10 fresh cases of each training site's profile, scored as external sites, to tell FL from CDS on 30
+       in-distribution cases instead of the 6 test cases; rerun a finished campaign with it to score its models)
 """
 
 from __future__ import annotations
@@ -83,6 +85,39 @@ def make_sites(root: Path, cases: int) -> tuple[list[Path], Path]:
         preprocess_site(raw, data, site, pre)  # cases already done are skipped
         dirs.append(data)
     return dirs[:3], dirs[3]
+
+
+def make_fresh(root: Path, cases: int, seed: int) -> list[Path]:
+    """Synthesize and preprocess ``cases`` fresh cases of each training site's own profile under ``root``.
+
+    The demo's sites hold 2 test cases each, too few to tell FL from CDS by a few percent; these datasets
+    (``hospital-a-fresh`` ... , drawn with another seed, never trained on) are scored as external sites, so
+    every selected model is also scored on ``3 x cases`` in-distribution cases. Kept when present.
+    """
+    import dataclasses
+
+    from fedseg.labels import Layout
+    from fedseg.synth import write_cases
+    from fedseg.workflow.demo import PRESETS, SITE_IDS
+    from fedseg.workflow.demo_sites import LAYOUTS, demo_preprocessing
+    from fedseg.workflow.preprocess.build import available_cores, build_dataset
+
+    s = dataclasses.replace(PRESETS["default"], cases_per_site=cases)
+    pre = demo_preprocessing(s)
+    dirs = []
+    for i, site in enumerate(SITE_IDS[:3]):
+        name = f"{site}-fresh"
+        raw, data = root / "raw" / name, root / name / "data"
+        if not raw.exists():  # the demo's sites use seed 100 * s.seed + i; these use another stream
+            write_cases(raw, cases=cases, profile=i % 3, layout=Layout(LAYOUTS[i % 3]), seed=10_000 + 100 * seed + i,
+                        size_scale=s.size_scale, prefix=f"{site[-1].upper()}F")
+        report = build_dataset(raw, data, pre, jobs=available_cores())
+        if report.failed:
+            raise SystemExit(f"{name}: preprocessing failed for {', '.join(o.case_id for o in report.failed)}")
+        for o in report.flagged:  # left out of scoring, as a site would leave a case its QC flagged
+            print(f"{name}: {o.case_id} flagged by QC, not scored", file=sys.stderr)
+        dirs.append(data)
+    return dirs
 
 
 def table(variant: str, summary: dict[str, Any]) -> list[str]:
@@ -173,6 +208,9 @@ def main() -> int:
     parser.add_argument("--make-sites", type=Path, help="synthesize the demo's sites and an external one here")
     parser.add_argument("--cases", type=int, default=10, help="cases per site with --make-sites")
     parser.add_argument("--external", nargs="*", type=Path, default=[])
+    parser.add_argument("--make-fresh", type=Path, help="synthesize --fresh-cases new cases of each training site's "
+                        "profile here and score every model on them too (as external sites)")
+    parser.add_argument("--fresh-cases", type=int, default=10, help="cases per site with --make-fresh")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--summarize", type=Path, nargs="+", help="print the table of campaign folders' finished seeds")
     parser.add_argument("--seeds", type=int, default=3)
@@ -194,6 +232,8 @@ def main() -> int:
     if args.make_sites is not None:
         args.sites, external = make_sites(args.make_sites, args.cases)
         args.external = [*args.external, external]
+    if args.make_fresh is not None:
+        args.external = [*args.external, *make_fresh(args.make_fresh, args.fresh_cases, seed=1)]
     if len(args.sites) < 2:
         parser.error("give at least two site datasets, or --make-sites DIR")
     from fedseg.federation.plan import load_plan
