@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads wreck shared CPUs
 
 #: variant -> (modes, training changes, aggregation changes); each measured on the same sites and seeds. The
@@ -190,8 +192,46 @@ def summarize_folder(outs: list[Path]) -> int:
             summary = summarize([_only(r, modes) for r in group])
             for row in table(f"{name} ({len(group)} seeds)", summary):
                 print(row)
+            for row in fresh_rows(f"{name} ({len(group)} seeds)", group, modes):
+                print(row)
             print(json.dumps({"variant": name, "modes": sorted(modes), "summary": summary}), file=sys.stderr)
     return 0
+
+
+def fresh_rows(variant: str, results: list[dict[str, Any]], modes: set[str]) -> list[str]:
+    """Return markdown rows: each mode's Dice pooled over every case of the ``*-fresh`` sites and seeds, FL/CDS
+    and the paired Wilcoxon test of FL against CDS and CIIL on those cases (``--make-fresh``)."""
+    from fedseg.labels import REGIONS
+    from fedseg.workflow.simulate.seeds import paired_test
+
+    rows = []
+    for protocol in ("equal", "converged"):
+        cases: dict[str, dict[tuple, list[float]]] = {}
+        for r in results:
+            for mode, entry in r["protocols"][protocol]["modes"].items():
+                for site, scored in (entry.get("external") or {}).items():
+                    if mode in modes and site.endswith("-fresh"):
+                        for row in scored.get("case_dice", []):
+                            cases.setdefault(mode, {})[(r["config"]["seed"], row[0], row[1])] = row[2:]
+        if not cases:
+            continue
+        means = {m: [float(np.mean([v[i] for v in c.values()])) for i in range(len(REGIONS))] for m, c in cases.items()}
+        n = len(next(iter(cases.values())))
+        for mode, mean in means.items():
+            rows.append(f"| {variant} | {protocol}, fresh cases (n={n}) | {mode} | "
+                        + " / ".join(f"{v:.3f}" for v in mean) + " | | |")
+        if "fl" in means and "cds" in means:
+            rows.append(f"| {variant} | {protocol}, fresh cases | FL/CDS | "
+                        + " / ".join(f"{a / b:.3f}" for a, b in zip(means["fl"], means["cds"])) + " | | |")
+        for other in ("cds", "ciil"):
+            if "fl" in cases and other in cases:
+                keys = sorted(set(cases["fl"]) & set(cases[other]))
+                tests = [paired_test([cases["fl"][k][i] for k in keys], [cases[other][k][i] for k in keys])
+                         for i in range(len(REGIONS))]
+                rows.append(f"| {variant} | {protocol}, fresh cases | fl vs {other}: median difference (Wilcoxon p), "
+                            f"n={len(keys)} | " + " / ".join(f"{t['median_difference']:+.3f} (p {t['p']:.2g})"
+                                                               if t["p"] is not None else "-" for t in tests) + " | | |")
+    return rows
 
 
 def _only(result: dict[str, Any], modes: set[str]) -> dict[str, Any]:

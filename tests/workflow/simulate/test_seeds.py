@@ -45,8 +45,7 @@ def test_single_seed_sd_is_zero_and_empty_pairs_are_undefined() -> None:
     assert s["modes"]["fl"]["test"]["TC"] == {"mean": 0.3, "sd": 0.0}
 
 
-def test_every_campaign_variant_makes_a_valid_plan(plan) -> None:  # noqa: ANN001 - the conftest fixture
-    """``scripts/fl_vs_cds.py``'s variants name real settings with legal values (a typo would cost hours)."""
+def _campaign_script():  # noqa: ANN202 - the module of scripts/fl_vs_cds.py
     import importlib.util
     from pathlib import Path
 
@@ -54,6 +53,12 @@ def test_every_campaign_variant_makes_a_valid_plan(plan) -> None:  # noqa: ANN00
     spec = importlib.util.spec_from_file_location("fl_vs_cds", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_every_campaign_variant_makes_a_valid_plan(plan) -> None:  # noqa: ANN001 - the conftest fixture
+    """``scripts/fl_vs_cds.py``'s variants name real settings with legal values (a typo would cost hours)."""
+    module = _campaign_script()
     for name, (modes, training, aggregation) in module.VARIANTS.items():
         made = module._plan(plan, training, aggregation)
         assert set(modes.split(",")) <= {"fl", "cds", "iil", "ciil"}, name
@@ -75,3 +80,22 @@ def test_the_summary_table_shows_steps_and_external_fl_over_cds() -> None:
     fl_cds = next(line for line in text.splitlines() if "FL / CDS" in line)
     assert fl_cds.count("0.875") == 5  # WT, TC on test; WT, TC, ET on the external site
     assert "steps" in text and "(4 differ)" in text
+
+
+def test_campaign_pools_the_fresh_cases_over_sites_and_seeds() -> None:
+    """``--make-fresh`` sites: each mode's Dice over every fresh case of every seed, FL/CDS, the paired test."""
+    def result(seed: int, fl: list[float], cds: list[float]) -> dict:
+        def entry(values: list[float]) -> dict:
+            rows = [[site, f"{site}-{i}", v, v, v] for i, v in enumerate(values) for site in ("a-fresh",)]
+            return {"external": {"a-fresh": {"case_dice": rows}, "hospital-d": {"case_dice": [["d", "x", 0, 0, 0]]}}}
+        modes = {"fl": entry(fl), "cds": entry(cds)}
+        return {"config": {"seed": seed}, "protocols": {"equal": {"modes": modes}, "converged": {"modes": modes}}}
+
+    rows = _campaign_script().fresh_rows("v", [result(0, [0.6, 0.8], [0.8, 0.8]), result(1, [0.7, 0.5], [0.9, 1.0])],
+                                         {"fl", "cds"})
+    converged = [r for r in rows if "| converged" in r]
+    assert "| fl | 0.650 / 0.650 / 0.650 |" in converged[0] and "(n=4)" in converged[0]  # hospital-d left out
+    assert "| cds | 0.875 / 0.875 / 0.875 |" in converged[1]
+    assert "0.743 / 0.743 / 0.743" in converged[2]  # 0.65 / 0.875
+    expected = wilcoxon([0.6, 0.8, 0.7, 0.5], [0.8, 0.8, 0.9, 1.0])
+    assert f"-0.200 (p {expected.pvalue:.2g})" in converged[3] and "n=4" in converged[3]
