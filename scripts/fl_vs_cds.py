@@ -254,6 +254,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--summarize", type=Path, nargs="+", help="print the table of campaign folders' finished seeds")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (another process can "
+                        "run later seeds into another --out; --summarize merges the folders)")
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--max-rounds", type=int, default=30)
     parser.add_argument("--variants", default=",".join(VARIANTS))
@@ -304,7 +306,8 @@ def main() -> int:
                 say(f"{name}: none of --modes {args.modes} is among its modes; skipped")
                 continue
         start = time.perf_counter()
-        summary = simulate_repeated(args.sites, out=args.out / name, seeds=args.seeds, external=args.external,
+        summary = simulate_repeated(args.sites, out=args.out / name, seeds=args.seeds, seed=args.first_seed,
+                                    external=args.external,
                                     modes=modes.split(","), budget="converged", patience=args.patience,
                                     max_rounds=args.max_rounds, plan=_plan(base, training, aggregation),
                                     device="cpu", say=say)
