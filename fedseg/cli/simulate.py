@@ -59,8 +59,6 @@ def simulate(
     except ValueError:
         raise typer.BadParameter(f"{modes!r}: expected a comma-separated subset of fl, cds, iil, ciil, local",
                                  param_hint="--modes") from None
-    if not mode_list:
-        raise typer.BadParameter(f"{modes!r}: name at least one of fl, cds, iil, ciil, local", param_hint="--modes")
     if split not in ("val", "test"):
         raise typer.BadParameter(f"{split!r}: expected val or test", param_hint="--split")
     if budget not in {b.value for b in Budget}:

@@ -238,16 +238,17 @@ def test_a_folder_scored_by_an_older_fedseg_is_not_resumed(sim_inputs, tmp_path:
     (["--leave-one-out"], "--leave-one-out needs at least two site datasets"),
     (["--external", "EMPTY"], "has no usable case to score"),
     (["--external", "OTHER", "--external", "OTHER"], "named twice"),
+    (["--external", "SITE"], "this dataset trains in the simulation"),
 ])
 def test_simulate_refuses_bad_inputs_before_writing(plan, tmp_path: Path, extra: list[str], message: str) -> None:
-    """An empty mode list, one site left out of one, an external site with no case or named twice: one
-    clear line before anything is written under --out."""
+    """An empty mode list, one site left out of one, an external site with no case, named twice or training
+    in the simulation: one clear line before anything is written under --out."""
     site = make_dataset(tmp_path / "site-a", train=1, val=1, shape=(16, 16, 16), seed=0)
     other = make_dataset(tmp_path / "site-x", train=1, shape=(16, 16, 16), seed=1)
     empty = make_dataset(tmp_path / "site-e", train=0, val=0, shape=(16, 16, 16), seed=2)
     plan_path = tmp_path / "plan.toml"
     write_plan(tiny_plan(plan, steps_per_round=1, batch_size=1), plan_path)
-    extra = [{"EMPTY": str(empty), "OTHER": str(other)}.get(a, a) for a in extra]
+    extra = [{"EMPTY": str(empty), "OTHER": str(other), "SITE": str(site)}.get(a, a) for a in extra]
     out = tmp_path / "sim"
     result = runner.invoke(app, ["simulate", str(site), *extra, "--plan", str(plan_path), "--rounds", "1",
                                  "--device", "cpu", "--out", str(out)])

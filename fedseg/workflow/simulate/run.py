@@ -18,7 +18,7 @@ from fedseg.workflow.simulate.plot import plot_curves
 from fedseg.workflow.simulate.protocol import Budget, StopRule
 from fedseg.workflow.simulate.report import SimulationResult
 from fedseg.workflow.simulate.scoring import ALL_SPLITS, mean_of_models
-from fedseg.workflow.simulate.sites import Site, check_external, check_inputs, setup
+from fedseg.workflow.simulate.sites import Site, check_inputs, external_sites, setup
 
 __all__ = ["simulate"]
 
@@ -119,7 +119,7 @@ def simulate(
         raise ConfigError(f"--out {out}: expected a folder, found a file")
     out.mkdir(parents=True, exist_ok=True)
     the_plan, sites, keys = setup(dataset_dirs, out, plan, stop.rounds, seed, device, say, privacy, steps)
-    outside = check_external(sites, external)
+    outside = external_sites(sites, external)
     steps = steps or the_plan.training.steps_per_round
     _check_protocol(out, {"budget": budget.value, "patience": patience, "rounds": stop.rounds, "steps": steps,
                           "split": split, "scoring": SCORING})

@@ -12,7 +12,7 @@ from fedseg.errors import ConfigError, DatasetError
 from fedseg.federation.plan import Plan
 from fedseg.privacy import PrivacyConfig
 
-__all__ = ["Site", "check_external", "setup", "site_ids"]
+__all__ = ["Site", "check_inputs", "external_sites", "setup", "site_ids"]
 
 _GENERIC_NAMES = {"data", "dataset", "preprocessed", "site-data"}
 
@@ -48,35 +48,34 @@ def _preprocessing(root: Path) -> Any:
 
 
 def check_inputs(dataset_dirs: Sequence[Path], external: Sequence[Path]) -> None:
-    """Refuse, before a simulation writes anything, a folder that is not a site dataset, an external
-    dataset named twice, and an external dataset with no usable case to score."""
+    """Refuse, before a simulation writes anything, a folder that is not a site dataset, and an external
+    dataset that trains in the simulation, is named twice, was preprocessed otherwise or has no usable case."""
     from fedseg.data.dataset import load_dataset
 
     if not dataset_dirs:
         raise ConfigError("simulate needs at least one site dataset folder")
     for d in dataset_dirs:
         load_dataset(Path(d))
+    inside = {Path(d).resolve() for d in dataset_dirs}
+    reference = _preprocessing(Path(dataset_dirs[0]))
     seen: set[Path] = set()
     for d in external:
+        if Path(d).resolve() in inside:
+            raise ConfigError(f"--external {d}: this dataset trains in the simulation; "
+                              "an external site must take no part in training")
         if Path(d).resolve() in seen:
             raise ConfigError(f"--external {d}: named twice; name each external site once")
         seen.add(Path(d).resolve())
         if not load_dataset(Path(d)).split("all"):
             raise DatasetError(f"--external {d}: the dataset has no usable case to score")
+        if _preprocessing(Path(d)) != reference:
+            raise DatasetError(f"--external {d}: preprocessed with other settings than the training sites")
 
 
-def check_external(sites: Sequence[Site], dirs: Sequence[Path]) -> list[Site]:
-    """Return the external (out-of-federation) sites; refuse a training site or other preprocessing."""
-    inside = {s.root.resolve() for s in sites}
-    reference = _preprocessing(sites[0].root)
-    external = [Site(i, Path(d)) for i, d in zip(site_ids(dirs, taken=[s.id for s in sites]), dirs)]
-    for site in external:
-        if site.root.resolve() in inside:
-            raise ConfigError(f"--external {site.root}: this dataset trains in the simulation; "
-                              "an external site must take no part in training")
-        if _preprocessing(site.root) != reference:
-            raise DatasetError(f"--external {site.root}: preprocessed with other settings than the training sites")
-    return external
+def external_sites(sites: Sequence[Site], dirs: Sequence[Path]) -> list[Site]:
+    """Return the external (out-of-federation) sites, named after their folders apart from the training sites'
+    (:func:`check_inputs` has checked them)."""
+    return [Site(i, Path(d)) for i, d in zip(site_ids(dirs, taken=[s.id for s in sites]), dirs)]
 
 
 def _default_settings(device: str, say: Callable[[str], None]) -> tuple[Any, Any]:
@@ -117,8 +116,6 @@ def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, s
     from fedseg.federation.plan import Member, load_plan, new_plan, write_plan
     from fedseg.workflow.initial import write_initial_global
 
-    if len(dirs) < 1:
-        raise ConfigError("simulate needs at least one site dataset folder")
     sites = [Site(i, Path(d)) for i, d in zip(site_ids(dirs), dirs)]
     configs = [_preprocessing(site.root) for site in sites]
     for site in sites:

@@ -9,7 +9,7 @@ import pytest
 from fedseg.configs.model import ModelConfig
 from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.errors import DatasetError
-from fedseg.workflow.simulate.sites import Site, _default_settings, check_external, site_ids
+from fedseg.workflow.simulate.sites import _default_settings, check_inputs, site_ids
 from tests._train_data import make_dataset
 
 
@@ -33,4 +33,4 @@ def test_external_site_preprocessed_otherwise_is_refused(tmp_path: Path) -> None
     other = make_dataset(tmp_path / "x", train=1, val=1, shape=(16, 16, 16),
                          preprocessing=PreprocessConfig(spacing=(2.0, 2.0, 2.0)))
     with pytest.raises(DatasetError, match="other settings"):
-        check_external([Site("a", inside)], [other])
+        check_inputs([inside], [other])
