@@ -64,6 +64,12 @@ def _summary(report: AggregateReport) -> None:
     elif report.status == "dry-run":
         console.print(f"dry run: {len(report.accepted)} of {len(report.verdicts)} update(s) would be aggregated; "
                       "nothing written")
+    if report.validation and report.best:
+        v, b = report.validation, report.best
+        console.print(f"federated validation of global {v['round']} (the sites' signed scores, {v['cases']} case(s)): "
+                      f"WT {v['dice']['WT']:.3f} / TC {v['dice']['TC']:.3f} / ET {v['dice']['ET']:.3f}; best so far: "
+                      f"global {b['round']} (mean {b['mean']:.3f}); the whole curve: `--json` or `fedseg status`",
+                      highlight=False)
 
 
 def aggregate(
@@ -77,7 +83,7 @@ def aggregate(
     strategy: Annotated[Strategy | None, typer.Option("--strategy", help="Override the plan's strategy.")] = None,
     min_sites: Annotated[int | None, typer.Option("--min-sites", help="Raise the plan's quorum for this round (never lower it).", min=1)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Screen and report only; write nothing.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table (with the federated validation: `validation`, `curve`, `best`).")] = False,
     ledger: Annotated[Path | None, typer.Option("--ledger", help="Coordinator ledger (default: ledger.jsonl beside --out).")] = None,
     timestamp: Annotated[str | None, typer.Option("--timestamp", help="created_at of the global, ISO 8601 UTC (default: the latest accepted update's).")] = None,
     passphrase_env: Annotated[str | None, typer.Option("--passphrase-env", help="Env var holding the key's passphrase.")] = None,
@@ -86,7 +92,8 @@ def aggregate(
 
     Every update is verified and screened (signature, plan, round, parent, one per site, tensors, example
     count bounded by the site's enrolled cases, norm and direction outliers) before any is used; a table
-    shows each verdict, weight and reason.
+    shows each verdict, weight and reason. The sites' signed scores of the global they trained from (their
+    federated validation) are recorded, and the line after the table gives it and the best global so far.
 
     Example: fedseg aggregate --plan fed/plan.toml --global fed/global-r0000.fedseg --key coord.key site-a-r0001.fedseg site-b-r0001.fedseg --out fed/global-r0001.fedseg
     """

@@ -22,9 +22,9 @@ def simulate(
     datasets: Annotated[list[Path], typer.Argument(help="Site dataset folders (from `fedseg preprocess`), one per site.")],
     modes: Annotated[str, typer.Option("--modes", help="Comma-separated: fl, cds, iil, ciil, local.")] = "fl,cds,iil,ciil,local",
     budget: Annotated[str, typer.Option("--budget", help="equal: every mode trains --rounds rounds; converged: each until its validation Dice plateaus.")] = "equal",
-    rounds: Annotated[int, typer.Option("--rounds", help="Rounds under --budget equal.")] = 5,
+    rounds: Annotated[int | None, typer.Option("--rounds", help="Rounds under --budget equal (default 5).", show_default=False)] = None,
     patience: Annotated[int, typer.Option("--patience", help="Evaluations without improvement that end a mode (converged).")] = 3,
-    max_rounds: Annotated[int, typer.Option("--max-rounds", help="Most rounds a mode trains under --budget converged.")] = 30,
+    max_rounds: Annotated[int | None, typer.Option("--max-rounds", help="Most rounds a mode trains under --budget converged (default 30).", show_default=False)] = None,
     external: Annotated[list[Path] | None, typer.Option("--external", help="A site dataset outside the federation to score every mode's selected model on (repeatable).", exists=True, file_okay=False)] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="Take model/training/aggregation settings from this plan (default: sized to the device).", exists=True)] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder (rerun with the same folder to resume).")] = Path("simulation"),
@@ -64,10 +64,16 @@ def simulate(
     if budget not in {b.value for b in Budget}:
         raise typer.BadParameter(f"{budget!r}: expected equal or converged", param_hint="--budget")
     err = stderr()
+    ignored = "--rounds" if budget == "converged" and rounds is not None else (
+        "--max-rounds" if budget == "equal" and max_rounds is not None else None)
+    if ignored:
+        err.print(f"[yellow]warning:[/] {ignored} does not apply under --budget {budget} and is ignored "
+                  f"(--budget equal trains --rounds rounds; converged trains at most --max-rounds)")
     if split == "test":
         err.print("[yellow]warning:[/] --split test selects each mode's model on the test cases it then reports: "
                   "the test Dice is optimistic (use it for quick checks; --split val is the paper's protocol)")
-    settings = {"modes": mode_list, "rounds": rounds, "budget": budget, "patience": patience, "max_rounds": max_rounds,
+    given = {k: v for k, v in (("rounds", rounds), ("max_rounds", max_rounds)) if v is not None}
+    settings = {"modes": mode_list, **given, "budget": budget, "patience": patience,
                 "plan": _load(plan), "steps": steps,
                 "privacy": privacy_config(privacy, target_epsilon, delta, max_grad_norm) if privacy else None, "split": split, "device": device}
     console = stdout()

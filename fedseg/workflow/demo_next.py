@@ -42,19 +42,20 @@ class Comparison:
                 f"validation Dice, at most after {MAX_ROUNDS})")
 
 
-def comparison(out: Path, plan_path: Path, site_ids: list[str], seconds_per_round: float) -> Comparison:
+def comparison(out: Path, plan_path: Path, site_ids: list[str], seconds_per_round: float,
+               device: str = "cpu") -> Comparison:
     """Return the simulate command over the demo's site datasets with the demo's plan, and its run time.
 
     Every mode trains as many steps per round as one federated round (``local`` is left out), so a round of
     each costs about the demo's measured ``seconds_per_round``; a mode needs at least ``PATIENCE + 1`` rounds
-    to stop and at most ``MAX_ROUNDS``.
+    to stop (IIL that many at each site it visits in turn) and at most ``MAX_ROUNDS``. The command names the ``device`` the round was measured on.
     """
     args = ["fedseg", "simulate", *(str(out / site / "data") for site in site_ids), "--plan", str(plan_path),
             "--modes", ",".join(MODES), "--budget", "converged", "--patience", str(PATIENCE),
-            "--max-rounds", str(MAX_ROUNDS), "--seeds", str(SEEDS), "--out", str(out / "simulation")]
-    per_round_all = seconds_per_round * len(MODES) * SEEDS
-    return Comparison(" ".join(shlex.quote(a) for a in args), per_round_all * (PATIENCE + 1),
-                      per_round_all * MAX_ROUNDS)
+            "--max-rounds", str(MAX_ROUNDS), "--seeds", str(SEEDS), "--device", device, "--out", str(out / "simulation")]
+    fewest_rounds = (PATIENCE + 1) * (len(MODES) - 1 + len(site_ids))  # iil: one plateau per site
+    return Comparison(" ".join(shlex.quote(a) for a in args), seconds_per_round * SEEDS * fewest_rounds,
+                      seconds_per_round * SEEDS * len(MODES) * MAX_ROUNDS)
 
 
 def measured_round_seconds(fed: Path, fresh: list[float]) -> float | None:

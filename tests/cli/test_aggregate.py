@@ -114,3 +114,14 @@ def test_cli_json_shows_the_federated_validation_curve(tmp_path: Path, plan: Pla
     assert report["best"]["round"] == 1 and [s["site"] for s in report["best"]["sites"]] == ["site-a", "site-b"]
     signed = read_artifact(fed / "global-r0002.fedseg", plan, kind=Kind.GLOBAL).manifest["metrics"]
     assert signed["federated_validation"] == report["validation"]
+    # the table's line after the verdicts: the received global's federated validation and the best so far
+    ups = [str(write_update(plan, site_keys, tmp_path / f"{s}-3.fedseg", s, digest, model(0.0), round_=3,
+                            metrics={"val_dice_before": {"WT": d, "TC": d, "ET": d}, "val_cases": c}))
+           for s, (c, d) in {"site-a": (3, 0.95), "site-b": (1, 0.55)}.items()]
+    result = runner.invoke(app, ["aggregate", "--plan", str(fed / "plan.toml"), "--global", str(fed / "global-r0002.fedseg"),
+                                 "--key", str(keydir / "coordinator.key"), "--out", str(fed / "global-r0003.fedseg"),
+                                 "--dry-run", *ups])
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.stdout.split())  # (3 * 0.95 + 0.55) / 4 = 0.85 in every region
+    assert "federated validation of global 2 (the sites' signed scores, 4 case(s)): WT 0.850 / TC 0.850 / ET 0.850" in line
+    assert "best so far: global 2 (mean 0.850)" in line

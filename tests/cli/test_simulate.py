@@ -30,9 +30,10 @@ def test_simulate_without_device_runs_on_auto(sim_inputs, tmp_path: Path) -> Non
     sites, plan_path = sim_inputs
     out = tmp_path / "sim"
     result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "fl,cds,iil,ciil",
-                                 "--rounds", "1", "--out", str(out)])
+                                 "--rounds", "1", "--max-rounds", "9", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "FL / CDS" in result.output
+    assert "--max-rounds does not apply under --budget equal and is ignored" in " ".join(result.output.split())
     numbers = json.loads((out / "simulation.json").read_text())
     assert set(numbers["curves"]) == {"fl", "cds", "iil", "ciil"}
     assert all([p["round"] for p in curve] == [0, 1] for curve in numbers["curves"].values())
@@ -139,18 +140,41 @@ def test_seeds_report_mean_sd_and_the_paired_test(plan, tmp_path: Path) -> None:
     assert summary["converged"]["paired"]["fl_vs_cds"]["WT"]["n"] == 6  # 2 seeds × 3 test cases
 
 
-def test_leave_one_out_scores_the_held_out_site_as_external(sim_inputs, tmp_path: Path) -> None:
-    sites, plan_path = sim_inputs
+def test_leave_one_out_scores_the_held_out_site_as_external(plan, tmp_path: Path) -> None:
+    # Folders of one base name (a/site, b/site, c/site): each dataset keeps its one id in every fold.
+    roots = {sid: make_dataset(tmp_path / d / "site", train=1, val=1, shape=(16, 16, 16), seed=i)
+             for i, (d, sid) in enumerate(zip("abc", ("site", "site-2", "site-3")))}
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan, steps_per_round=1, batch_size=1), plan_path)
     out = tmp_path / "sim"
-    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "fl,cds", "--rounds", "1",
-                                 "--leave-one-out", "--device", "cpu", "--out", str(out), "--json"])
+    result = runner.invoke(app, ["simulate", *map(str, roots.values()), "--plan", str(plan_path), "--modes", "fl,cds",
+                                 "--rounds", "1", "--leave-one-out", "--device", "cpu", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary) == {"site-a", "site-b", "site-c"}  # one summary per held-out site
-    for held in ("site-a", "site-b", "site-c"):
+    assert set(summary) == set(roots)  # one summary per held-out site
+    for held in roots:
         run = json.loads((out / f"without-{held}" / "seed-0" / "simulation.json").read_text())
-        assert held not in run["config"]["sites"] and list(run["config"]["external"]) == [held]
+        assert run["config"]["sites"] == {s: str(r) for s, r in roots.items() if s != held}
+        assert run["config"]["external"] == {held: str(roots[held])}
         assert run["protocols"]["converged"]["modes"]["fl"]["external"][held]["cases"] == 2  # its train + val
+
+
+def test_a_folder_is_resumed_only_with_the_settings_it_was_started_with(sim_inputs, tmp_path: Path) -> None:
+    sites, plan_path = sim_inputs
+    out = tmp_path / "sim"
+    args = ["simulate", *sites, "--plan", str(plan_path), "--modes", "cds", "--rounds", "1", "--device", "cpu",
+            "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    before = (out / "simulation.json").read_bytes()
+    resumed = runner.invoke(app, args)  # the same settings: resumed, nothing trained again
+    assert resumed.exit_code == 0, resumed.output
+    assert "cds round 1" not in resumed.output and (out / "simulation.json").read_bytes() == before
+    for extra, differs in ((["--seed", "1"], "training"), (["--steps", "2"], "training")):
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 1, result.output
+        line = " ".join(result.output.split())
+        assert f"an earlier simulation with other {differs} (seed 0) lives in" in line and "Traceback" not in line
+    assert (out / "simulation.json").read_bytes() == before  # another seed's numbers never replace these
 
 
 def test_simulate_without_plan_or_device_sizes_the_model_to_the_cpu(tmp_path: Path,
@@ -239,6 +263,10 @@ def test_a_folder_scored_by_an_older_fedseg_is_not_resumed(sim_inputs, tmp_path:
     (["--external", "EMPTY"], "has no usable case to score"),
     (["--external", "OTHER", "--external", "OTHER"], "named twice"),
     (["--external", "SITE"], "this dataset trains in the simulation"),
+    (["SITE"], "named twice; name each site dataset once"),
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--patience", "0"], "--patience must be >= 1"),
+    (["OTHER", "--modes", "iil", "--budget", "converged", "--max-rounds", "1"], "give --max-rounds >= 2"),
 ])
 def test_simulate_refuses_bad_inputs_before_writing(plan, tmp_path: Path, extra: list[str], message: str) -> None:
     """An empty mode list, one site left out of one, an external site with no case, named twice or training

@@ -13,13 +13,13 @@ budget, the model *selected* for a mode is its best-validation round (the first 
 scored on the test split: selection on validation, report on test (Sheller et al. 2020).
 
 IIL under ``converged`` visits the sites one after another, each until its own plateau (patience counted
-within the visit) or ``ceil(rounds / sites)`` rounds, so every site is visited within the maximum.
+within the visit) or ``floor(rounds / sites)`` rounds, so every site is visited within the maximum (which
+must be at least the number of sites).
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +46,7 @@ class StopRule:
     def __post_init__(self) -> None:
         if self.rounds < 1:
             raise ConfigError(f"--rounds/--max-rounds must be >= 1, got {self.rounds}")
-        if self.budget is Budget.CONVERGED and self.patience < 1:
+        if self.patience < 1:  # under equal it still says whether a mode had plateaued by its last round
             raise ConfigError(f"--patience must be >= 1, got {self.patience}")
 
     def done(self, curve: Sequence[dict[str, Any]]) -> bool:
@@ -57,7 +57,7 @@ class StopRule:
 
     def visit_cap(self, n_sites: int) -> int:
         """Return the most rounds one IIL visit may take under ``converged``."""
-        return max(1, math.ceil(self.rounds / n_sites))
+        return max(1, self.rounds // n_sites)
 
     def next_visit(self, curve: Sequence[dict[str, Any]], n_sites: int) -> int | None:
         """Return the site IIL trains on next under ``converged``, or None when the last visit has ended."""

@@ -18,7 +18,7 @@ from fedseg.workflow.simulate.plot import plot_curves
 from fedseg.workflow.simulate.protocol import Budget, StopRule
 from fedseg.workflow.simulate.report import SimulationResult
 from fedseg.workflow.simulate.scoring import ALL_SPLITS, mean_of_models
-from fedseg.workflow.simulate.sites import Site, check_inputs, external_sites, setup
+from fedseg.workflow.simulate.sites import Site, check_inputs, external_sites, member_ids, setup
 
 __all__ = ["simulate"]
 
@@ -95,6 +95,7 @@ def simulate(
     split: str = "val",
     device: str = "cpu",
     say: Callable[[str], None] | None = None,
+    names: dict[Path, str] | None = None,
 ) -> SimulationResult:
     """Run every mode on the site datasets ``dataset_dirs`` and write ``OUT/simulation.json`` and a plot.
 
@@ -104,7 +105,9 @@ def simulate(
     (all its cases). ``plan`` supplies model, training and aggregation settings (without one the model is
     sized to the device); ``privacy`` replaces the plan's ``[privacy]`` table for ``fl`` (the other modes
     are the non-private references); ``steps`` per site per round defaults to the plan's ``training.steps_per_round``.
-    ``device`` is ``auto | cpu | cuda | cuda:N``, resolved once here. Rerunning with the same ``out`` resumes.
+    ``device`` is ``auto | cpu | cuda | cuda:N``, resolved once here. ``names`` (resolved folder -> member id,
+    :func:`~.sites.member_ids`) names the sites; by default each is named after its folder. Rerunning with the
+    same ``out`` and settings resumes; other settings are refused.
     """
     say = say or (lambda message: log.info("%s", message))
     device = str(resolve_device(device))  # "auto" becomes the concrete device before any work
@@ -113,13 +116,19 @@ def simulate(
     stop = StopRule(budget, rounds if budget is Budget.EQUAL else max_rounds, patience)
     if not modes:
         raise ConfigError("--modes: name at least one of " + ", ".join(m.value for m in Mode))
+    if steps is not None and steps < 1:
+        raise ConfigError(f"--steps must be >= 1 optimizer step per site per round, got {steps}")
     check_inputs(dataset_dirs, external)  # before anything is written under --out
+    if Mode.IIL in modes and budget is Budget.CONVERGED and stop.rounds < len(dataset_dirs):
+        raise ConfigError(f"--max-rounds {stop.rounds}: iil visits each of the {len(dataset_dirs)} sites for at "
+                          f"least one round; give --max-rounds >= {len(dataset_dirs)} or leave iil out of --modes")
+    names = names or member_ids(dataset_dirs, external)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: expected a folder, found a file")
     out.mkdir(parents=True, exist_ok=True)
-    the_plan, sites, keys = setup(dataset_dirs, out, plan, stop.rounds, seed, device, say, privacy, steps)
-    outside = external_sites(sites, external)
+    the_plan, sites, keys = setup(dataset_dirs, out, plan, stop.rounds, seed, device, say, privacy, steps, names)
+    outside = external_sites(external, names)
     steps = steps or the_plan.training.steps_per_round
     _check_protocol(out, {"budget": budget.value, "patience": patience, "rounds": stop.rounds, "steps": steps,
                           "split": split, "scoring": SCORING})

@@ -93,19 +93,24 @@ def simulate_repeated(dataset_dirs: Sequence[Path], *, out: Path, seeds: int = 1
     With ``leave_one_out`` the whole repetition runs once per site, that site held out of training and
     scored as an external one (``out/without-SITE/seed-S``). Returns and writes ``out/summary.json``.
     """
-    from fedseg.workflow.simulate.sites import site_ids
+    from fedseg.workflow.simulate.sites import check_inputs, member_ids
 
     dirs = [Path(d) for d in dataset_dirs]
     folds: list[tuple[str | None, list[Path], list[Path]]] = [(None, dirs, list(external))]
+    check_inputs(dirs, external)
+    names = member_ids(dirs, external)  # one name per dataset in every fold, whichever side it is on there
     if leave_one_out:
         if len(dirs) < 2:
             raise ConfigError(f"--leave-one-out needs at least two site datasets (got {len(dirs)}): "
                               "each fold trains on the others")
-        folds = [(sid, [d for d in dirs if d != held], [held, *external]) for sid, held in zip(site_ids(dirs), dirs)]
+        folds = [(names[held.resolve()], [d for d in dirs if d != held], [held, *external]) for held in dirs]
+        for _, train_dirs, outside in folds:  # every fold's inputs, before the first fold trains for hours
+            check_inputs(train_dirs, outside)
     summary: dict[str, Any] = {}
     for held_out, train_dirs, outside in folds:
         base = Path(out) if held_out is None else Path(out) / f"without-{held_out}"
-        results = [simulate(train_dirs, out=base / f"seed-{s}", seed=s, external=outside, **kwargs).to_dict()
+        results = [simulate(train_dirs, out=base / f"seed-{s}", seed=s, external=outside, names=names,
+                            **kwargs).to_dict()
                    for s in range(seed, seed + seeds)]
         summary[held_out or "all"] = summarize(results)
     atomic_write_json(Path(out) / SUMMARY_FILE, summary)

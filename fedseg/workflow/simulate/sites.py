@@ -12,7 +12,7 @@ from fedseg.errors import ConfigError, DatasetError
 from fedseg.federation.plan import Plan
 from fedseg.privacy import PrivacyConfig
 
-__all__ = ["Site", "check_inputs", "external_sites", "setup", "site_ids"]
+__all__ = ["Site", "check_inputs", "external_sites", "member_ids", "setup", "site_ids"]
 
 _GENERIC_NAMES = {"data", "dataset", "preprocessed", "site-data"}
 
@@ -39,6 +39,16 @@ def site_ids(dirs: Sequence[Path], taken: Sequence[str] = ()) -> list[str]:
     return ids
 
 
+def member_ids(dataset_dirs: Sequence[Path], external: Sequence[Path]) -> dict[Path, str]:
+    """Return every training and external dataset's member id, keyed by its resolved folder.
+
+    The ids are drawn over both lists at once (training sites first), so a caller that moves a dataset from
+    one list to the other (``--leave-one-out``) can keep the names it drew for the whole set.
+    """
+    dirs = [*dataset_dirs, *external]
+    return {Path(d).resolve(): i for d, i in zip(dirs, site_ids(dirs))}
+
+
 def _preprocessing(root: Path) -> Any:
     from fedseg.configs.preprocess import PreprocessConfig
     from fedseg.configtools import config_from_mapping
@@ -48,16 +58,23 @@ def _preprocessing(root: Path) -> Any:
 
 
 def check_inputs(dataset_dirs: Sequence[Path], external: Sequence[Path]) -> None:
-    """Refuse, before a simulation writes anything, a folder that is not a site dataset, and an external
-    dataset that trains in the simulation, is named twice, was preprocessed otherwise or has no usable case."""
+    """Refuse, before a simulation writes anything, a folder that is not a site dataset, a site named twice or
+    without training cases, sites preprocessed unlike each other, and an external dataset that trains in the
+    simulation, is named twice, was preprocessed otherwise or has no usable case."""
     from fedseg.data.dataset import load_dataset
 
     if not dataset_dirs:
         raise ConfigError("simulate needs at least one site dataset folder")
+    inside: set[Path] = set()
     for d in dataset_dirs:
-        load_dataset(Path(d))
-    inside = {Path(d).resolve() for d in dataset_dirs}
+        if Path(d).resolve() in inside:
+            raise ConfigError(f"{d}: named twice; name each site dataset once")
+        inside.add(Path(d).resolve())
+        if not load_dataset(Path(d)).split("train"):
+            raise DatasetError(f"{d}: the train split is empty; every site needs training cases")
     reference = _preprocessing(Path(dataset_dirs[0]))
+    if any(_preprocessing(Path(d)) != reference for d in dataset_dirs[1:]):
+        raise DatasetError("the site datasets were preprocessed with different settings; preprocess them alike")
     seen: set[Path] = set()
     for d in external:
         if Path(d).resolve() in inside:
@@ -72,10 +89,10 @@ def check_inputs(dataset_dirs: Sequence[Path], external: Sequence[Path]) -> None
             raise DatasetError(f"--external {d}: preprocessed with other settings than the training sites")
 
 
-def external_sites(sites: Sequence[Site], dirs: Sequence[Path]) -> list[Site]:
-    """Return the external (out-of-federation) sites, named after their folders apart from the training sites'
+def external_sites(dirs: Sequence[Path], names: dict[Path, str]) -> list[Site]:
+    """Return the external (out-of-federation) sites under their :func:`member_ids` names
     (:func:`check_inputs` has checked them)."""
-    return [Site(i, Path(d)) for i, d in zip(site_ids(dirs, taken=[s.id for s in sites]), dirs)]
+    return [Site(names[Path(d).resolve()], Path(d)) for d in dirs]
 
 
 def _default_settings(device: str, say: Callable[[str], None]) -> tuple[Any, Any]:
@@ -102,13 +119,15 @@ def _default_settings(device: str, say: Callable[[str], None]) -> tuple[Any, Any
 
 
 def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, seed: int, device: str,
-          say: Callable[[str], None], privacy: PrivacyConfig | None = None,
-          steps: int | None = None) -> tuple[Plan, list[Site], dict[str, Any]]:
+          say: Callable[[str], None], privacy: PrivacyConfig | None = None, steps: int | None = None,
+          names: dict[Path, str] | None = None) -> tuple[Plan, list[Site], dict[str, Any]]:
     """Return the simulation's plan (written with its round-0 global under ``out/fl``), sites and keys.
 
     ``privacy`` replaces the template's ``[privacy]`` table (off without either); it applies to ``fl``.
     ``steps`` (per site per round) becomes the plan's ``training.steps_per_round``, for which a DP-SGD
-    budget is derived.
+    budget is derived. ``names`` (:func:`member_ids`) names the sites; by default they are named after their
+    folders. A plan already under ``out`` is resumed only when it is the one these settings make (sites,
+    rounds, seed, model, training, aggregation, privacy): another run's models are never reported as this one's.
     """
     from fedseg.configs.aggregation import AggregationConfig, aggregation_for_privacy
     from fedseg.data.dataset import load_dataset
@@ -116,26 +135,14 @@ def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, s
     from fedseg.federation.plan import Member, load_plan, new_plan, write_plan
     from fedseg.workflow.initial import write_initial_global
 
-    sites = [Site(i, Path(d)) for i, d in zip(site_ids(dirs), dirs)]
-    configs = [_preprocessing(site.root) for site in sites]
-    for site in sites:
-        if not load_dataset(site.root).split("train"):
-            raise DatasetError(f"{site.root}: the train split is empty; every site needs training cases")
-    if any(c != configs[0] for c in configs):
-        raise DatasetError("the site datasets were preprocessed with different settings; preprocess them alike")
+    names = names or member_ids(dirs, ())
+    sites = [Site(names[Path(d).resolve()], Path(d)) for d in dirs]
     keydir = out / "keys"
     for member in ["coordinator", *(s.id for s in sites)]:
         if not (keydir / f"{member}.key").exists():
             generate_keypair(member, keydir)
     keys = {m: load_private_key(keydir / f"{m}.key") for m in ["coordinator", *(s.id for s in sites)]}
     privacy = privacy or (template.privacy if template else PrivacyConfig())
-    plan_path = out / "fl" / "plan.toml"
-    if plan_path.exists():
-        plan = load_plan(plan_path)
-        if [s.id for s in plan.sites] != [s.id for s in sites] or plan.rounds != rounds or plan.privacy != privacy:
-            raise ConfigError(f"{plan_path}: an earlier simulation with other sites, rounds or privacy settings "
-                              f"lives in {out}; use another --out")
-        return plan, sites, keys
     if template is not None:
         model, training, aggregation = template.model, template.training, template.aggregation
     else:
@@ -147,8 +154,20 @@ def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, s
         training=replace(training, seed=seed, steps_per_round=steps or training.steps_per_round),
         aggregation=aggregation_for_privacy(privacy, replace(aggregation, min_sites=min(aggregation.min_sites,
                                                                                          len(sites)))),
-        preprocessing=configs[0], privacy=privacy,
+        preprocessing=_preprocessing(sites[0].root), privacy=privacy,
     )
+    plan_path = out / "fl" / "plan.toml"
+    if plan_path.exists():
+        earlier = load_plan(plan_path)
+        if replace(plan, federation_id=earlier.federation_id).sha256 != earlier.sha256:
+            now, then = plan.to_dict(), earlier.to_dict()
+            differ = [k for k in now if k != "federation" and now[k] != then.get(k)]
+            if now["federation"]["rounds"] != then["federation"]["rounds"]:
+                differ.insert(0, "rounds")
+            raise ConfigError(f"{plan_path}: an earlier simulation with other {', '.join(differ) or 'settings'} "
+                              f"(seed {earlier.training.seed}) lives in {out}; use another --out, or rerun with "
+                              "the settings it was started with to resume it")
+        return earlier, sites, keys
     say(f"plan {plan_path} (sha256 {plan.sha256[:12]}…), round-0 global from seed {seed}")
     write_initial_global(plan, keys["coordinator"], out / "fl", seed=seed)
     write_plan(plan, plan_path)

@@ -49,9 +49,22 @@ def test_iil_moves_on_after_each_visits_plateau_or_cap() -> None:
     assert rule.next_visit(_curve(0.1, 0.3, 0.2, 0.4, 0.3, visits=(0, 0, 2, 2)), 3) is None
 
 
+def test_iil_visits_every_site_within_a_maximum_that_is_no_multiple_of_the_sites() -> None:
+    """A curve that never plateaus: each visit runs to its cap, and the last site still gets its visit."""
+    for rounds, n in ((4, 3), (10, 6), (20, 6), (25, 6), (7, 7)):
+        rule = StopRule(Budget.CONVERGED, rounds, 5)
+        values, visits = [0.0], []
+        while len(visits) < rounds and (visit := rule.next_visit(_curve(*values, visits=tuple(visits)), n)) is not None:
+            visits.append(visit)
+            values.append(values[-1] + 0.01)
+        assert sorted(set(visits)) == list(range(n)), (rounds, n, visits)
+        assert visits == sorted(visits)
+
+
 def test_bad_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="patience"):
         StopRule(Budget.CONVERGED, 3, 0)
     with pytest.raises(ConfigError, match="rounds"):
         StopRule(Budget.EQUAL, 0, 1)
-    assert StopRule(Budget.EQUAL, 3, 0).rounds == 3  # patience means nothing under the equal budget
+    with pytest.raises(ConfigError, match="patience"):  # under equal it still marks a mode plateaued or not
+        StopRule(Budget.EQUAL, 3, 0)
