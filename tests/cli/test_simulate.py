@@ -295,3 +295,27 @@ def test_simulate_refuses_a_missing_site_folder_before_writing(plan, tmp_path: P
     assert result.exit_code == 1
     assert "nowhere: expected a site dataset folder" in " ".join(result.output.split())
     assert not out.exists()
+
+
+def test_split_test_warns_and_fl_sites_still_sign_their_validation_scores(plan, tmp_path: Path) -> None:
+    """Under --split test the curve scores the test cases; a site's signed ``val_dice_before`` stays the score
+    of its validation cases (which it then measures itself), never the curve's test figure."""
+    from fedseg.federation.artifact import Kind, read_artifact
+    from fedseg.federation.plan import load_plan
+
+    sites = [str(make_dataset(tmp_path / f"site-{s}", train=1, val=1, test=1, shape=(16, 16, 16), seed=i))
+             for i, s in enumerate("ab")]
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan, steps_per_round=1, batch_size=1, metrics_min_cases=1), plan_path)  # 1 val case
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "fl", "--rounds", "1",
+                                 "--split", "test", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "the test Dice is optimistic" in " ".join(result.output.split())
+    curve = json.loads((out / "fl" / "curve.json").read_text())
+    sim_plan = load_plan(out / "fl" / "plan.toml")
+    for site in ("site-a", "site-b"):
+        metrics = read_artifact(out / "fl" / "updates" / "r0001" / f"{site}.fedseg", sim_plan,
+                                kind=Kind.UPDATE).manifest["metrics"]
+        assert metrics["val_cases"] == 1
+        assert metrics["val_dice_before"] != curve[0]["sites"][site]["dice"]  # its val case, not the test case

@@ -157,8 +157,10 @@ def weights_at(run: Runner, mode: Mode, r: int) -> list[Weights]:
 def _fl_round(run: Runner, r: int, curve: list[dict[str, Any]]) -> Weights:
     """Run FL round ``r``: each site trains the global; the global is scored once, by the simulation.
 
-    A site's score of the global it received is the curve's (not redone), and its trained local model is
-    not scored at all: nothing in the simulation reads that figure.
+    A site's score of the global it received is the curve's (not redone; under ``--split test`` the curve
+    scores the test cases, so each site scores its validation cases itself: its signed update says what it
+    measured on which cases), and its trained local model is not scored at all: nothing in the simulation
+    reads that figure.
     """
     from fedseg.workflow.coordinator.aggregate import aggregate_round
     from fedseg.workflow.initial import global_filename
@@ -176,7 +178,8 @@ def _fl_round(run: Runner, r: int, curve: list[dict[str, Any]]) -> Weights:
                 train_local(run.plan, current, site.root, run.keys[site.id], update, steps=run.steps,
                             device=run.device, resume=ckpt.exists(), state_path=fl / "state" / f"{site.id}.json",
                             checkpoint_dir=ckpt, validate_after=False,
-                            val_dice_before=curve[r - 1].get("sites", {}).get(site.id, {}).get("dice"))
+                            val_dice_before=curve[r - 1].get("sites", {}).get(site.id, {}).get("dice")
+                            if run.split == "val" else None)
             updates.append(update)
         run.say(f"fl round {r}: coordinator aggregates {len(updates)} updates")
         aggregate_round(plan=run.plan, global_path=current, key=run.keys["coordinator"], update_paths=updates,
