@@ -156,15 +156,19 @@ def _merged(results: list[dict[str, Any]]) -> dict[str, Any]:
         for protocol, part in other["protocols"].items():
             for mode, entry in part["modes"].items():
                 first["protocols"][protocol]["modes"].setdefault(mode, entry)
+        for mode, curve in other["curves"].items():
+            first["curves"].setdefault(mode, curve)
     return first
 
 
-def summarize_folder(outs: list[Path]) -> int:
+def summarize_folder(outs: list[Path], plot_dir: Path | None = None) -> int:
     """Print the summary (JSON, stderr) and a markdown table of each variant's finished seeds under ``outs``.
 
     Folders of campaigns run side by side (e.g. one with ``--modes fl,cds``, one with ``--modes iil,ciil``)
-    are merged per variant and seed, so the paired tests compare every mode on the same test cases.
+    are merged per variant and seed, so the paired tests compare every mode on the same test cases. With
+    ``plot_dir`` each variant's mean validation curves over its seeds go to ``plot_dir/VARIANT.png``.
     """
+    from fedseg.workflow.simulate.plot import plot_seed_curves
     from fedseg.workflow.simulate.seeds import summarize
 
     print("| variant | protocol | mode | test Dice WT / TC / ET (mean ± sd over seeds) | external WT / TC / ET | rounds |")
@@ -186,6 +190,11 @@ def summarize_folder(outs: list[Path]) -> int:
         groups = [(results, common)]
         if common != every:
             groups.append(([r for r, m in zip(results, mode_sets) if m == every], every))
+        if plot_dir is not None:
+            plot_dir.mkdir(parents=True, exist_ok=True)
+            path = plot_seed_curves([r["curves"] for r in results], plot_dir / f"{name}.png",
+                                    title=f"{name}: validation Dice per round, mean ± sd over seeds")
+            print(f"plot: {path}", file=sys.stderr)
         for group, modes in groups:
             if not group:
                 continue
@@ -253,6 +262,8 @@ def main() -> int:
     parser.add_argument("--fresh-cases", type=int, default=10, help="cases per site with --make-fresh")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--summarize", type=Path, nargs="+", help="print the table of campaign folders' finished seeds")
+    parser.add_argument("--plot", type=Path, help="with --summarize: write each variant's mean validation curves "
+                        "over seeds to PLOT/VARIANT.png")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (another process can "
                         "run later seeds into another --out; --summarize merges the folders)")
@@ -264,7 +275,7 @@ def main() -> int:
     parser.add_argument("--plan", type=Path, help="model/training/aggregation template (default: sized to the CPU)")
     args = parser.parse_args()
     if args.summarize is not None:
-        return summarize_folder(args.summarize)
+        return summarize_folder(args.summarize, args.plot)
     if args.out is None:
         parser.error("--out is required")
 

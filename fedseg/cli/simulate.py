@@ -49,6 +49,9 @@ def simulate(
     `--privacy` (default: the plan's, off without --plan) trains `fl` under differential privacy; the other
     modes stay the non-private references, so the table shows what privacy costs.
 
+    `--seeds N` (and `--leave-one-out`) run each seed under OUT/seed-N (OUT/without-SITE/seed-N) and write
+    OUT/summary.json (mean ± sd, paired tests) and a summary.png of the mean validation curves.
+
     Example: fedseg simulate site-a/ site-b/ site-c/ --budget converged --patience 3 --external site-d/
     """
     from fedseg.workflow.simulate import Budget, Mode
@@ -79,7 +82,7 @@ def simulate(
     console = stdout()
     if seeds > 1 or leave_one_out:
         from fedseg.cli._simtable import render_summary
-        from fedseg.workflow.simulate.seeds import SUMMARY_FILE, simulate_repeated
+        from fedseg.workflow.simulate.seeds import SUMMARY_FILE, SUMMARY_PLOT, simulate_repeated
 
         with err.status("simulating…") as status:
             summary = simulate_repeated(datasets, out=out, seeds=seeds, seed=seed, leave_one_out=leave_one_out,
@@ -89,7 +92,8 @@ def simulate(
             print_json(summary)
             return
         render_summary(console, summary)
-        console.print(f"numbers: {out / SUMMARY_FILE} (each run under {out}/…/seed-N/)")
+        console.print(f"numbers: {out / SUMMARY_FILE} (each run under {out}/…/seed-N/)\n"
+                      f"plot:    {SUMMARY_PLOT} beside each set of seed-N folders (mean ± sd over seeds)")
         return
     with err.status("simulating…") as status:
         result = run_simulation(datasets, out=out, seed=seed, external=external or (),

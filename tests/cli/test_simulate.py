@@ -138,6 +138,7 @@ def test_seeds_report_mean_sd_and_the_paired_test(plan, tmp_path: Path) -> None:
     wt = [r["protocols"]["converged"]["modes"]["fl"]["test"]["dice"]["WT"] for r in runs]
     assert summary["converged"]["modes"]["fl"]["test"]["WT"]["mean"] == pytest.approx(sum(wt) / 2)
     assert summary["converged"]["paired"]["fl_vs_cds"]["WT"]["n"] == 6  # 2 seeds × 3 test cases
+    assert (out / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "summary.png" in text
 
 
 def test_leave_one_out_scores_the_held_out_site_as_external(plan, tmp_path: Path) -> None:
@@ -157,6 +158,7 @@ def test_leave_one_out_scores_the_held_out_site_as_external(plan, tmp_path: Path
         assert run["config"]["sites"] == {s: str(r) for s, r in roots.items() if s != held}
         assert run["config"]["external"] == {held: str(roots[held])}
         assert run["protocols"]["converged"]["modes"]["fl"]["external"][held]["cases"] == 2  # its train + val
+        assert (out / f"without-{held}" / "summary.png").exists()
 
 
 def test_a_folder_is_resumed_only_with_the_settings_it_was_started_with(sim_inputs, tmp_path: Path) -> None:

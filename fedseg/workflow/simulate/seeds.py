@@ -18,12 +18,14 @@ import numpy as np
 from fedseg.errors import ConfigError
 from fedseg.fsutil import atomic_write_json
 from fedseg.labels import REGIONS
+from fedseg.workflow.simulate.plot import plot_seed_curves
 from fedseg.workflow.simulate.report import PROTOCOLS, ratio
 from fedseg.workflow.simulate.run import simulate
 
-__all__ = ["PAIRED_TEST", "SUMMARY_FILE", "paired_test", "simulate_repeated", "summarize"]
+__all__ = ["PAIRED_TEST", "SUMMARY_FILE", "SUMMARY_PLOT", "paired_test", "simulate_repeated", "summarize"]
 
 SUMMARY_FILE = "summary.json"
+SUMMARY_PLOT = "summary.png"  # beside each fold's seed-N folders
 PAIRED_TEST = ("Wilcoxon signed-rank, two-sided (scipy.stats.wilcoxon, zero differences dropped), "
                "paired per test case and seed")
 _PAIRS = (("fl", "cds"), ("fl", "ciil"))
@@ -91,7 +93,8 @@ def simulate_repeated(dataset_dirs: Sequence[Path], *, out: Path, seeds: int = 1
     """Run :func:`simulate` for seeds ``seed .. seed + seeds - 1`` under ``out/seed-S`` and summarize them.
 
     With ``leave_one_out`` the whole repetition runs once per site, that site held out of training and
-    scored as an external one (``out/without-SITE/seed-S``). Returns and writes ``out/summary.json``.
+    scored as an external one (``out/without-SITE/seed-S``). Returns and writes ``out/summary.json``, and
+    each fold's mean validation curves over seeds (``summary.png`` beside its ``seed-S`` folders).
     """
     from fedseg.workflow.simulate.sites import check_inputs, member_ids
 
@@ -113,5 +116,8 @@ def simulate_repeated(dataset_dirs: Sequence[Path], *, out: Path, seeds: int = 1
                             **kwargs).to_dict()
                    for s in range(seed, seed + seeds)]
         summary[held_out or "all"] = summarize(results)
+        plot_seed_curves([r["curves"] for r in results], base / SUMMARY_PLOT,
+                         title=f"Validation Dice per round, mean ± sd over seeds {seed}-{seed + seeds - 1}"
+                               + (f", {held_out} held out" if held_out else ""))
     atomic_write_json(Path(out) / SUMMARY_FILE, summary)
     return summary

@@ -99,3 +99,20 @@ def test_campaign_pools_the_fresh_cases_over_sites_and_seeds() -> None:
     assert "0.743 / 0.743 / 0.743" in converged[2]  # 0.65 / 0.875
     expected = wilcoxon([0.6, 0.8, 0.7, 0.5], [0.8, 0.8, 0.9, 1.0])
     assert f"-0.200 (p {expected.pvalue:.2g})" in converged[3] and "n=4" in converged[3]
+
+
+def test_campaign_merges_side_by_side_folders_of_one_seed_with_their_curves() -> None:
+    """``--summarize`` over a fl,cds and a ciil folder: one result per seed, every mode's entry and curve
+    (``--plot`` draws the curves); folders of another seed are refused."""
+    module = _campaign_script()
+    a = {**_result(0, 0.6, 0.8, [0.5], [0.9]), "curves": {"fl": [1], "cds": [2]}}
+    a["config"]["sites"] = {"a": "/a"}
+    a["protocols"] = {p: {"modes": {m: e for m, e in part["modes"].items() if m != "ciil"}}
+                      for p, part in a["protocols"].items()}  # the fl,cds folder
+    b = {"config": {"seed": 0, "sites": {"a": "/a"}}, "curves": {"ciil": [3]},
+         "protocols": {p: {"modes": {"ciil": _entry(1, 0.7, [0.7])}} for p in ("equal", "converged")}}
+    merged = module._merged([a, b])
+    assert merged["curves"] == {"fl": [1], "cds": [2], "ciil": [3]} and "ciil" not in a["curves"]
+    assert merged["protocols"]["converged"]["modes"]["ciil"]["test"]["dice"]["WT"] == 0.7
+    with pytest.raises(SystemExit, match="other seeds or sites"):
+        module._merged([a, {**b, "config": {"seed": 1, "sites": {"a": "/a"}}}])
