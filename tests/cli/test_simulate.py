@@ -321,3 +321,16 @@ def test_split_test_warns_and_fl_sites_still_sign_their_validation_scores(plan, 
                                 kind=Kind.UPDATE).manifest["metrics"]
         assert metrics["val_cases"] == 1
         assert metrics["val_dice_before"] != curve[0]["sites"][site]["dice"]  # its val case, not the test case
+
+
+def test_iil_under_converged_visits_every_site_in_turn(sim_inputs, tmp_path: Path) -> None:
+    """--max-rounds 4 over 3 sites: each visit may take floor(4 / 3) = 1 round, so IIL trains a, b, c once."""
+    sites, plan_path = sim_inputs
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "iil", "--budget",
+                                 "converged", "--patience", "2", "--max-rounds", "4", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    curve = json.loads((out / "simulation.json").read_text())["curves"]["iil"]
+    assert [p.get("visit") for p in curve] == [None, 0, 1, 2]
+    text = " ".join(result.output.split())
+    assert all(f"iil round {r}: trains site-{s}×3 steps" in text for r, s in ((1, "a"), (2, "b"), (3, "c")))
