@@ -276,6 +276,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.summarize is not None:
         return summarize_folder(args.summarize, args.plot)
+    if args.plot is not None:
+        parser.error("--plot goes with --summarize")
     if args.out is None:
         parser.error("--out is required")
 

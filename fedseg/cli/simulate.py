@@ -23,7 +23,7 @@ def simulate(
     modes: Annotated[str, typer.Option("--modes", help="Comma-separated: fl, cds, iil, ciil, local.")] = "fl,cds,iil,ciil,local",
     budget: Annotated[str, typer.Option("--budget", help="equal: every mode trains --rounds rounds; converged: each until its validation Dice plateaus.")] = "equal",
     rounds: Annotated[int | None, typer.Option("--rounds", help="Rounds under --budget equal (default 5).", show_default=False)] = None,
-    patience: Annotated[int, typer.Option("--patience", help="Evaluations without improvement that end a mode (converged).")] = 3,
+    patience: Annotated[int, typer.Option("--patience", help="Evaluations without improvement that end a mode under --budget converged (under equal: that mark it plateaued).")] = 3,
     max_rounds: Annotated[int | None, typer.Option("--max-rounds", help="Most rounds a mode trains under --budget converged (default 30).", show_default=False)] = None,
     external: Annotated[list[Path] | None, typer.Option("--external", help="A site dataset outside the federation to score every mode's selected model on (repeatable).", exists=True, file_okay=False)] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="Take model/training/aggregation settings from this plan (default: sized to the device).", exists=True)] = None,

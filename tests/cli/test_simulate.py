@@ -171,12 +171,19 @@ def test_a_folder_is_resumed_only_with_the_settings_it_was_started_with(sim_inpu
     resumed = runner.invoke(app, args)  # the same settings: resumed, nothing trained again
     assert resumed.exit_code == 0, resumed.output
     assert "cds round 1" not in resumed.output and (out / "simulation.json").read_bytes() == before
-    for extra, differs in ((["--seed", "1"], "training"), (["--steps", "2"], "training")):
+    for extra, differs in ((["--seed", "1"], "with other training (seed 0) lives in"),
+                           (["--steps", "2"], "with other training (seed 0) lives in"),
+                           (["--privacy", "dp-sgd"], "privacy (seed 0) lives in"),
+                           (["--patience", "5"], "patience 3 (now 5)")):
         result = runner.invoke(app, [*args, *extra])
         assert result.exit_code == 1, result.output
         line = " ".join(result.output.split())
-        assert f"an earlier simulation with other {differs} (seed 0) lives in" in line and "Traceback" not in line
+        assert "an earlier simulation with other" in line and differs in line and "Traceback" not in line
     assert (out / "simulation.json").read_bytes() == before  # another seed's numbers never replace these
+    private = [*args[:-1], str(tmp_path / "dp"), "--modes", "fl", "--privacy", "dp-sgd"]
+    assert runner.invoke(app, private).exit_code == 0
+    result = runner.invoke(app, private[:-2])  # the same run without privacy: a table only the earlier plan has
+    assert result.exit_code == 1 and "privacy (seed 0) lives in" in " ".join(result.output.split())
 
 
 def test_simulate_without_plan_or_device_sizes_the_model_to_the_cpu(tmp_path: Path,

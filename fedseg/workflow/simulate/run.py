@@ -74,7 +74,10 @@ def _check_protocol(out: Path, protocol: dict[str, Any]) -> None:
             raise ConfigError(f"{path}: the simulation in {out} was scored by an older fedseg (whole-volume "
                               "windows), whose scores differ from today's; use another --out")
         if earlier != protocol:
-            raise ConfigError(f"{path}: an earlier simulation with {earlier} lives in {out}; use another --out")
+            differ = ", ".join(f"{k} {earlier.get(k)!r} (now {protocol.get(k)!r})"
+                               for k in dict.fromkeys([*earlier, *protocol]) if earlier.get(k) != protocol.get(k))
+            raise ConfigError(f"{path}: an earlier simulation with other settings lives in {out}: {differ}; "
+                              "use another --out, or rerun with the settings it was started with to resume it")
     atomic_write_json(path, protocol)
 
 

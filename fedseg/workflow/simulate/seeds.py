@@ -117,7 +117,8 @@ def simulate_repeated(dataset_dirs: Sequence[Path], *, out: Path, seeds: int = 1
                    for s in range(seed, seed + seeds)]
         summary[held_out or "all"] = summarize(results)
         plot_seed_curves([r["curves"] for r in results], base / SUMMARY_PLOT,
-                         title=f"Validation Dice per round, mean ± sd over seeds {seed}-{seed + seeds - 1}"
+                         title="Validation Dice per round, "
+                               + (f"mean ± sd over seeds {seed}-{seed + seeds - 1}" if seeds > 1 else f"seed {seed}")
                                + (f", {held_out} held out" if held_out else ""))
     atomic_write_json(Path(out) / SUMMARY_FILE, summary)
     return summary

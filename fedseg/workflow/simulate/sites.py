@@ -137,6 +137,11 @@ def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, s
 
     names = names or member_ids(dirs, ())
     sites = [Site(names[Path(d).resolve()], Path(d)) for d in dirs]
+    plan_path = out / "fl" / "plan.toml"
+    earlier = load_plan(plan_path) if plan_path.exists() else None
+    if earlier is not None and [s.id for s in earlier.sites] != [s.id for s in sites]:  # before any key is made
+        raise ConfigError(f"{plan_path}: an earlier simulation with other sites "
+                          f"({', '.join(s.id for s in earlier.sites)}) lives in {out}; use another --out")
     keydir = out / "keys"
     for member in ["coordinator", *(s.id for s in sites)]:
         if not (keydir / f"{member}.key").exists():
@@ -156,12 +161,12 @@ def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, s
                                                                                          len(sites)))),
         preprocessing=_preprocessing(sites[0].root), privacy=privacy,
     )
-    plan_path = out / "fl" / "plan.toml"
-    if plan_path.exists():
-        earlier = load_plan(plan_path)
-        if replace(plan, federation_id=earlier.federation_id).sha256 != earlier.sha256:
-            now, then = plan.to_dict(), earlier.to_dict()
-            differ = [k for k in now if k != "federation" and now[k] != then.get(k)]
+    if earlier is not None:
+        # Compared as plain data, not by hash: a plan file written before a setting existed loads with that
+        # setting's meaning for old files, and hashes over only the keys it states.
+        now, then = replace(plan, federation_id=earlier.federation_id).to_dict(), earlier.to_dict()
+        if now != then:
+            differ = [k for k in dict.fromkeys([*now, *then]) if k != "federation" and now.get(k) != then.get(k)]
             if now["federation"]["rounds"] != then["federation"]["rounds"]:
                 differ.insert(0, "rounds")
             raise ConfigError(f"{plan_path}: an earlier simulation with other {', '.join(differ) or 'settings'} "
