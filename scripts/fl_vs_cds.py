@@ -173,16 +173,7 @@ def summarize_folder(outs: list[Path], plot_dir: Path | None = None) -> int:
 
     print("| variant | protocol | mode | test Dice WT / TC / ET (mean ± sd over seeds) | external WT / TC / ET | rounds |")
     print("|---|---|---|---|---|---|")
-    # every folder with a finished seed, including variants of earlier versions of this script
-    variants = sorted({p.name for out in outs for p in out.iterdir() if p.is_dir() and any(p.glob("seed-*/simulation.json"))})
-    for name in variants:
-        by_seed: dict[str, list[dict[str, Any]]] = {}
-        for out in outs:
-            for f in sorted((out / name).glob("seed-*/simulation.json")):
-                by_seed.setdefault(f.parent.name, []).append(json.loads(f.read_text("utf-8")))
-        results = [_merged(rs) for _, rs in sorted(by_seed.items())]
-        if not results:
-            continue
+    for name, results in _finished(outs).items():
         # Seeds that not every side-by-side campaign has finished: every seed for the modes all of them have,
         # and the seeds that have every mode for the rest.
         mode_sets = [set(r["protocols"]["equal"]["modes"]) for r in results]
@@ -205,6 +196,67 @@ def summarize_folder(outs: list[Path], plot_dir: Path | None = None) -> int:
                 print(row)
             print(json.dumps({"variant": name, "modes": sorted(modes), "summary": summary}), file=sys.stderr)
     return 0
+
+
+def _finished(outs: list[Path]) -> dict[str, list[dict[str, Any]]]:
+    """Return each variant's finished seeds under ``outs`` (side-by-side folders merged per seed), by name."""
+    # every folder with a finished seed, including variants of earlier versions of this script
+    variants = sorted({p.name for out in outs for p in out.iterdir() if p.is_dir() and any(p.glob("seed-*/simulation.json"))})
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name in variants:
+        by_seed: dict[str, list[dict[str, Any]]] = {}
+        for out in outs:
+            for f in sorted((out / name).glob("seed-*/simulation.json")):
+                by_seed.setdefault(f.parent.name, []).append(json.loads(f.read_text("utf-8")))
+        found[name] = [_merged(rs) for _, rs in sorted(by_seed.items())]
+    return found
+
+
+def _case_dice(results: list[dict[str, Any]], mode: str, fresh: bool) -> dict[tuple, list[float]]:
+    """Return (seed, site, case) -> WT/TC/ET Dice of ``mode``'s selected model (converged protocol): on the test
+    split, or with ``fresh`` on the ``*-fresh`` external sites."""
+    out: dict[tuple, list[float]] = {}
+    for r in results:
+        entry = r["protocols"]["converged"]["modes"].get(mode)
+        if entry is None:
+            continue
+        parts = ([s for site, s in (entry.get("external") or {}).items() if site.endswith("-fresh")] if fresh
+                 else [entry.get("test") or {}])
+        for part in parts:
+            for row in part.get("case_dice", []):
+                out[(r["config"]["seed"], row[0], row[1])] = row[2:]
+    return out
+
+
+def compare_rows(outs: list[Path], a: str, b: str) -> list[str]:
+    """Return markdown rows comparing ``VARIANT/MODE`` ``a`` with ``b`` (e.g. ``steps-20/fl`` against
+    ``baseline/cds``) on the cases both scored under the converged protocol: their means, a / b and the paired
+    Wilcoxon test, on the test split and on the fresh cases. Variants are told apart by their folder names."""
+    from fedseg.labels import REGIONS
+    from fedseg.workflow.simulate.seeds import paired_test
+
+    found = _finished(outs)
+    picked = []
+    for spec in (a, b):
+        name, _, mode = spec.partition("/")
+        if name not in found or not mode:
+            raise SystemExit(f"--compare {spec}: expected VARIANT/MODE with a variant of {', '.join(found)}")
+        picked.append((found[name], mode))
+    rows = []
+    for label, fresh in (("test", False), ("fresh cases", True)):
+        ca, cb = (_case_dice(results, mode, fresh) for results, mode in picked)
+        keys = sorted(set(ca) & set(cb))
+        if not keys:
+            continue
+        ma, mb = ([float(np.mean([c[k][i] for k in keys])) for i in range(len(REGIONS))] for c in (ca, cb))
+        tests = [paired_test([ca[k][i] for k in keys], [cb[k][i] for k in keys]) for i in range(len(REGIONS))]
+        seeds = sorted({k[0] for k in keys})
+        rows.append(f"| {a} vs {b} | {label} (n={len(keys)}, seeds {', '.join(map(str, seeds))}) | "
+                    + " / ".join(f"{x:.3f}" for x in ma) + " | " + " / ".join(f"{x:.3f}" for x in mb) + " | "
+                    + " / ".join(f"{x / y:.3f}" for x, y in zip(ma, mb)) + " | "
+                    + " / ".join(f"{t['median_difference']:+.3f} (p {t['p']:.2g})" if t["p"] is not None else "-"
+                                 for t in tests) + " |")
+    return rows
 
 
 def fresh_rows(variant: str, results: list[dict[str, Any]], modes: set[str]) -> list[str]:
@@ -262,6 +314,8 @@ def main() -> int:
     parser.add_argument("--fresh-cases", type=int, default=10, help="cases per site with --make-fresh")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--summarize", type=Path, nargs="+", help="print the table of campaign folders' finished seeds")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), help="with --summarize: compare VARIANT/MODE A "
+                        "with B (e.g. steps-20/fl baseline/cds) case by case, on the test split and the fresh cases")
     parser.add_argument("--plot", type=Path, help="with --summarize: write each variant's mean validation curves "
                         "over seeds to PLOT/VARIANT.png")
     parser.add_argument("--seeds", type=int, default=3)
@@ -274,10 +328,16 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plan", type=Path, help="model/training/aggregation template (default: sized to the CPU)")
     args = parser.parse_args()
+    if args.summarize is not None and args.compare:
+        print("| compared | cases | a: WT / TC / ET | b: WT / TC / ET | a / b | a − b: median (Wilcoxon p) |")
+        print("|---|---|---|---|---|---|")
+        for row in compare_rows(args.summarize, *args.compare):
+            print(row)
+        return 0
     if args.summarize is not None:
         return summarize_folder(args.summarize, args.plot)
-    if args.plot is not None:
-        parser.error("--plot goes with --summarize")
+    if args.plot is not None or args.compare:
+        parser.error("--plot and --compare go with --summarize")
     if args.out is None:
         parser.error("--out is required")
 

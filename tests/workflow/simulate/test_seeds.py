@@ -116,3 +116,29 @@ def test_campaign_merges_side_by_side_folders_of_one_seed_with_their_curves() ->
     assert merged["protocols"]["converged"]["modes"]["ciil"]["test"]["dice"]["WT"] == 0.7
     with pytest.raises(SystemExit, match="other seeds or sites"):
         module._merged([a, {**b, "config": {"seed": 1, "sites": {"a": "/a"}}}])
+
+
+def test_campaign_compares_two_variants_case_by_case(tmp_path) -> None:  # noqa: ANN001
+    """``--compare steps-20/fl baseline/cds``: both variants' cases of the same seeds, their means, a / b and the
+    paired test, on the test split and on the fresh cases (hospital-d, not fresh, left out)."""
+    import json
+
+    def write(variant: str, mode: str, test: list[float], fresh: list[float]) -> None:
+        entry = {"test": {"case_dice": [["a", f"t{i}", v, v, v] for i, v in enumerate(test)]},
+                 "external": {"a-fresh": {"case_dice": [["a-fresh", f"f{i}", v, v, v] for i, v in enumerate(fresh)]},
+                              "hospital-d": {"case_dice": [["d", "x", 0.0, 0.0, 0.0]]}}}
+        folder = tmp_path / variant / "seed-0"
+        folder.mkdir(parents=True)
+        (folder / "simulation.json").write_text(json.dumps({
+            "config": {"seed": 0, "sites": {"a": "/a"}}, "curves": {mode: []},
+            "protocols": {p: {"modes": {mode: entry}} for p in ("equal", "converged")}}))
+
+    write("steps-20", "fl", [0.8, 0.6], [0.9, 0.7, 0.5])
+    write("baseline", "cds", [0.4, 0.6], [0.8, 0.8, 0.6])
+    test, fresh = _campaign_script().compare_rows([tmp_path], "steps-20/fl", "baseline/cds")
+    assert "| test (n=2, seeds 0) | 0.700 / 0.700 / 0.700 | 0.500 / 0.500 / 0.500 | 1.400 / 1.400 / 1.400 |" in test
+    expected = wilcoxon([0.9, 0.7, 0.5], [0.8, 0.8, 0.6])
+    assert "| fresh cases (n=3, seeds 0) | 0.700 / 0.700 / 0.700 | 0.733 / 0.733 / 0.733 |" in fresh
+    assert f"-0.100 (p {expected.pvalue:.2g})" in fresh
+    with pytest.raises(SystemExit, match="expected VARIANT/MODE"):
+        _campaign_script().compare_rows([tmp_path], "nothing/fl", "baseline/cds")
