@@ -48,7 +48,8 @@ def comparison(out: Path, plan_path: Path, site_ids: list[str], seconds_per_roun
 
     Every mode trains as many steps per round as one federated round (``local`` is left out), so a round of
     each costs about the demo's measured ``seconds_per_round``; a mode needs at least ``PATIENCE + 1`` rounds
-    to stop (IIL that many at each site it visits in turn) and at most ``MAX_ROUNDS``. The command names the ``device`` the round was measured on.
+    to stop (IIL that many at each site it visits in turn) and at most ``MAX_ROUNDS``. The command names the
+    ``device`` the round was measured on.
     """
     args = ["fedseg", "simulate", *(str(out / site / "data") for site in site_ids), "--plan", str(plan_path),
             "--modes", ",".join(MODES), "--budget", "converged", "--patience", str(PATIENCE),

@@ -8,7 +8,6 @@ Masks are 12x40x40 at 1 mm; "cube" = 4x4x4 = 64 voxels (> 50 mm^3, kept by brats
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 from fedseg.errors import MetricsError
 from fedseg.metrics import LesionDefinition, lesionwise_case, summarize_lesionwise
 from fedseg.metrics.lesionwise import lesionwise_region
+from tests._scripts import load_script
 
 SHAPE = (12, 40, 40)
 BRATS, B2023 = LesionDefinition.BRATS, LesionDefinition.BRATS2023
@@ -177,12 +177,7 @@ _GOLDENS = Path(__file__).with_name("lesion_goldens.json")
 
 
 def _rasterize():
-    path = Path(__file__).parents[2] / "scripts" / "lesion_goldens.py"
-    spec = importlib.util.spec_from_file_location("lesion_goldens", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.rasterize
+    return load_script("lesion_goldens").rasterize
 
 
 def _value(v) -> float:

@@ -119,15 +119,15 @@ def _default_settings(device: str, say: Callable[[str], None]) -> tuple[Any, Any
 
 
 def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, seed: int, device: str,
-          say: Callable[[str], None], privacy: PrivacyConfig | None = None, steps: int | None = None,
-          names: dict[Path, str] | None = None) -> tuple[Plan, list[Site], dict[str, Any]]:
+          say: Callable[[str], None], privacy: PrivacyConfig | None, steps: int | None,
+          names: dict[Path, str]) -> tuple[Plan, list[Site], dict[str, Any]]:
     """Return the simulation's plan (written with its round-0 global under ``out/fl``), sites and keys.
 
     ``privacy`` replaces the template's ``[privacy]`` table (off without either); it applies to ``fl``.
     ``steps`` (per site per round) becomes the plan's ``training.steps_per_round``, for which a DP-SGD
-    budget is derived. ``names`` (:func:`member_ids`) names the sites; by default they are named after their
-    folders. A plan already under ``out`` is resumed only when it is the one these settings make (sites,
-    rounds, seed, model, training, aggregation, privacy): another run's models are never reported as this one's.
+    budget is derived. ``names`` (:func:`member_ids`) names the sites. A plan already under ``out`` is
+    resumed only when it is the one these settings make (sites, rounds, seed, model, training, aggregation,
+    privacy): another run's models are never reported as this one's.
     """
     from fedseg.configs.aggregation import AggregationConfig, aggregation_for_privacy
     from fedseg.data.dataset import load_dataset
@@ -135,7 +135,6 @@ def setup(dirs: Sequence[Path], out: Path, template: Plan | None, rounds: int, s
     from fedseg.federation.plan import Member, load_plan, new_plan, write_plan
     from fedseg.workflow.initial import write_initial_global
 
-    names = names or member_ids(dirs, ())
     sites = [Site(names[Path(d).resolve()], Path(d)) for d in dirs]
     plan_path = out / "fl" / "plan.toml"
     earlier = load_plan(plan_path) if plan_path.exists() else None

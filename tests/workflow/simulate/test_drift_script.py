@@ -3,7 +3,6 @@ tampered update is refused before it is read."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,15 +10,12 @@ from pathlib import Path
 import pytest
 
 from fedseg.workflow.simulate import simulate
+from tests._scripts import load_script
 from tests._train_data import make_dataset, tiny_plan
 
 
 def _script():  # noqa: ANN202 - the module of scripts/fl_drift.py
-    path = Path(__file__).resolve().parents[3] / "scripts" / "fl_drift.py"
-    spec = importlib.util.spec_from_file_location("fl_drift", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fl_drift")
 
 
 def test_drift_table_scores_the_received_global_each_site_and_the_average(plan, tmp_path: Path,  # noqa: ANN001

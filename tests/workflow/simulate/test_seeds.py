@@ -6,6 +6,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from fedseg.workflow.simulate.seeds import paired_test, summarize
+from tests._scripts import load_script
 
 
 def _entry(round_: int, dice: float, cases: list[float]) -> dict:
@@ -46,14 +47,7 @@ def test_single_seed_sd_is_zero_and_empty_pairs_are_undefined() -> None:
 
 
 def _campaign_script():  # noqa: ANN202 - the module of scripts/fl_vs_cds.py
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[3] / "scripts" / "fl_vs_cds.py"
-    spec = importlib.util.spec_from_file_location("fl_vs_cds", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fl_vs_cds")
 
 
 def test_every_campaign_variant_makes_a_valid_plan(plan) -> None:  # noqa: ANN001 - the conftest fixture
