@@ -51,6 +51,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "fedadam": ("fl", {}, {"strategy": "fedadam", "server_learning_rate": 0.01}),
     "fedprox": ("fl", {"fedprox_mu": 0.01}, {}),
     "steps-20": ("fl,cds", {"steps_per_round": 20}, {}),
+    # a quarter of the baseline's local steps a round (a quarter of the client drift); run it with 4x
+    # --max-rounds and --patience for the same budget in steps
+    "steps-10": ("fl", {"steps_per_round": 10}, {}),
     "steps-120": ("fl", {"steps_per_round": 120}, {}),
     "old-default+fedavgm": ("fl", _OLD, _FEDAVGM),
     # FedAvg with a server step of 2 (FedAvgM without momentum): undoes part of the shrinking of the mean of
