@@ -215,16 +215,18 @@ def _finished(outs: list[Path]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def _case_dice(results: list[dict[str, Any]], mode: str, fresh: bool) -> dict[tuple, list[float]]:
-    """Return (seed, site, case) -> WT/TC/ET Dice of ``mode``'s selected model (converged protocol): on the test
-    split, or with ``fresh`` on the ``*-fresh`` external sites."""
+def _case_dice(results: list[dict[str, Any]], mode: str, cases: str) -> dict[tuple, list[float]]:
+    """Return (seed, site, case) -> WT/TC/ET Dice of ``mode``'s selected model (converged protocol) on ``cases``:
+    ``"test"`` (the test split), ``"fresh"`` (the ``*-fresh`` external sites) or the name of one external site."""
     out: dict[tuple, list[float]] = {}
     for r in results:
         entry = r["protocols"]["converged"]["modes"].get(mode)
         if entry is None:
             continue
-        parts = ([s for site, s in (entry.get("external") or {}).items() if site.endswith("-fresh")] if fresh
-                 else [entry.get("test") or {}])
+        external = entry.get("external") or {}
+        parts = ([entry.get("test") or {}] if cases == "test"
+                 else [s for site, s in external.items() if site.endswith("-fresh")] if cases == "fresh"
+                 else [external.get(cases) or {}])
         for part in parts:
             for row in part.get("case_dice", []):
                 out[(r["config"]["seed"], row[0], row[1])] = row[2:]
@@ -234,7 +236,8 @@ def _case_dice(results: list[dict[str, Any]], mode: str, fresh: bool) -> dict[tu
 def compare_rows(outs: list[Path], a: str, b: str) -> list[str]:
     """Return markdown rows comparing ``VARIANT/MODE`` ``a`` with ``b`` (e.g. ``steps-20/fl`` against
     ``baseline/cds``) on the cases both scored under the converged protocol: their means, a / b and the paired
-    Wilcoxon test, on the test split and on the fresh cases. Variants are told apart by their folder names."""
+    Wilcoxon test, on the test split, on the fresh cases and on each other external site (e.g. hospital-d).
+    Variants are told apart by their folder names."""
     from fedseg.labels import REGIONS
     from fedseg.workflow.simulate.seeds import paired_test
 
@@ -245,9 +248,12 @@ def compare_rows(outs: list[Path], a: str, b: str) -> list[str]:
         if name not in found or not mode:
             raise SystemExit(f"--compare {spec}: expected VARIANT/MODE with a variant of {', '.join(found)}")
         picked.append((found[name], mode))
+    others = sorted({site for results, mode in picked for r in results
+                     for site in ((r["protocols"]["converged"]["modes"].get(mode) or {}).get("external") or {})
+                     if not site.endswith("-fresh")})
     rows = []
-    for label, fresh in (("test", False), ("fresh cases", True)):
-        ca, cb = (_case_dice(results, mode, fresh) for results, mode in picked)
+    for label, cases in (("test", "test"), ("fresh cases", "fresh"), *((site, site) for site in others)):
+        ca, cb = (_case_dice(results, mode, cases) for results, mode in picked)
         keys = sorted(set(ca) & set(cb))
         if not keys:
             continue

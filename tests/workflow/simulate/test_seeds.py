@@ -114,22 +114,23 @@ def test_campaign_merges_side_by_side_folders_of_one_seed_with_their_curves() ->
 
 def test_campaign_compares_two_variants_case_by_case(tmp_path) -> None:  # noqa: ANN001
     """``--compare steps-20/fl baseline/cds``: both variants' cases of the same seeds, their means, a / b and the
-    paired test, on the test split and on the fresh cases (hospital-d, not fresh, left out)."""
+    paired test, on the test split, on the fresh cases and on hospital-d (an external site, not fresh) apart."""
     import json
 
-    def write(variant: str, mode: str, test: list[float], fresh: list[float]) -> None:
+    def write(variant: str, mode: str, test: list[float], fresh: list[float], d: float) -> None:
         entry = {"test": {"case_dice": [["a", f"t{i}", v, v, v] for i, v in enumerate(test)]},
                  "external": {"a-fresh": {"case_dice": [["a-fresh", f"f{i}", v, v, v] for i, v in enumerate(fresh)]},
-                              "hospital-d": {"case_dice": [["d", "x", 0.0, 0.0, 0.0]]}}}
+                              "hospital-d": {"case_dice": [["d", "x", d, d, 1.0]]}}}
         folder = tmp_path / variant / "seed-0"
         folder.mkdir(parents=True)
         (folder / "simulation.json").write_text(json.dumps({
             "config": {"seed": 0, "sites": {"a": "/a"}}, "curves": {mode: []},
             "protocols": {p: {"modes": {mode: entry}} for p in ("equal", "converged")}}))
 
-    write("steps-20", "fl", [0.8, 0.6], [0.9, 0.7, 0.5])
-    write("baseline", "cds", [0.4, 0.6], [0.8, 0.8, 0.6])
-    test, fresh = _campaign_script().compare_rows([tmp_path], "steps-20/fl", "baseline/cds")
+    write("steps-20", "fl", [0.8, 0.6], [0.9, 0.7, 0.5], 0.9)
+    write("baseline", "cds", [0.4, 0.6], [0.8, 0.8, 0.6], 0.6)
+    test, fresh, external = _campaign_script().compare_rows([tmp_path], "steps-20/fl", "baseline/cds")
+    assert "| hospital-d (n=1, seeds 0) | 0.900 / 0.900 / 1.000 | 0.600 / 0.600 / 1.000 | 1.500 / 1.500 / 1.000 |" in external
     assert "| test (n=2, seeds 0) | 0.700 / 0.700 / 0.700 | 0.500 / 0.500 / 0.500 | 1.400 / 1.400 / 1.400 |" in test
     expected = wilcoxon([0.9, 0.7, 0.5], [0.8, 0.8, 0.6])
     assert "| fresh cases (n=3, seeds 0) | 0.700 / 0.700 / 0.700 | 0.733 / 0.733 / 0.733 |" in fresh
