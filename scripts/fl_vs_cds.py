@@ -8,7 +8,7 @@ on the external site. After each variant one JSON line is printed (and ``OUT/cam
 the variant, its settings and the summary of :func:`fedseg.workflow.simulate.seeds.summarize`.
 
 Usage: scripts/fl_vs_cds.py SITE_DATA SITE_DATA SITE_DATA --external SITE_DATA --out /tmp/fl-vs-cds
-       [--seeds 3] [--patience 3] [--max-rounds 30] [--variants baseline,constant-lr,...] [--plan PLAN]
+       [--seeds 3] [--patience 5] [--max-rounds 30] [--variants baseline,constant-lr,...] [--plan PLAN]
    or: scripts/fl_vs_cds.py --summarize /tmp/fl-vs-cds [MORE...]   (a table of every variant's finished seeds, e.g.
        of a campaign stopped early, or of several run side by side with other --modes: the seeds under
        VARIANT/seed-S/simulation.json, merged per seed and summarized as the run would)
@@ -330,7 +330,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (another process can "
                         "run later seeds into another --out; --summarize merges the folders)")
-    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--patience", type=int, default=5)  # fedseg simulate's DEFAULT_PATIENCE
     parser.add_argument("--max-rounds", type=int, default=30)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--modes", help="run only these modes of each variant (comma-separated; default: the variant's)")

@@ -23,7 +23,7 @@ def simulate(
     modes: Annotated[str, typer.Option("--modes", help="Comma-separated: fl, cds, iil, ciil, local.")] = "fl,cds,iil,ciil,local",
     budget: Annotated[str, typer.Option("--budget", help="equal: every mode trains --rounds rounds; converged: each until its validation Dice plateaus.")] = "equal",
     rounds: Annotated[int | None, typer.Option("--rounds", help="Rounds under --budget equal (default 5).", show_default=False)] = None,
-    patience: Annotated[int, typer.Option("--patience", help="Evaluations without improvement that end a mode under --budget converged (under equal: that mark it plateaued).")] = 3,
+    patience: Annotated[int | None, typer.Option("--patience", help="Evaluations without improvement that end a mode under --budget converged (under equal: that mark it plateaued; default 5).", show_default=False)] = None,
     max_rounds: Annotated[int | None, typer.Option("--max-rounds", help="Most rounds a mode trains under --budget converged (default 30).", show_default=False)] = None,
     external: Annotated[list[Path] | None, typer.Option("--external", help="A site dataset outside the federation to score every mode's selected model on (repeatable).", exists=True, file_okay=False)] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="Take model/training/aggregation settings from this plan (default: sized to the device).", exists=True)] = None,
@@ -52,7 +52,7 @@ def simulate(
     `--seeds N` (and `--leave-one-out`) run each seed under OUT/seed-N (OUT/without-SITE/seed-N) and write
     OUT/summary.json (mean ± sd, paired tests) and a summary.png of the mean validation curves.
 
-    Example: fedseg simulate site-a/ site-b/ site-c/ --budget converged --patience 3 --external site-d/
+    Example: fedseg simulate site-a/ site-b/ site-c/ --budget converged --external site-d/
     """
     from fedseg.workflow.simulate import Budget, Mode
     from fedseg.workflow.simulate import simulate as run_simulation
@@ -75,8 +75,8 @@ def simulate(
     if split == "test":
         err.print("[yellow]warning:[/] --split test selects each mode's model on the test cases it then reports: "
                   "the test Dice is optimistic (use it for quick checks; --split val is the paper's protocol)")
-    given = {k: v for k, v in (("rounds", rounds), ("max_rounds", max_rounds)) if v is not None}
-    settings = {"modes": mode_list, **given, "budget": budget, "patience": patience,
+    given = {k: v for k, v in (("rounds", rounds), ("max_rounds", max_rounds), ("patience", patience)) if v is not None}
+    settings = {"modes": mode_list, **given, "budget": budget,
                 "plan": _load(plan), "steps": steps,
                 "privacy": privacy_config(privacy, target_epsilon, delta, max_grad_norm) if privacy else None, "split": split, "device": device}
     console = stdout()

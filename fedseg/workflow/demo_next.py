@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedseg.workflow.simulate.protocol import DEFAULT_PATIENCE
+
 __all__ = ["Comparison", "comparison", "measured_round_seconds", "MODES", "PATIENCE", "MAX_ROUNDS", "SEEDS",
            "STEP_DIVISOR"]
 
@@ -22,9 +24,9 @@ ROUND_SECONDS_FILE = "round-seconds.json"
 MODES = ("fl", "cds", "iil", "ciil")
 #: The settings the README's campaign measured best on the demo's sites (``scripts/fl_vs_cds.py``): rounds of
 #: half the plan's local steps (half the client drift that costs FL the site least like the others), over
-#: the budget in steps of 30 rounds with a patience of 5 at the plan's steps.
+#: the budget in steps of 30 rounds with the default patience at the plan's steps.
 STEP_DIVISOR = 2
-PATIENCE = 5 * STEP_DIVISOR
+PATIENCE = DEFAULT_PATIENCE * STEP_DIVISOR
 MAX_ROUNDS = 30 * STEP_DIVISOR
 SEEDS = 3
 

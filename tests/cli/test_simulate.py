@@ -174,7 +174,7 @@ def test_a_folder_is_resumed_only_with_the_settings_it_was_started_with(sim_inpu
     for extra, differs in ((["--seed", "1"], "with other training (seed 0) lives in"),
                            (["--steps", "2"], "with other training (seed 0) lives in"),
                            (["--privacy", "dp-sgd"], "privacy (seed 0) lives in"),
-                           (["--patience", "5"], "patience 3 (now 5)")):
+                           (["--patience", "3"], "patience 5 (now 3)")):  # the default is 5
         result = runner.invoke(app, [*args, *extra])
         assert result.exit_code == 1, result.output
         line = " ".join(result.output.split())

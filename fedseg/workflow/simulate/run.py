@@ -15,7 +15,7 @@ from fedseg.fsutil import atomic_write_json
 from fedseg.privacy import PrivacyConfig
 from fedseg.workflow.simulate.modes import Mode, Runner, train_mode, weights_at
 from fedseg.workflow.simulate.plot import plot_curves
-from fedseg.workflow.simulate.protocol import Budget, StopRule
+from fedseg.workflow.simulate.protocol import DEFAULT_PATIENCE, Budget, StopRule
 from fedseg.workflow.simulate.report import SimulationResult
 from fedseg.workflow.simulate.scoring import ALL_SPLITS, mean_of_models
 from fedseg.workflow.simulate.sites import Site, check_inputs, external_sites, member_ids, setup
@@ -88,7 +88,7 @@ def simulate(
     modes: Sequence[Mode | str] = tuple(Mode),
     rounds: int = 5,
     budget: Budget | str = Budget.EQUAL,
-    patience: int = 3,
+    patience: int = DEFAULT_PATIENCE,
     max_rounds: int = 30,
     external: Sequence[Path] = (),
     plan: Plan | None = None,
