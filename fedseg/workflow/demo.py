@@ -306,8 +306,8 @@ def run_demo(out: Path, settings: DemoSettings, *, say: Callable[[str], None] | 
                         artifacts_verified=verified, ledger_entries=len(list(ledger.entries())), seconds=timings,
                         commands=_commands(out, site_ids, s.rounds),
                         privacy=manifest.get("privacy") if s.privacy.mode is not PrivacyMode.OFF else None,
-                        comparison=comparison(out, plan_path, plan.training.steps_per_round, site_ids,
-                                              seconds_per_round, device) if seconds_per_round else None)
+                        comparison=comparison(out, plan_path, site_ids, seconds_per_round, device)
+                        if seconds_per_round else None)
     result.plot_path = plot_curves({"fl (global, validation)": per_round}, out / "dice-per-round.png",
                                    title="Global model: validation Dice per round (pooled over sites)")
     result.json_path = out / "results.json"

@@ -15,19 +15,14 @@ from typing import Any
 
 from fedseg.workflow.simulate.protocol import DEFAULT_PATIENCE
 
-__all__ = ["Comparison", "comparison", "measured_round_seconds", "MODES", "PATIENCE", "MAX_ROUNDS", "SEEDS",
-           "STEP_DIVISOR"]
+__all__ = ["Comparison", "comparison", "measured_round_seconds", "MODES", "PATIENCE", "MAX_ROUNDS", "SEEDS"]
 
 ROUND_SECONDS_FILE = "round-seconds.json"
 
 #: The paper's comparison: federated (fl), pooled (cds), incremental (iil) and cyclic incremental (ciil).
 MODES = ("fl", "cds", "iil", "ciil")
-#: The settings the README's campaign measured best on the demo's sites (``scripts/fl_vs_cds.py``): rounds of
-#: half the plan's local steps (half the client drift that costs FL the site least like the others), over
-#: the budget in steps of 30 rounds with the default patience at the plan's steps.
-STEP_DIVISOR = 2
-PATIENCE = DEFAULT_PATIENCE * STEP_DIVISOR
-MAX_ROUNDS = 30 * STEP_DIVISOR
+PATIENCE = DEFAULT_PATIENCE  # two campaigns (README): FL's validation Dice stalls for 3 rounds and climbs again
+MAX_ROUNDS = 30
 SEEDS = 3
 
 
@@ -45,28 +40,25 @@ class Comparison:
     def describe(self) -> str:
         """Return one line: the expected run time as a range of minutes."""
         return (f"about {self.seconds_low / 60:.0f}-{self.seconds_high / 60:.0f} min on this machine "
-                f"({len(MODES)} modes x {SEEDS} seeds, rounds of 1/{STEP_DIVISOR} of the plan's local steps; each mode "
-                f"stops {PATIENCE} rounds after its best validation Dice, at most after {MAX_ROUNDS})")
+                f"({len(MODES)} modes x {SEEDS} seeds; each mode stops {PATIENCE} rounds after its best "
+                f"validation Dice, at most after {MAX_ROUNDS})")
 
 
-def comparison(out: Path, plan_path: Path, plan_steps: int, site_ids: list[str], seconds_per_round: float,
+def comparison(out: Path, plan_path: Path, site_ids: list[str], seconds_per_round: float,
                device: str = "cpu") -> Comparison:
     """Return the simulate command over the demo's site datasets with the demo's plan, and its run time.
 
-    Every mode trains ``1 / STEP_DIVISOR`` of the plan's ``plan_steps`` per site per round (``local`` is left out), so
-    a round of each costs about that share of the demo's measured ``seconds_per_round`` (a little more: the
-    scoring of each round's model does not shrink); a mode needs at least ``PATIENCE + 1`` rounds to stop
-    (IIL that many at each site it visits in turn) and at most ``MAX_ROUNDS``. The command names the
+    Every mode trains as many steps per round as one federated round (``local`` is left out), so a round of
+    each costs about the demo's measured ``seconds_per_round``; a mode needs at least ``PATIENCE + 1`` rounds
+    to stop (IIL that many at each site it visits in turn) and at most ``MAX_ROUNDS``. The command names the
     ``device`` the round was measured on.
     """
-    steps = max(1, plan_steps // STEP_DIVISOR)
     args = ["fedseg", "simulate", *(str(out / site / "data") for site in site_ids), "--plan", str(plan_path),
-            "--modes", ",".join(MODES), "--budget", "converged", "--steps", str(steps), "--patience", str(PATIENCE),
+            "--modes", ",".join(MODES), "--budget", "converged", "--patience", str(PATIENCE),
             "--max-rounds", str(MAX_ROUNDS), "--seeds", str(SEEDS), "--device", device, "--out", str(out / "simulation")]
-    round_seconds = seconds_per_round * steps / plan_steps
     fewest_rounds = (PATIENCE + 1) * (len(MODES) - 1 + len(site_ids))  # iil: one plateau per site
-    return Comparison(" ".join(shlex.quote(a) for a in args), round_seconds * SEEDS * fewest_rounds,
-                      round_seconds * SEEDS * len(MODES) * MAX_ROUNDS)
+    return Comparison(" ".join(shlex.quote(a) for a in args), seconds_per_round * SEEDS * fewest_rounds,
+                      seconds_per_round * SEEDS * len(MODES) * MAX_ROUNDS)
 
 
 def measured_round_seconds(fed: Path, fresh: list[float]) -> float | None:
