@@ -51,7 +51,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "fedadam": ("fl", {}, {"strategy": "fedadam", "server_learning_rate": 0.01}),
     "fedprox": ("fl", {"fedprox_mu": 0.01}, {}),
     "steps-20": ("fl,cds", {"steps_per_round": 20}, {}),
-    # a quarter of the baseline's local steps a round (a quarter of the client drift); run it with 4x
+    # a quarter of the baseline's local steps a round (less client drift per round); run it with 4x
     # --max-rounds and --patience for the same budget in steps
     "steps-10": ("fl", {"steps_per_round": 10}, {}),
     "steps-120": ("fl", {"steps_per_round": 120}, {}),
@@ -215,6 +215,11 @@ def _finished(outs: list[Path]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
+def _external_sites(results: list[dict[str, Any]], mode: str) -> set[str]:
+    """Return the external sites ``mode``'s selected models were scored on (converged protocol), over seeds."""
+    return {site for r in results for site in (r["protocols"]["converged"]["modes"].get(mode) or {}).get("external") or {}}
+
+
 def _case_dice(results: list[dict[str, Any]], mode: str, cases: str) -> dict[tuple, list[float]]:
     """Return (seed, site, case) -> WT/TC/ET Dice of ``mode``'s selected model (converged protocol) on ``cases``:
     ``"test"`` (the test split), ``"fresh"`` (the ``*-fresh`` external sites) or the name of one external site."""
@@ -248,8 +253,7 @@ def compare_rows(outs: list[Path], a: str, b: str) -> list[str]:
         if name not in found or not mode:
             raise SystemExit(f"--compare {spec}: expected VARIANT/MODE with a variant of {', '.join(found)}")
         picked.append((found[name], mode))
-    others = sorted({site for results, mode in picked for r in results
-                     for site in ((r["protocols"]["converged"]["modes"].get(mode) or {}).get("external") or {})
+    others = sorted({site for results, mode in picked for site in _external_sites(results, mode)
                      if not site.endswith("-fresh")})
     rows = []
     for label, cases in (("test", "test"), ("fresh cases", "fresh"), *((site, site) for site in others)):
@@ -313,6 +317,8 @@ def _only(result: dict[str, Any], modes: set[str]) -> dict[str, Any]:
 
 
 def main() -> int:
+    from fedseg.workflow.simulate.protocol import DEFAULT_PATIENCE  # fedseg simulate's own default
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sites", nargs="*", type=Path)
     parser.add_argument("--make-sites", type=Path, help="synthesize the demo's sites and an external one here")
@@ -330,7 +336,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (another process can "
                         "run later seeds into another --out; --summarize merges the folders)")
-    parser.add_argument("--patience", type=int, default=5)  # fedseg simulate's DEFAULT_PATIENCE
+    parser.add_argument("--patience", type=int, default=DEFAULT_PATIENCE)
     parser.add_argument("--max-rounds", type=int, default=30)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--modes", help="run only these modes of each variant (comma-separated; default: the variant's)")
