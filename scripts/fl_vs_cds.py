@@ -60,6 +60,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # three diverging site deltas, without the momentum that made FedAvgM wander
     "server-lr-2": ("fl", {}, {"strategy": "fedavgm", "server_learning_rate": 2.0, "server_momentum": 0.0}),
     "fedprox-0.1": ("fl", {"fedprox_mu": 0.1}, {}),
+    # SCAFFOLD's drift correction, derived at each site from the globals it received (nothing more sent)
+    "scaffold": ("fl", {"drift_correction": "scaffold"}, {}),
 }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fedseg.configtools import require
 
-__all__ = ["LrSchedule", "LrScope", "OptimizerName", "TrainingConfig"]
+__all__ = ["DriftCorrection", "LrSchedule", "LrScope", "OptimizerName", "TrainingConfig"]
 
 
 class OptimizerName(str, enum.Enum):
@@ -28,6 +28,13 @@ class LrScope(str, enum.Enum):
     FEDERATION = "federation"
 
 
+class DriftCorrection(str, enum.Enum):
+    """How a site corrects its local steps for client drift: not at all, or with SCAFFOLD's control variates."""
+
+    NONE = "none"
+    SCAFFOLD = "scaffold"
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """How each site trains in a round.
@@ -38,6 +45,9 @@ class TrainingConfig:
     once over all the plan's rounds (round r of R trains on its r-th share of the curve); ``round``
     restarts it every round. ``keep_optimizer_state`` makes a site keep its optimizer's moments from its previous round (a
     local file beside the site state; it never leaves the site) instead of starting each round afresh.
+    ``drift_correction`` ``scaffold`` corrects every local step by the federation's direction minus the site's own
+    (SCAFFOLD, Karimireddy et al. 2020), both derived at the site from the globals it received and its own
+    updates (:mod:`fedseg.workflow.site.drift`): nothing more leaves the site.
     ``max_examples`` bounds the example count an update may claim.
     ``metrics_min_cases``: an update carries a site metric only when it was computed over at least this
     many cases (a figure over fewer is a patient's, not a site's); otherwise it stays at the site.
@@ -57,6 +67,7 @@ class TrainingConfig:
     #: existed keep ``round`` and ``False`` (:data:`fedseg.federation.plan.LEGACY_TRAINING`).
     lr_scope: LrScope = LrScope.FEDERATION
     keep_optimizer_state: bool = True
+    drift_correction: DriftCorrection = DriftCorrection.NONE
     foreground_fraction: float = 0.5
     fedprox_mu: float = 0.0
     grad_clip: float = 12.0

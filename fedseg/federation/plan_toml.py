@@ -36,7 +36,9 @@ _COMMENTS = {
     "training": "Local training per round. patch_size is (z, y, x) voxels, divisible by the stride product. "
     "lr_schedule: constant | cosine | poly; lr_scope: round (the schedule restarts every round) | federation "
     "(one curve over all the rounds). keep_optimizer_state: each site keeps its optimizer moments from its "
-    "previous round (a local file; it never leaves the site).",
+    "previous round (a local file; it never leaves the site). drift_correction: none | scaffold (each local step "
+    "corrected by the federation's last direction minus the site's own, SCAFFOLD; derived at the site, nothing "
+    "more is sent).",
     "aggregation": "strategy: fedavg | fedavgm | fedadam | fedyogi | fedadagrad | median | trimmed-mean. "
     "weighting: examples | uniform | capped (no site above max_share). min_sites: the quorum. "
     "clip_norm, outlier_z and direction_z: 0 turns them off.",

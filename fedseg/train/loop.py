@@ -4,7 +4,8 @@ One optimizer step per batch of patches; the batch of step ``k`` is a pure funct
 (see :mod:`fedseg.train.sampling`) and the learning rate a pure function of ``k``, so a run resumed from a
 checkpoint at step ``k`` (weights + optimizer state) ends with the same weights as one that never stopped
 (on the CPU, where convolutions are deterministic). FedProx (Li et al., "Federated Optimization in
-Heterogeneous Networks", MLSys 2020) adds ``mu/2 * ||w - w_global||^2`` to the loss. On CUDA the model
+Heterogeneous Networks", MLSys 2020) adds ``mu/2 * ||w - w_global||^2`` to the loss; a ``drift`` correction
+(SCAFFOLD, see :mod:`fedseg.workflow.site.drift`) moves the weights by ``-lr * drift`` after every step. On CUDA the model
 runs in mixed precision (float16 autocast with a gradient scaler) and ``channels_last_3d`` memory layout.
 With ``private`` set, each step's gradient is the DP-SGD one of :mod:`fedseg.train.dp_sgd` instead
 (full precision, no plain gradient clipping, its own secret sampling; see there).
@@ -178,6 +179,7 @@ def train(
     progress: Callable[[StepInfo], None] | None = None,
     private: DPSGD | None = None,
     schedule_window: tuple[float, float] = (0.0, 1.0),
+    drift: Mapping[str, np.ndarray] | None = None,
 ) -> TrainOutcome:
     """Train ``model`` in place from ``start_step`` to ``total_steps`` on patches of ``cases``.
 
@@ -187,6 +189,7 @@ def train(
     ``progress`` after every step. A non-finite loss raises TrainingError (the caller exports nothing).
     ``private`` trains with DP-SGD (an empty Poisson batch takes a noise-only step and records no loss).
     ``schedule_window`` is the part of the learning-rate curve these steps run over (:func:`lr_at`).
+    ``drift`` (by parameter name) is subtracted, times the step's learning rate, after every optimizer step.
     The outcome's ``optimizer_state`` is the optimizer's state dict at the end (for a caller that keeps it).
     """
     if not 0.0 <= schedule_window[0] <= schedule_window[1] <= 1.0:
@@ -210,6 +213,13 @@ def train(
             raise TrainingError("training.fedprox_mu > 0 needs the global weights")
         named = dict(model.named_parameters())
         prox = [(named[n], global_weights[n].to(device)) for n in named]
+    steer: list[tuple[torch.Tensor, torch.Tensor]] = []
+    if drift is not None:
+        named = dict(model.named_parameters())
+        missing = sorted(set(named) - set(drift))
+        if missing:
+            raise TrainingError(f"the drift correction has no tensor for parameter {missing[0]}")
+        steer = [(named[n], torch.as_tensor(np.asarray(drift[n], np.float32)).to(device)) for n in named]
     workers = config.num_workers if private is None else 0
     dataset = PatchBatches(cases, patch_size=config.patch_size, batch_size=config.batch_size,
                            foreground_fraction=config.foreground_fraction, seed=config.seed, flip=config.flip,
@@ -244,6 +254,10 @@ def train(
             _check_finite(value, step)
             scaler.step(optimizer)
             scaler.update()
+            if steer:
+                with torch.no_grad():
+                    for weight, shift in steer:
+                        weight.add_(shift.view_as(weight), alpha=-lr)
             step += 1
             t2 = time.perf_counter()
             if value is not None:

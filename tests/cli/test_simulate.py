@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -224,6 +225,31 @@ def test_simulate_follows_the_plans_lr_scope_and_kept_optimizer_in_every_mode(pl
     # fl: each site keeps its own, beside its site state (2 steps a round, 2 rounds)
     kept = sorted((out / "fl" / "state").glob("*.optimizer-r0002.h5"))  # round 1's went once round 2 was done
     assert len(kept) == 2 and all(adam_steps(k) == {4.0} for k in kept)
+
+
+def test_simulate_fl_with_scaffold_keeps_each_sites_control_variate(plan, tmp_path: Path) -> None:
+    from fedseg.train.checkpoint import read_tensors
+
+    sites = [str(make_dataset(tmp_path / f"site-{s}", train=1, val=1, shape=(16, 16, 16), seed=i))
+             for i, s in enumerate("ab")]
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan, steps_per_round=2, batch_size=1, drift_correction="scaffold"), plan_path)
+    assert 'drift_correction = "scaffold"' in plan_path.read_text()
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", *sites, "--plan", str(plan_path), "--modes", "fl,cds",
+                                 "--rounds", "2", "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    state = out / "fl" / "state"
+    assert not list(state.glob("*.drift-r0001.h5"))  # round 1's went once round 2 was done
+    kept = sorted(state.glob("*.drift-r0002.h5"))
+    assert len(kept) == 2
+    controls = [read_tensors(k)[0] for k in kept]
+    assert all(t[n].any() for t in controls for n in t if n.startswith("control/"))
+    name = next(n for n in controls[0] if n.startswith("control/"))
+    assert not np.array_equal(controls[0][name], controls[1][name])  # each site's own direction
+    numbers = json.loads((out / "simulation.json").read_text())
+    assert numbers["config"]["plan"]["training"]["drift_correction"] == "scaffold"
+    assert not list((out / "cds").glob("*drift*"))  # one trainer has no drift to correct
 
 
 @pytest.mark.parametrize(("scope", "windows"), [

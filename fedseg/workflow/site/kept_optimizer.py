@@ -33,15 +33,17 @@ def optimizer_path(state_file: Path, round_: int) -> Path:
 
 
 def prune_kept(state_file: Path, round_: int) -> None:
-    """Delete the kept optimizer states of rounds before ``round_`` once ``round_`` is complete.
+    """Delete the optimizer states and control variates kept after rounds before ``round_`` once it is complete.
 
-    Until then round ``round_ - 1``'s file stays: an interrupted or retrained round starts from it again.
+    Until then round ``round_ - 1``'s files stay: an interrupted or retrained round starts from them again.
     """
-    for old in state_file.parent.glob(f"{state_file.name}.optimizer-r*.h5"):
-        tail = old.name[len(state_file.name) + len(".optimizer-r"):-len(".h5")]
-        if tail.isdigit() and int(tail) < round_:
-            with contextlib.suppress(FileNotFoundError):
-                old.unlink()
+    for kind in ("optimizer", "drift"):
+        prefix = f"{state_file.name}.{kind}-r"
+        for old in state_file.parent.glob(f"{prefix}*.h5"):
+            tail = old.name[len(prefix):-len(".h5")]
+            if tail.isdigit() and int(tail) < round_:
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
 
 
 def optimizer_fit(plan: Plan) -> str:

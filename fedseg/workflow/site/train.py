@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from fedseg.configs.training import DriftCorrection
 from fedseg.configtools import config_to_dict
 from fedseg.errors import DatasetError, TrainingError
 from fedseg.federation.keys import PrivateKey
 from fedseg.federation.plan import Plan
 from fedseg.fsutil import refuse_output_overlap
+from fedseg.workflow.site.drift import drift_path, keep_drift, kept_drift, lr_sum
 from fedseg.workflow.site.kept_optimizer import kept_optimizer, optimizer_fit, optimizer_path, prune_kept
 from fedseg.workflow.site.received import check_dataset, read_global, site_for_round, site_in_chain
 from fedseg.workflow.site.record import CheckpointRecord
@@ -237,10 +239,19 @@ def train_local(
             ckpt.save_checkpoint(ckpt_dir, snapshot.to_meta(), state_to_numpy(m.state_dict()), opt.state_dict())
 
         anchor = numpy_to_state(global_weights, plan.model) if config.fedprox_mu > 0 else None
+        window = round_window(config, update_round, plan.rounds)
+        scaffold = config.drift_correction is DriftCorrection.SCAFFOLD
+        names = [n for n, _ in model.named_parameters()]
+        drift = (kept_drift(drift_path(state_file, update_round - 1), update_round, plan, global_weights, names)
+                 if scaffold else None)
         outcome = train(model, cases, config, total_steps=total, device=dev, start_step=record.step,
                         optimizer_state=optimizer_state, losses=list(record.losses), global_weights=anchor,
                         checkpoint_every=every, on_checkpoint=save, progress=emit, private=private,
-                        schedule_window=round_window(config, update_round, plan.rounds))
+                        schedule_window=window, drift=drift.correction() if drift is not None else None)
+        if scaffold:
+            trained = {n: p.detach().cpu().numpy() for n, p in model.named_parameters()}
+            keep_drift(drift_path(state_file, update_round), update_round, plan, start=global_weights,
+                       trained=trained, total=lr_sum(config, total, window), used=drift)
         if config.keep_optimizer_state and outcome.optimizer_state is not None:  # a file per round: see prune
             ckpt.write_optimizer(optimizer_path(state_file, update_round), outcome.optimizer_state,
                                  attrs={"round": str(update_round), "fits_sha256": optimizer_fit(plan)})
