@@ -252,9 +252,10 @@ def train(
                 t1 = time.perf_counter()
                 value, sampled = _plain_step(model, optimizer, batch, prox, config, device, memory_format, amp, scaler)
             _check_finite(value, step)
+            scale = scaler.get_scale() if amp else 1.0
             scaler.step(optimizer)
             scaler.update()
-            if steer:
+            if steer and scaler.get_scale() >= scale:  # a step the scaler skipped (inf/NaN gradients) moves nothing
                 with torch.no_grad():
                     for weight, shift in steer:
                         weight.add_(shift.view_as(weight), alpha=-lr)
