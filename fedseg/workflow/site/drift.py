@@ -21,8 +21,10 @@ After round u a site keeps ``STATE.drift-rNNNN.h5`` beside its site state: ``c_i
 of round u - 1 it trained from, and round u's Σ η_k (HDF5 tensors, written atomically, read only by the site
 that wrote it). Round u + 1 derives ``c`` from that global and the one it receives. A missing, unreadable or
 unfitting file (another round, another model) trains the round uncorrected, with a warning, and the round
-after is corrected again. Round u - 1's file stays until round u is complete, so an interrupted or
-retrained round applies the same correction again.
+after is corrected again, but ``c`` then no longer equals the mean ``c_i`` and that offset persists (as it
+does after a dropped update, a server optimizer or central noise): use it with plain FedAvg and every site in
+every round. Round u - 1's file stays until round u is complete, so an interrupted round applies the same
+correction again.
 """
 
 from __future__ import annotations
