@@ -104,7 +104,18 @@ def _tensors(plan, artifact: Path) -> dict[str, np.ndarray]:  # noqa: ANN001 - t
 
 
 def test_two_real_rounds_keep_the_variates_and_correct_round_two(plan, site_keys, tmp_path: Path,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+                                                                 caplog: pytest.LogCaptureFixture,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import fedseg.train.loop as loop
+
+    steered: list[dict[str, np.ndarray] | None] = []
+    real = loop.train
+
+    def spy(*args, drift=None, **kwargs):  # noqa: ANN002, ANN003, ANN202 - records what each round is steered by
+        steered.append(drift)
+        return real(*args, drift=drift, **kwargs)
+
+    monkeypatch.setattr(loop, "train", spy)
     p, data, g0, round_ = _rounds(plan, site_keys, tmp_path)
     state = default_state_path(data["site-a"], p.federation_id)
     g1 = round_(1, g0)
@@ -126,6 +137,9 @@ def test_two_real_rounds_keep_the_variates_and_correct_round_two(plan, site_keys
     # what round 2 derived as c is round 1's move of the global; its c_i+ follows option II from its trained model
     c = {n: federation_control(x0[n], x1[n], total) for n in names}
     _, trained = load_checkpoint(tmp_path / "updates" / "site-a-r2.fedseg.ckpt")
+    assert steered[0] is None and steered[1] is None  # round 1 (sites a, b): nothing kept yet
+    for n in names:  # round 2, site a: steered by c - c_i
+        np.testing.assert_allclose(steered[2][n], c[n] - tensors[f"control/{n}"], rtol=1e-5, atol=1e-6, err_msg=n)
     for n in names:
         expected = site_control(x1[n], trained[n], lr_sum(p.training, STEPS, (1 / 3, 2 / 3)),
                                 (c[n], tensors[f"control/{n}"]))
@@ -142,4 +156,11 @@ def test_a_variate_of_another_round_trains_uncorrected(plan, site_keys, tmp_path
     with caplog.at_level(logging.WARNING, logger="fedseg"):
         round_(2, g1)
     assert "not of round 1 of this plan; round 2 trains without drift correction" in caplog.text
-    assert drift_path(state, 2).exists()  # the round after is corrected again
+    # the uncorrected round keeps c_i = (x - y) / Σ η, with no c or old c_i in it
+    kept, _ = read_tensors(drift_path(state, 2))
+    x1 = _tensors(p, g1)
+    _, trained = load_checkpoint(tmp_path / "updates" / "site-a-r2.fedseg.ckpt")
+    total = lr_sum(p.training, STEPS, (1 / 3, 2 / 3))
+    for n in (k[len("control/"):] for k in kept if k.startswith("control/")):
+        np.testing.assert_allclose(kept[f"control/{n}"], federation_control(x1[n], trained[n], total),
+                                   rtol=1e-5, atol=1e-6, err_msg=n)
