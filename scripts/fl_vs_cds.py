@@ -62,6 +62,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "fedprox-0.1": ("fl", {"fedprox_mu": 0.1}, {}),
     # SCAFFOLD's drift correction, derived at each site from the globals it received (nothing more sent)
     "scaffold": ("fl", {"drift_correction": "scaffold"}, {}),
+    # both levers at once: rounds of 10 steps (run with --max-rounds 120 --patience 20) and the correction
+    "scaffold-steps-10": ("fl", {"drift_correction": "scaffold", "steps_per_round": 10}, {}),
 }
 
 
