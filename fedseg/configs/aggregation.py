@@ -5,11 +5,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
+from fedseg.configs.training import DriftCorrection
 from fedseg.configtools import require
 from fedseg.errors import PlanError
 from fedseg.privacy.config import PrivacyConfig, PrivacyMode
 
-__all__ = ["AggregationConfig", "Strategy", "Weighting", "aggregation_for_privacy", "check_privacy_aggregation"]
+__all__ = ["AggregationConfig", "Strategy", "Weighting", "aggregation_for_privacy", "check_drift_aggregation",
+           "check_privacy_aggregation"]
 
 
 class Strategy(str, enum.Enum):
@@ -121,6 +123,33 @@ def check_privacy_aggregation(privacy: PrivacyConfig, aggregation: AggregationCo
     if chosen in (Strategy.MEDIAN, Strategy.TRIMMED_MEAN):
         raise PlanError(f"privacy.mode central needs a mean strategy (its noise is calibrated to a clipped sum), "
                         f"got aggregation.strategy = {chosen.value!r}")
+
+
+def check_drift_aggregation(drift: DriftCorrection, privacy: PrivacyConfig, aggregation: AggregationConfig,
+                            strategy: Strategy | None = None) -> None:
+    """Refuse aggregation settings under which SCAFFOLD's derived control variate goes wrong (PlanError).
+
+    A site derives the federation's ``c`` from the global's last move (:mod:`fedseg.workflow.site.drift`);
+    that equals the weighted mean of the sites' ``c_i`` only when the global moves by the plain mean of the
+    updates. A server optimizer, a median or trimmed mean, clipped updates or central noise move it
+    otherwise, and the offset they leave is never corrected: it adds up round after round.
+    ``strategy`` is a run's override of the plan's strategy.
+    """
+    if drift is not DriftCorrection.SCAFFOLD:
+        return
+    chosen = Strategy(strategy) if strategy is not None else aggregation.strategy
+    why = None
+    if chosen is not Strategy.FEDAVG:
+        why = f"aggregation.strategy = {chosen.value!r}" + (" (--strategy)" if strategy is not None else "")
+    elif aggregation.clip_norm > 0:
+        why = f"aggregation.clip_norm = {aggregation.clip_norm:g} (clipped updates)"
+    elif privacy.mode is PrivacyMode.CENTRAL:
+        why = 'privacy.mode = "central" (noise added to the global)'
+    if why is not None:
+        raise PlanError(f'training.drift_correction = "scaffold" derives the federation\'s control variate from '
+                        f'the global\'s last move, which needs plain FedAvg; {why} would leave an offset that '
+                        'grows round after round. Use strategy "fedavg" with clip_norm = 0 and no central '
+                        'noise, or drift_correction = "none"')
 
 
 def aggregation_for_privacy(privacy: PrivacyConfig, aggregation: AggregationConfig) -> AggregationConfig:

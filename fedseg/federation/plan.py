@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fedseg.configs.aggregation import AggregationConfig, check_privacy_aggregation
+from fedseg.configs.aggregation import AggregationConfig, check_drift_aggregation, check_privacy_aggregation
 from fedseg.configs.model import ModelConfig
 from fedseg.configs.preprocess import PreprocessConfig
 from fedseg.configs.training import TrainingConfig
@@ -212,6 +212,7 @@ def _validate(plan: Plan) -> None:
             f"aggregation.min_sites is {plan.aggregation.min_sites} but the plan has only {len(plan.sites)} site(s)"
         )
     _validate_privacy(plan)
+    check_drift_aggregation(plan.training.drift_correction, plan.privacy, plan.aggregation)
     revoked = [m.id for m in plan.members if plan.link is not None and plan.link.revocation(m.key_id)]
     if revoked:
         raise PlanError(f"member(s) {', '.join(revoked)} hold a key revoked in [[chain.revoked]]")

@@ -253,6 +253,22 @@ def test_simulate_fl_with_scaffold_keeps_each_sites_control_variate(plan, tmp_pa
     assert [f for f in out.rglob("*.drift-r*.h5") if f.relative_to(out).parts[0] != "fl"] == []
 
 
+def test_a_scaffold_plan_with_a_server_optimizer_is_refused_by_name(plan, tmp_path: Path) -> None:
+    sites = [str(make_dataset(tmp_path / f"site-{s}", train=1, val=1, shape=(16, 16, 16), seed=i))
+             for i, s in enumerate("ab")]
+    plan_path = tmp_path / "plan.toml"
+    write_plan(tiny_plan(plan, drift_correction="scaffold"), plan_path)
+    text = plan_path.read_text()
+    assert 'strategy = "fedavg"' in text
+    plan_path.write_text(text.replace('strategy = "fedavg"', 'strategy = "fedavgm"'))
+    for args in (["plan", "check", str(plan_path)],
+                 ["simulate", *sites, "--plan", str(plan_path), "--rounds", "1", "--out", str(tmp_path / "sim")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+        assert "drift_correction" in result.output and "fedavgm" in result.output, result.output
+    assert not (tmp_path / "sim" / "fl").exists()
+
+
 @pytest.mark.parametrize(("scope", "windows"), [
     ("round", [(0.0, 1.0)] * 4),  # every site visit restarts the curve, as each FL site's round does
     ("federation", [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]),  # 2 rounds x 2 visits share one curve

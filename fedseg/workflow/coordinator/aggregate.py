@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from fedseg.configs.aggregation import Strategy, Weighting, check_privacy_aggregation
+from fedseg.configs.aggregation import Strategy, Weighting, check_drift_aggregation, check_privacy_aggregation
 from fedseg.configtools import config_to_dict
 from fedseg.errors import AggregationError, ArtifactError
 from fedseg.federation import screening
@@ -155,6 +155,7 @@ def aggregate_round(
     refuse_round_overlaps(out, ledger_path, plan=plan.source, global_=global_path, updates=update_paths,
                           key=key.source if key is not None else None)
     check_privacy_aggregation(plan.privacy, plan.aggregation, strategy)  # refuse bad options before any read
+    check_drift_aggregation(plan.training.drift_correction, plan.privacy, plan.aggregation, strategy)
     # One buffer for every payload of the round; updates share the global's tensors, so its size fits them.
     buffer: np.ndarray | None = np.empty(_file_size(global_path), dtype=np.uint8)
     current = read_artifact(global_path, plan, kind=Kind.GLOBAL, buffer=buffer)
@@ -164,6 +165,7 @@ def aggregate_round(
         raise AggregationError(f"--key {key.source}: key {key.key_id} is not the plan key of coordinator "
                                f"{plan.coordinator.id!r} ({plan.coordinator.key_id})")
     check_privacy_aggregation(plan.privacy, plan.aggregation, strategy)
+    check_drift_aggregation(plan.training.drift_correction, plan.privacy, plan.aggregation, strategy)
     config = plan.aggregation if strategy is None else replace(plan.aggregation, strategy=Strategy(strategy))
     central = central_noise(plan, config)
     if central is not None:

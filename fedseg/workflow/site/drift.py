@@ -23,7 +23,9 @@ that wrote it). Round u + 1 derives ``c`` from that global and the one it receiv
 unfitting file (another round, another model) trains the round uncorrected, with a warning, and the round
 after is corrected again, but ``c`` then no longer equals the mean ``c_i`` and that offset persists (as it
 does after a dropped update, a server optimizer or central noise): use it with plain FedAvg and every site in
-every round. Round u - 1's file stays until round u is complete, so an interrupted round applies the same
+every round. A plan combining it with a server optimizer, a median or trimmed mean, clipped updates or
+central noise is refused (:func:`fedseg.configs.aggregation.check_drift_aggregation`), and so is a
+``--steps``/``--epochs`` override of ``steps_per_round``. Round u - 1's file stays until round u is complete, so an interrupted round applies the same
 correction again.
 """
 

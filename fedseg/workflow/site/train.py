@@ -15,6 +15,9 @@ Conventions chosen here:
   and its ε is the composition of them all. A run that would pass the plan's ``target_epsilon`` is
   refused before anything is trained; ``steps``/``epochs`` giving another step count than
   ``steps_per_round`` are refused, as the plan's budget was derived for it.
+* Under ``training.drift_correction = "scaffold"`` (:mod:`fedseg.workflow.site.drift`) ``steps``/``epochs``
+  other than ``steps_per_round`` are refused too: every site's control variate is normalised by the
+  learning rates of that many steps.
 """
 
 from __future__ import annotations
@@ -181,6 +184,11 @@ def train_local(
     # patches in every round. Still a pure function of (plan seed, round, site), so reruns are identical.
     config = dataclasses.replace(plan.training, seed=round_seed(plan.training.seed, update_round, site.id))
     total = _total_steps(plan, len(train_cases), steps, epochs)
+    if config.drift_correction is DriftCorrection.SCAFFOLD and total != config.steps_per_round:
+        # every site's c_i and the c it derives are normalised by the same Σ η_k of steps_per_round steps
+        raise TrainingError('training.drift_correction = "scaffold" needs every site to train the plan\'s '
+                            f"training.steps_per_round = {config.steps_per_round} steps a round; "
+                            f"--steps/--epochs cannot make it {total}")
     private, schedule = _private(plan, site, len(train_cases), total=total)
     dev = resolve_device(device)
     fresh = CheckpointRecord(

@@ -164,3 +164,41 @@ def test_a_variate_of_another_round_trains_uncorrected(plan, site_keys, tmp_path
     for n in (k[len("control/"):] for k in kept if k.startswith("control/")):
         np.testing.assert_allclose(kept[f"control/{n}"], federation_control(x1[n], trained[n], total),
                                    rtol=1e-5, atol=1e-6, err_msg=n)
+
+
+@pytest.mark.parametrize(("aggregation", "privacy", "named"), [
+    ({"strategy": "fedavgm"}, {}, "'fedavgm'"),
+    ({"strategy": "median"}, {}, "'median'"),
+    ({"clip_norm": 1.0}, {}, "clip_norm = 1"),
+    ({"weighting": "uniform"}, {"mode": "central", "central_noise_multiplier": 1.0}, '"central"'),
+])
+def test_a_plan_refuses_scaffold_where_the_global_does_not_move_by_the_mean(plan, aggregation, privacy,
+                                                                          named: str) -> None:
+    from fedseg.configs.aggregation import AggregationConfig
+    from fedseg.configtools import config_from_mapping
+    from fedseg.errors import PlanError
+    from fedseg.privacy.config import PrivacyConfig
+
+    scaffold = tiny_plan(plan, drift_correction="scaffold")
+    agg = config_from_mapping(AggregationConfig, aggregation, "aggregation")
+    priv = config_from_mapping(PrivacyConfig, privacy, "privacy")
+    with pytest.raises(PlanError, match="drift_correction") as err:
+        scaffold.with_settings(aggregation=agg, privacy=priv)
+    assert named in str(err.value)
+    tiny_plan(plan).with_settings(aggregation=agg, privacy=priv)  # the same settings without scaffold are fine
+
+
+def test_scaffold_refuses_a_step_count_or_strategy_override_before_training(plan, site_keys, tmp_path: Path) -> None:
+    from fedseg.errors import PlanError, TrainingError
+
+    p, data, g0, _ = _rounds(plan, site_keys, tmp_path)
+    out = tmp_path / "updates" / "site-a-r1.fedseg"
+    with pytest.raises(TrainingError, match=f"steps_per_round = {STEPS} steps a round; --steps/--epochs cannot "
+                                            f"make it {STEPS + 1}"):
+        train_local(p, g0, data["site-a"], site_keys["site-a"], out, device="cpu", steps=STEPS + 1)
+    assert not out.exists() and not list(tmp_path.rglob("*.drift-*.h5"))
+    train_local(p, g0, data["site-a"], site_keys["site-a"], out, device="cpu", steps=STEPS, validate_after=False)
+    with pytest.raises(PlanError, match="'fedadam' \\(--strategy\\)"):
+        aggregate_round(plan=p, global_path=g0, key=site_keys["coordinator"], update_paths=[out],
+                        out=tmp_path / "fed" / "global-r0001.fedseg", strategy="fedadam")
+    assert not (tmp_path / "fed" / "global-r0001.fedseg").exists()
