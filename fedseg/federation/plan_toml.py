@@ -38,7 +38,7 @@ _COMMENTS = {
     "(one curve over all the rounds). keep_optimizer_state: each site keeps its optimizer moments from its "
     "previous round (a local file; it never leaves the site). drift_correction: none | scaffold (each local step "
     "corrected by the federation's last direction minus the site's own, SCAFFOLD; derived at the site, nothing "
-    "more is sent).",
+    "more is sent; needs strategy fedavg, clip_norm 0 and no central DP).",
     "aggregation": "strategy: fedavg | fedavgm | fedadam | fedyogi | fedadagrad | median | trimmed-mean. "
     "weighting: examples | uniform | capped (no site above max_share). min_sites: the quorum. "
     "clip_norm, outlier_z and direction_z: 0 turns them off.",
