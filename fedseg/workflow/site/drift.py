@@ -25,8 +25,8 @@ after is corrected again, but ``c`` then no longer equals the mean ``c_i`` and t
 does after a dropped update, a server optimizer or central noise): use it with plain FedAvg and every site in
 every round. A plan combining it with a server optimizer, a median or trimmed mean, clipped updates or
 central noise is refused (:func:`fedseg.configs.aggregation.check_drift_aggregation`), and so is a
-``--steps``/``--epochs`` override of ``steps_per_round``. Round u - 1's file stays until round u is complete, so an interrupted round applies the same
-correction again.
+``--steps``/``--epochs`` override of ``steps_per_round``. Round u - 1's file stays until round u is
+complete, so an interrupted round applies the same correction again.
 """
 
 from __future__ import annotations
