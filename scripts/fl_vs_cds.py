@@ -191,13 +191,7 @@ def summarize_folder(outs: list[Path], plot_dir: Path | None = None) -> int:
     print("| variant | protocol | mode | test Dice WT / TC / ET (mean ± sd over seeds) | external WT / TC / ET | rounds |")
     print("|---|---|---|---|---|---|")
     for name, results in _finished(outs).items():
-        # Seeds that not every side-by-side campaign has finished: every seed for the modes all of them have,
-        # and the seeds that have every mode for the rest.
-        mode_sets = [set(r["protocols"]["equal"]["modes"]) for r in results]
-        common, every = set.intersection(*mode_sets), set.union(*mode_sets)
-        groups = [(results, common)]
-        if common != every:
-            groups.append(([r for r, m in zip(results, mode_sets) if m == every], every))
+        groups = _mode_groups(results)
         if plot_dir is not None:
             plot_dir.mkdir(parents=True, exist_ok=True)
             path = plot_seed_curves([r["curves"] for r in results], plot_dir / f"{name}.png",
@@ -213,6 +207,27 @@ def summarize_folder(outs: list[Path], plot_dir: Path | None = None) -> int:
                 print(row)
             print(json.dumps({"variant": name, "modes": sorted(modes), "summary": summary}), file=sys.stderr)
     return 0
+
+
+def _mode_groups(results: list[dict[str, Any]]) -> list[tuple[list[dict[str, Any]], set[str]]]:
+    """Return the (seeds, modes) groups to summarize when side-by-side campaigns have not all finished every seed.
+
+    Every seed for the modes all of them have; the seeds that have every mode (so the paired tests compare them
+    on the same cases); and each remaining mode over the seeds that have it (campaigns split by seed as well as
+    by mode, e.g. IIL seed 0 in one folder and CIIL seed 1 in another), unless a group above already shows it.
+    """
+    mode_sets = [set(r["protocols"]["equal"]["modes"]) for r in results]
+    common, every = set.intersection(*mode_sets), set.union(*mode_sets)
+    groups = [(results, common)] if common else []
+    if common != every:
+        full = [r for r, m in zip(results, mode_sets) if m == every]
+        if full:
+            groups.append((full, every))
+        for mode in sorted(every - common):
+            having = [r for r, m in zip(results, mode_sets) if mode in m]
+            if not (full and len(having) == len(full)):
+                groups.append((having, {mode}))
+    return groups
 
 
 def _finished(outs: list[Path]) -> dict[str, list[dict[str, Any]]]:

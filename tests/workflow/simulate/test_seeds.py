@@ -112,6 +112,22 @@ def test_campaign_merges_side_by_side_folders_of_one_seed_with_their_curves() ->
         module._merged([a, {**b, "config": {"seed": 1, "sites": {"a": "/a"}}}])
 
 
+def test_campaign_summarizes_folders_split_by_seed_and_mode() -> None:
+    """``--summarize`` over IIL seed 0, CIIL seed 1 and CDS+CIIL+IIL seed 2 (no mode in every seed): each mode over
+    the seeds that have it, the seed with every mode for the paired tests, nothing empty and nothing twice."""
+    def result(seed: int, modes: set[str]) -> dict:
+        entries = {m: _entry(1, 0.5, [0.5]) for m in modes}
+        return {"config": {"seed": seed}, "protocols": {p: {"modes": entries} for p in ("equal", "converged")}}
+
+    results = [result(0, {"iil"}), result(1, {"ciil"}), result(2, {"cds", "ciil", "iil"})]
+    groups = [([r["config"]["seed"] for r in group], modes) for group, modes in _campaign_script()._mode_groups(results)]
+    assert groups == [([2], {"cds", "ciil", "iil"}), ([1, 2], {"ciil"}), ([0, 2], {"iil"})]
+    # campaigns split by mode only: the common modes over every seed, the extra mode's seed with every mode
+    results = [result(0, {"fl", "cds", "ciil"}), result(1, {"fl", "cds"})]
+    groups = [([r["config"]["seed"] for r in group], modes) for group, modes in _campaign_script()._mode_groups(results)]
+    assert groups == [([0, 1], {"fl", "cds"}), ([0], {"fl", "cds", "ciil"})]
+
+
 def test_campaign_compares_two_variants_case_by_case(tmp_path) -> None:  # noqa: ANN001
     """``--compare steps-20/fl baseline/cds``: both variants' cases of the same seeds, their means, a / b and the
     paired test, on the test split, on the fresh cases and on hospital-d (an external site, not fresh) apart."""
