@@ -198,8 +198,6 @@ def summarize_folder(outs: list[Path], plot_dir: Path | None = None) -> int:
                                     title=f"{name}: validation Dice per round, mean ± sd over seeds")
             print(f"plot: {path}", file=sys.stderr)
         for group, modes in groups:
-            if not group:
-                continue
             summary = summarize([_only(r, modes) for r in group])
             for row in table(f"{name} ({len(group)} seeds)", summary):
                 print(row)

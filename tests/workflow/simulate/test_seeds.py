@@ -119,13 +119,14 @@ def test_campaign_summarizes_folders_split_by_seed_and_mode() -> None:
         entries = {m: _entry(1, 0.5, [0.5]) for m in modes}
         return {"config": {"seed": seed}, "protocols": {p: {"modes": entries} for p in ("equal", "converged")}}
 
+    def groups(results: list[dict]) -> list[tuple[list[int], set[str]]]:
+        return [([r["config"]["seed"] for r in group], modes) for group, modes in _campaign_script()._mode_groups(results)]
+
     results = [result(0, {"iil"}), result(1, {"ciil"}), result(2, {"cds", "ciil", "iil"})]
-    groups = [([r["config"]["seed"] for r in group], modes) for group, modes in _campaign_script()._mode_groups(results)]
-    assert groups == [([2], {"cds", "ciil", "iil"}), ([1, 2], {"ciil"}), ([0, 2], {"iil"})]
+    assert groups(results) == [([2], {"cds", "ciil", "iil"}), ([1, 2], {"ciil"}), ([0, 2], {"iil"})]
     # campaigns split by mode only: the common modes over every seed, the extra mode's seed with every mode
     results = [result(0, {"fl", "cds", "ciil"}), result(1, {"fl", "cds"})]
-    groups = [([r["config"]["seed"] for r in group], modes) for group, modes in _campaign_script()._mode_groups(results)]
-    assert groups == [([0, 1], {"fl", "cds"}), ([0], {"fl", "cds", "ciil"})]
+    assert groups(results) == [([0, 1], {"fl", "cds"}), ([0], {"fl", "cds", "ciil"})]
 
 
 def test_campaign_compares_two_variants_case_by_case(tmp_path) -> None:  # noqa: ANN001
